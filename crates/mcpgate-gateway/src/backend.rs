@@ -1,0 +1,127 @@
+//! A configured backend at run time: its spec, its discovered listing and its health.
+//!
+//! The listing is written only by the backend's discovery task (see `discovery`); calls read
+//! the catalog built from it and never wait for discovery.
+
+use std::sync::{Arc, Mutex};
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use mcpgate_protocol::names::ServerName;
+use mcpgate_upstream::{BackendSpec, StdioSpec, TransportSpec};
+use serde::Serialize;
+use tokio::sync::Notify;
+use tokio::task::AbortHandle;
+
+use crate::catalog::Listing;
+use crate::config::{ServerConfig, Timeouts, Transport};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Connecting,
+    Ready,
+    Unreachable,
+}
+
+#[derive(Debug, Clone)]
+pub struct Health {
+    pub state: State,
+    pub last_error: Option<String>,
+    pub listing: Option<Arc<Listing>>,
+}
+
+pub struct Backend {
+    pub name: ServerName,
+    pub prefix: String,
+    pub config: ServerConfig,
+    pub spec: Arc<BackendSpec>,
+    /// Static headers from the config, sent on every request to this backend.
+    pub headers: HeaderMap,
+    pub timeouts: Timeouts,
+    health: Mutex<Health>,
+    /// Wakes discovery to re-check the backend now (e.g. after a failed call).
+    pub(crate) nudge: Notify,
+    task: Mutex<Option<AbortHandle>>,
+}
+
+impl Backend {
+    /// Builds the run-time backend from a validated server config.
+    pub fn new(config: &ServerConfig) -> Arc<Self> {
+        let name = ServerName::parse(&config.name).unwrap_or_else(|_| unreachable_name());
+        let transport = match config.transport {
+            Transport::StreamableHttp => TransportSpec::StreamableHttp { url: parse_url(config) },
+            Transport::Sse => TransportSpec::Sse { url: parse_url(config) },
+            Transport::Stdio => TransportSpec::Stdio(StdioSpec {
+                command: config.command.clone().unwrap_or_default(),
+                args: config.args.clone(),
+                env: config.env.iter().map(|(k, v)| (k.clone(), v.expose().to_owned())).collect(),
+                cwd: config.cwd.clone(),
+            }),
+        };
+        let headers = config
+            .headers
+            .iter()
+            .filter_map(|(k, v)| Some((HeaderName::from_bytes(k.as_bytes()).ok()?, sensitive(v.expose())?)))
+            .collect();
+        Arc::new(Self {
+            spec: Arc::new(BackendSpec { name: name.to_string(), transport }),
+            prefix: config.effective_prefix(),
+            name,
+            config: config.clone(),
+            headers,
+            timeouts: config.timeouts,
+            health: Mutex::new(Health { state: State::Connecting, last_error: None, listing: None }),
+            nudge: Notify::new(),
+            task: Mutex::new(None),
+        })
+    }
+
+    pub fn health(&self) -> Health {
+        self.health.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) fn set_health(&self, state: State, last_error: Option<String>, listing: Option<Arc<Listing>>) {
+        *self.health.lock().unwrap_or_else(|p| p.into_inner()) = Health { state, last_error, listing };
+    }
+
+    pub(crate) fn set_task(&self, task: AbortHandle) {
+        *self.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+    }
+
+    /// Asks discovery to check the backend now.
+    pub fn nudge(&self) {
+        self.nudge.notify_one();
+    }
+
+    /// Stops discovery (config reload removed or changed this backend).
+    pub fn stop(&self) {
+        if let Some(t) = self.task.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn sensitive(v: &str) -> Option<HeaderValue> {
+    let mut v = HeaderValue::from_str(v).ok()?;
+    v.set_sensitive(true);
+    Some(v)
+}
+
+fn parse_url(config: &ServerConfig) -> url::Url {
+    // Validation guarantees a URL for HTTP transports; this fallback is never reached.
+    config
+        .url
+        .as_deref()
+        .and_then(|u| url::Url::parse(u).ok())
+        .unwrap_or_else(|| url::Url::parse("http://invalid.invalid/").unwrap_or_else(|_| unreachable!()))
+}
+
+fn unreachable_name() -> ServerName {
+    ServerName::parse("invalid").unwrap_or_else(|_| unreachable!())
+}

@@ -1,0 +1,143 @@
+//! The aggregated catalog: every backend's tools, prompts, resources and templates under the
+//! names the gateway exposes, plus the route back to each owner.
+//!
+//! A [`Catalog`] is immutable and rebuilt whole from the backends' [`Listing`]s whenever one
+//! changes, so a list request never waits on a backend and never sees half an update. Names
+//! that would be invalid or ambiguous are withheld (never overwritten, never resolved by
+//! order) and reported per server.
+
+mod build;
+mod page;
+
+pub use build::{ServerEntry, build};
+pub use page::{Cursor, CursorError, page};
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use mcpgate_protocol::names::ServerName;
+use serde_json::value::RawValue;
+
+/// What one backend offers, as discovered (raw items, backend names).
+#[derive(Debug, Default, Clone)]
+pub struct Listing {
+    pub tools: Vec<Box<RawValue>>,
+    pub prompts: Vec<Box<RawValue>>,
+    pub resources: Vec<Box<RawValue>>,
+    pub templates: Vec<Box<RawValue>>,
+    pub instructions: Option<String>,
+    pub caps: BackendCaps,
+}
+
+/// The server capabilities of a backend that shape the merged capabilities.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BackendCaps {
+    pub tools: bool,
+    pub prompts: bool,
+    pub resources: bool,
+    pub subscribe: bool,
+    pub logging: bool,
+    pub completions: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ItemKind {
+    Tool,
+    Prompt,
+    Resource,
+    ResourceTemplate,
+}
+
+impl ItemKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemKind::Tool => "tool",
+            ItemKind::Prompt => "prompt",
+            ItemKind::Resource => "resource",
+            ItemKind::ResourceTemplate => "resource_template",
+        }
+    }
+
+    /// The member of a list result holding the items.
+    pub fn list_key(self) -> &'static str {
+        match self {
+            ItemKind::Tool => "tools",
+            ItemKind::Prompt => "prompts",
+            ItemKind::Resource => "resources",
+            ItemKind::ResourceTemplate => "resourceTemplates",
+        }
+    }
+
+    /// The member of an item that names it.
+    pub fn name_key(self) -> &'static str {
+        match self {
+            ItemKind::Tool | ItemKind::Prompt => "name",
+            ItemKind::Resource => "uri",
+            ItemKind::ResourceTemplate => "uriTemplate",
+        }
+    }
+}
+
+/// One exposed item.
+#[derive(Debug)]
+pub struct Entry {
+    pub exposed: String,
+    pub server: ServerName,
+    pub backend_name: String,
+    /// The item's JSON with its name/uri rewritten to `exposed`.
+    pub json: Box<RawValue>,
+}
+
+/// An item kept out of the catalog, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Withheld {
+    pub kind: &'static str,
+    pub name: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Catalog {
+    pub tools: Vec<Entry>,
+    pub prompts: Vec<Entry>,
+    pub resources: Vec<Entry>,
+    pub templates: Vec<Entry>,
+    pub caps: BackendCaps,
+    pub instructions: Option<String>,
+    pub withheld: HashMap<ServerName, Vec<Withheld>>,
+    tool_index: HashMap<String, usize>,
+    prompt_index: HashMap<String, usize>,
+}
+
+impl Catalog {
+    pub fn items(&self, kind: ItemKind) -> &[Entry] {
+        match kind {
+            ItemKind::Tool => &self.tools,
+            ItemKind::Prompt => &self.prompts,
+            ItemKind::Resource => &self.resources,
+            ItemKind::ResourceTemplate => &self.templates,
+        }
+    }
+
+    pub fn tool(&self, exposed: &str) -> Option<&Entry> {
+        self.tool_index.get(exposed).map(|i| &self.tools[*i])
+    }
+
+    pub fn prompt(&self, exposed: &str) -> Option<&Entry> {
+        self.prompt_index.get(exposed).map(|i| &self.prompts[*i])
+    }
+
+    /// Counts per kind for one server (for /status).
+    pub fn count(&self, server: &ServerName, kind: ItemKind) -> usize {
+        self.items(kind).iter().filter(|e| &e.server == server).count()
+    }
+
+    fn index(mut self) -> Self {
+        self.tool_index = self.tools.iter().enumerate().map(|(i, e)| (e.exposed.clone(), i)).collect();
+        self.prompt_index = self.prompts.iter().enumerate().map(|(i, e)| (e.exposed.clone(), i)).collect();
+        self
+    }
+}
+
+/// Shared handle to the current catalog.
+pub type SharedCatalog = Arc<Catalog>;

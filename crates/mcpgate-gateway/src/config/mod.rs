@@ -1,0 +1,17 @@
+//! The gateway's configuration: one typed tree, read from YAML, validated in one place.
+//!
+//! `load` reads text and substitutes `${VAR}`; `types` is the tree (unknown keys rejected);
+//! `validate` checks everything that serde cannot and reports every problem with its key path
+//! and a fix. Nothing here touches the network.
+
+mod duration;
+mod env;
+mod load;
+mod secret;
+mod types;
+mod validate;
+
+pub use load::{ConfigError, load_file, parse_str};
+pub use secret::Secret;
+pub use types::*;
+pub use validate::{Problem, validate};

@@ -1,0 +1,144 @@
+//! The configuration tree as written in YAML. Defaults live here; checks live in `validate`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+
+use super::secret::Secret;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Address to listen on, e.g. `127.0.0.1:8080`.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Path of the MCP endpoint.
+    #[serde(default = "default_mcp_path")]
+    pub mcp_path: String,
+    #[serde(default)]
+    pub limits: Limits,
+    /// Browser origins allowed to call the gateway. Empty: loopback origins only.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    #[serde(default)]
+    pub catalog: CatalogConfig,
+    #[serde(default)]
+    pub servers: Vec<ServerConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request body accepted (413 above).
+    pub max_body_bytes: usize,
+    /// Most client sessions held at once (503 for new ones above).
+    pub max_sessions: usize,
+    /// A session unused this long is closed with its backend sessions.
+    #[serde(with = "humantime_field")]
+    pub session_idle_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_body_bytes: 4 * 1024 * 1024, max_sessions: 10_000, session_idle_timeout: Duration::from_secs(30 * 60) }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CatalogConfig {
+    /// How often every backend's lists are fetched again (besides list_changed).
+    #[serde(with = "humantime_field")]
+    pub refresh_interval: Duration,
+    /// How often an idle discovery session is pinged to notice a dead backend.
+    #[serde(with = "humantime_field")]
+    pub health_interval: Duration,
+    /// Items per page of a list response.
+    pub page_size: usize,
+}
+
+impl Default for CatalogConfig {
+    fn default() -> Self {
+        Self { refresh_interval: Duration::from_secs(300), health_interval: Duration::from_secs(10), page_size: 500 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    #[default]
+    StreamableHttp,
+    Sse,
+    Stdio,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub name: String,
+    /// Backend URL (streamable_http and sse).
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub transport: Transport,
+    /// Prepended to tool and prompt names. Default `<name>_`.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Static headers sent to this backend (values may hold secrets via `${VAR}`).
+    #[serde(default)]
+    pub headers: IndexMap<String, Secret>,
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// stdio: program to run.
+    #[serde(default)]
+    pub command: Option<String>,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub env: IndexMap<String, Secret>,
+    #[serde(default)]
+    pub cwd: Option<PathBuf>,
+}
+
+impl ServerConfig {
+    pub fn effective_prefix(&self) -> String {
+        self.prefix.clone().unwrap_or_else(|| format!("{}_", self.name))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timeouts {
+    #[serde(with = "humantime_field")]
+    pub connect: Duration,
+    #[serde(with = "humantime_field")]
+    pub call: Duration,
+    #[serde(with = "humantime_field")]
+    pub discovery: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self { connect: Duration::from_secs(5), call: Duration::from_secs(30), discovery: Duration::from_secs(10) }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".to_owned()
+}
+
+fn default_mcp_path() -> String {
+    "/mcp".to_owned()
+}
+
+fn yes() -> bool {
+    true
+}
+
+mod humantime_field {
+    pub use super::super::duration::deserialize;
+}

@@ -1,0 +1,248 @@
+//! What the gateway does with each JSON-RPC message of a legacy-era session: answer it from
+//! the catalog, route it to the owning backend, or relay it to where it belongs.
+
+use std::sync::Arc;
+
+use mcpgate_protocol::envelope::{Envelope, Kind, json_string, raw_str};
+use mcpgate_protocol::errors::{notification, result_response};
+use mcpgate_protocol::names::{ServerName, backend_uri};
+use mcpgate_protocol::versions::negotiate;
+use mcpgate_protocol::{ErrorCode, ObjectWriter, RpcError};
+
+use crate::catalog::{Catalog, ItemKind, page};
+use crate::forward::{ResultRewrite, Target, forward};
+use crate::reject::Reject;
+use crate::reply::Reply;
+use crate::session::ClientSession;
+use crate::state::Shared;
+
+/// `initialize`: a new client session and its result.
+pub fn initialize(shared: &Shared, env: &Envelope<'_>) -> Result<(Arc<ClientSession>, Vec<u8>), Reject> {
+    let id = env.id().ok_or_else(|| Reject::Invalid("initialize must be a request".into()))?;
+    let params = env.params_object().map_err(|e| Reject::Invalid(format!("params: {e}")))?;
+    let requested = params.as_ref().and_then(|p| p.str("protocolVersion"));
+    let version = negotiate(requested.as_deref());
+    let caps = params.as_ref().and_then(|p| p.get("capabilities")).map_or("{}".to_owned(), |c| c.get().to_owned());
+    let info = params.as_ref().and_then(|p| p.get("clientInfo")).map_or_else(mcpgate_upstream_client_info, |c| c.get().to_owned());
+    let session = ClientSession::new(version, caps, info);
+    if !shared.sessions.insert(session.clone(), shared.config.load().limits.max_sessions) {
+        return Err(Reject::TooManySessions);
+    }
+    let catalog = shared.catalog.load();
+    let mut result = ObjectWriter::new();
+    result
+        .string("protocolVersion", version)
+        .raw("capabilities", &capabilities(&catalog))
+        .raw("serverInfo", &format!(r#"{{"name":"mcpgate","title":"mcpgate MCP gateway","version":"{}"}}"#, env!("CARGO_PKG_VERSION")));
+    if let Some(text) = &catalog.instructions {
+        result.string("instructions", text);
+    }
+    let result = String::from_utf8(result.finish()).unwrap_or_default();
+    tracing::info!(session = %crate::session::short(&session.id), version, "session created");
+    Ok((session, result_response(id.get(), &result)))
+}
+
+fn mcpgate_upstream_client_info() -> String {
+    r#"{"name":"unknown-client","version":"0"}"#.to_owned()
+}
+
+/// The union of what the gateway can serve. Lists are always offered (backends may appear
+/// later); subscriptions and completions only when some backend supports them.
+fn capabilities(c: &Catalog) -> String {
+    let mut w = ObjectWriter::new();
+    w.raw("tools", r#"{"listChanged":true}"#)
+        .raw("prompts", r#"{"listChanged":true}"#)
+        .raw("resources", if c.caps.subscribe { r#"{"listChanged":true,"subscribe":true}"# } else { r#"{"listChanged":true}"# })
+        .raw("logging", "{}");
+    if c.caps.completions {
+        w.raw("completions", "{}");
+    }
+    String::from_utf8(w.finish()).unwrap_or_default()
+}
+
+pub async fn request(shared: &Arc<Shared>, session: &Arc<ClientSession>, env: &Envelope<'_>, method: &str) -> Reply {
+    let id = env.id().map(|i| i.get().to_owned()).unwrap_or_else(|| "null".into());
+    let params = match env.params_object() {
+        Ok(p) => p,
+        Err(e) => return error(&id, RpcError::new(ErrorCode::InvalidParams, format!("params must be an object: {e}"))),
+    };
+    let catalog = shared.catalog.load();
+    let page_size = shared.config.load().catalog.page_size;
+    let list = |kind| list(&catalog, kind, params.as_ref(), page_size, &id);
+    match method {
+        "ping" => Reply::Json(result_response(&id, "{}")),
+        "tools/list" => list(ItemKind::Tool),
+        "prompts/list" => list(ItemKind::Prompt),
+        "resources/list" => list(ItemKind::Resource),
+        "resources/templates/list" => list(ItemKind::ResourceTemplate),
+        "logging/setLevel" => set_level(session, params.as_ref(), &id).await,
+        "tools/call" | "prompts/get" | "resources/read" | "resources/subscribe" | "resources/unsubscribe" | "completion/complete" => {
+            match route(shared, &catalog, method, params.as_ref()) {
+                Ok(target) => forward(shared, session, target, id).await,
+                Err(e) => error(&id, e),
+            }
+        }
+        "initialize" => error(&id, RpcError::new(ErrorCode::InvalidRequest, "session already initialized")),
+        other => error(&id, RpcError::new(ErrorCode::MethodNotFound, format!("Method not found: {other}"))),
+    }
+}
+
+fn error(id: &str, e: RpcError) -> Reply {
+    Reply::Json(e.response(Some(id)))
+}
+
+fn list(catalog: &Catalog, kind: ItemKind, params: Option<&Envelope<'_>>, size: usize, id: &str) -> Reply {
+    let cursor = params.and_then(|p| p.get("cursor"));
+    let cursor = match cursor.map(raw_str) {
+        None => None,
+        Some(Some(c)) => Some(c),
+        Some(None) => return error(id, RpcError::new(ErrorCode::InvalidParams, "cursor must be a string")),
+    };
+    let items: Vec<_> = catalog.items(kind).iter().collect();
+    let Ok((items, next)) = page(&items, cursor.as_deref(), size) else {
+        return error(id, RpcError::new(ErrorCode::InvalidParams, "Invalid cursor"));
+    };
+    let mut arr = String::with_capacity(items.iter().map(|e| e.json.get().len() + 1).sum::<usize>() + 2);
+    arr.push('[');
+    for (i, e) in items.iter().enumerate() {
+        if i > 0 {
+            arr.push(',');
+        }
+        arr.push_str(e.json.get());
+    }
+    arr.push(']');
+    let mut w = ObjectWriter::with_capacity(arr.len() + 64);
+    w.raw(kind.list_key(), &arr);
+    if let Some(c) = next {
+        w.string("nextCursor", c.as_str());
+    }
+    Reply::Json(result_response(id, std::str::from_utf8(&w.finish()).unwrap_or("{}")))
+}
+
+async fn set_level(session: &ClientSession, params: Option<&Envelope<'_>>, id: &str) -> Reply {
+    let Some(level) = params.and_then(|p| p.str("level")) else {
+        return error(id, RpcError::new(ErrorCode::InvalidParams, "level is required"));
+    };
+    session.set_log_level(level.to_string());
+    let body = format!(r#"{{"level":{}}}"#, json_string(&level));
+    for (_, conn) in session.open_backends() {
+        if let Ok(ex) = conn.request("logging/setLevel", Some(&body)).await {
+            let _ = ex.response().await;
+        }
+    }
+    Reply::Json(result_response(id, "{}"))
+}
+
+/// Finds the owner of the named item and rewrites params into the backend's names.
+fn route(shared: &Shared, catalog: &Catalog, method: &str, params: Option<&Envelope<'_>>) -> Result<Target, RpcError> {
+    let params = params.ok_or_else(|| RpcError::new(ErrorCode::InvalidParams, "params are required"))?;
+    let (server, replace_key, replace_value, rewrite) = match method {
+        "tools/call" | "prompts/get" => {
+            let name = params.str("name").ok_or_else(|| RpcError::new(ErrorCode::InvalidParams, "params.name must be a string"))?;
+            let (entry, what) = if method == "tools/call" { (catalog.tool(&name), "tool") } else { (catalog.prompt(&name), "prompt") };
+            let entry = entry.ok_or_else(|| RpcError::new(ErrorCode::InvalidParams, format!("Unknown {what}: {name}")))?;
+            (entry.server.clone(), "name", json_string(&entry.backend_name), ResultRewrite::None)
+        }
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+            let uri = params.str("uri").ok_or_else(|| RpcError::new(ErrorCode::InvalidParams, "params.uri must be a string"))?;
+            let (server, original) = resource_owner(shared, &uri).ok_or_else(|| resource_not_found(&uri))?;
+            let rewrite = if method == "resources/read" { ResultRewrite::ResourceContents } else { ResultRewrite::None };
+            (server, "uri", json_string(&original), rewrite)
+        }
+        _ => {
+            // completion/complete: the ref names a prompt or a resource template.
+            let r = params.get("ref").and_then(|r| Envelope::parse_raw(r).ok()).ok_or_else(|| RpcError::new(ErrorCode::InvalidParams, "params.ref is required"))?;
+            let (server, key, value) = match r.str("type").as_deref() {
+                Some("ref/prompt") => {
+                    let name = r.str("name").unwrap_or_default();
+                    let e = catalog.prompt(&name).ok_or_else(|| RpcError::new(ErrorCode::InvalidParams, format!("Unknown prompt: {name}")))?;
+                    (e.server.clone(), "name", json_string(&e.backend_name))
+                }
+                Some("ref/resource") => {
+                    let uri = r.str("uri").unwrap_or_default();
+                    let (server, original) = resource_owner(shared, &uri).ok_or_else(|| resource_not_found(&uri))?;
+                    (server, "uri", json_string(&original))
+                }
+                _ => return Err(RpcError::new(ErrorCode::InvalidParams, "ref.type must be ref/prompt or ref/resource")),
+            };
+            let new_ref = String::from_utf8(r.rewrite(&[(key, Some(&value))])).unwrap_or_default();
+            (server, "ref", new_ref, ResultRewrite::None)
+        }
+    };
+    let backend = shared.backend(&server).ok_or_else(|| RpcError::new(ErrorCode::BackendUnavailable, format!("server '{server}' is not configured")))?;
+    let params = String::from_utf8(params.rewrite(&[(replace_key, Some(&replace_value))])).unwrap_or_default();
+    Ok(Target { backend, method: method.to_owned(), params, rewrite })
+}
+
+fn resource_not_found(uri: &str) -> RpcError {
+    RpcError::new(ErrorCode::ResourceNotFound, format!("Resource not found: {uri}"))
+}
+
+/// The server a namespaced URI belongs to, and the backend's own URI.
+fn resource_owner(shared: &Shared, uri: &str) -> Option<(ServerName, String)> {
+    let backends = shared.backends.load();
+    if let [only] = backends.as_slice() {
+        if only.prefix.is_empty() {
+            return Some((only.name.clone(), uri.to_owned()));
+        }
+    }
+    let (name, _) = uri.split_once('+')?;
+    let server = ServerName::parse(name).ok()?;
+    let b = backends.iter().find(|b| b.name == server)?;
+    Some((b.name.clone(), backend_uri(&b.name, uri)?.to_owned()))
+}
+
+/// A notification from the client.
+pub async fn client_notification(session: &Arc<ClientSession>, env: &Envelope<'_>, method: &str) -> Reply {
+    match method {
+        "notifications/cancelled" => {
+            let Some(request_id) = env.params_object().ok().flatten().and_then(|p| p.get("requestId").map(|r| r.get().to_owned())) else {
+                return Reply::Accepted;
+            };
+            if let Some((server, backend_id)) = session.call(&request_id) {
+                if let Some(conn) = session.connection(&server) {
+                    let params = env.params_object().ok().flatten().map(|p| p.rewrite(&[("requestId", Some(&backend_id.to_string()))]));
+                    let params = params.and_then(|p| String::from_utf8(p).ok());
+                    let _ = conn.notify(notification(method, params.as_deref())).await;
+                }
+            }
+            Reply::Accepted
+        }
+        "notifications/roots/list_changed" => {
+            for (_, conn) in session.open_backends() {
+                let _ = conn.notify(notification(method, None)).await;
+            }
+            Reply::Accepted
+        }
+        _ => Reply::Accepted,
+    }
+}
+
+/// A response from the client to a request a backend sent through us.
+pub async fn client_response(session: &Arc<ClientSession>, env: &Envelope<'_>) -> Reply {
+    let Some(id) = env.id() else { return Reply::Rejected(Reject::Invalid("response without id".into())) };
+    let Some(pending) = session.take_server_request(id.get()) else {
+        return Reply::Rejected(Reject::Invalid("no pending server request has this id".into()));
+    };
+    match session.connection(&pending.server) {
+        Some(conn) => {
+            let msg = env.rewrite(&[("id", Some(&pending.backend_id))]);
+            if let Err(e) = conn.respond(msg).await {
+                tracing::warn!(server = %pending.server, error = %e, "could not deliver the client's answer to the backend");
+            }
+        }
+        None => tracing::warn!(server = %pending.server, "backend session gone before the client answered"),
+    }
+    Reply::Accepted
+}
+
+/// Whether a parsed body is one the session machinery accepts at all.
+pub fn kind_of(env: &Envelope<'_>) -> Result<Kind, Reject> {
+    if env.str("jsonrpc").as_deref() != Some("2.0") {
+        return Err(Reject::Invalid("jsonrpc must be \"2.0\"".into()));
+    }
+    if env.has("id") && env.id().is_none() {
+        return Err(Reject::Invalid("id must not be null".into()));
+    }
+    env.kind().ok_or_else(|| Reject::Invalid("not a request, notification or response".into()))
+}

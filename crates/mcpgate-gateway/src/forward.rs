@@ -1,0 +1,199 @@
+//! Forwarding one client request to the backend that owns it, and translating everything the
+//! backend sends back: ids restored, server-initiated requests re-numbered for the client,
+//! resource URIs re-namespaced. Bounded by the backend's call timeout; never hangs.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use mcpgate_protocol::envelope::{Envelope, Kind, json_string};
+use mcpgate_protocol::errors::notification;
+use mcpgate_protocol::names::{ServerName, expose_uri};
+use mcpgate_protocol::{ErrorCode, RpcError};
+use mcpgate_upstream::{Connection, Exchange, Inbound, UpstreamError};
+use serde_json::value::RawValue;
+use tokio::time::{Instant, timeout_at};
+
+use crate::backend::Backend;
+use crate::reply::Reply;
+use crate::session::ClientSession;
+use crate::state::Shared;
+
+/// How the result must be changed on its way back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultRewrite {
+    None,
+    /// `resources/read`: content URIs are shown in the gateway's namespace.
+    ResourceContents,
+}
+
+/// A routed request, ready to send.
+pub struct Target {
+    pub backend: Arc<Backend>,
+    pub method: String,
+    /// The params as the backend must see them (names already mapped back).
+    pub params: String,
+    pub rewrite: ResultRewrite,
+}
+
+pub async fn forward(shared: &Arc<Shared>, session: &Arc<ClientSession>, target: Target, client_id: String) -> Reply {
+    let server = target.backend.name.clone();
+    let deadline = Instant::now() + target.backend.timeouts.call;
+    let (conn, mut exchange) = match timeout_at(deadline, open(shared, session, &target)).await {
+        Ok(Ok(pair)) => pair,
+        Ok(Err(e)) => return Reply::Json(unavailable(&target.backend, &e).response(Some(&client_id))),
+        Err(_) => return Reply::Json(unavailable(&target.backend, &UpstreamError::Timeout).response(Some(&client_id))),
+    };
+    session.start_call(&client_id, &server, exchange.backend_id());
+    let ctx = Arc::new(Ctx { session: session.clone(), backend: target.backend.clone(), client_id, rewrite: target.rewrite, conn });
+    let first = next(&ctx, &mut exchange, deadline).await;
+    if first.is_final {
+        ctx.session.end_call(&ctx.client_id);
+        return Reply::Json(first.bytes.to_vec());
+    }
+    // Something came before the response: answer as a stream and keep relaying.
+    let stream = futures::stream::unfold((Some(first), exchange, ctx, deadline), |(pending, mut ex, ctx, deadline)| async move {
+        let item = match pending {
+            Some(item) => item,
+            None => next(&ctx, &mut ex, deadline).await,
+        };
+        if item.bytes.is_empty() {
+            return None;
+        }
+        let out = item.bytes.clone();
+        let follow = if item.is_final {
+            ctx.session.end_call(&ctx.client_id);
+            Some(Out { bytes: Bytes::new(), is_final: true })
+        } else {
+            None
+        };
+        Some((out, (follow, ex, ctx, deadline)))
+    });
+    Reply::Stream(stream.boxed())
+}
+
+struct Ctx {
+    session: Arc<ClientSession>,
+    backend: Arc<Backend>,
+    client_id: String,
+    rewrite: ResultRewrite,
+    conn: Arc<Connection>,
+}
+
+struct Out {
+    bytes: Bytes,
+    is_final: bool,
+}
+
+/// Gets the client's backend session and sends the request; a lost backend session is
+/// re-initialised once, transparently.
+async fn open(shared: &Arc<Shared>, session: &ClientSession, target: &Target) -> Result<(Arc<Connection>, Exchange), UpstreamError> {
+    let mut retried = false;
+    loop {
+        let conn = session.backend(&target.backend, &shared.http).await?;
+        match conn.request(&target.method, Some(&target.params)).await {
+            Ok(ex) => return Ok((conn, ex)),
+            Err(UpstreamError::SessionExpired | UpstreamError::Closed) if !retried => {
+                tracing::info!(server = %target.backend.name, "backend session lost; re-initialising");
+                session.forget_backend(&target.backend.name, &conn);
+                retried = true;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The next message for the client, already translated; errors become the final response.
+async fn next(ctx: &Ctx, ex: &mut Exchange, deadline: Instant) -> Out {
+    let item = match timeout_at(deadline, ex.next()).await {
+        Ok(Ok(Some(m))) => m,
+        Ok(Ok(None)) => return final_error(ctx, &UpstreamError::Closed),
+        Ok(Err(e)) => {
+            if matches!(e, UpstreamError::Closed | UpstreamError::Connect(_) | UpstreamError::SessionExpired) {
+                ctx.session.forget_backend(&ctx.backend.name, &ctx.conn);
+            }
+            return final_error(ctx, &e);
+        }
+        Err(_) => {
+            cancel_upstream(ctx, ex.backend_id(), "gateway timeout");
+            return final_error(ctx, &UpstreamError::Timeout);
+        }
+    };
+    match translate(ctx, &item) {
+        Some(bytes) => Out { bytes, is_final: item.is_final },
+        None if item.is_final => final_error(ctx, &UpstreamError::Protocol("unreadable response".into())),
+        // Not something to show the client; wait for the next message.
+        None => Box::pin(next(ctx, ex, deadline)).await,
+    }
+}
+
+fn final_error(ctx: &Ctx, e: &UpstreamError) -> Out {
+    Out { bytes: Bytes::from(unavailable(&ctx.backend, e).response(Some(&ctx.client_id))), is_final: true }
+}
+
+fn cancel_upstream(ctx: &Ctx, backend_id: u64, reason: &str) {
+    let msg = notification("notifications/cancelled", Some(&format!(r#"{{"requestId":{backend_id},"reason":{}}}"#, json_string(reason))));
+    let conn = ctx.conn.clone();
+    tokio::spawn(async move {
+        let _ = conn.notify(msg).await;
+    });
+}
+
+/// The JSON-RPC error a client gets when the owning backend cannot answer.
+pub fn unavailable(backend: &Backend, e: &UpstreamError) -> RpcError {
+    if !matches!(e, UpstreamError::Timeout) {
+        backend.nudge();
+    }
+    let what = match e {
+        UpstreamError::Timeout => format!("did not answer within {}", humantime::format_duration(backend.timeouts.call)),
+        other => format!("is unavailable: {other}"),
+    };
+    tracing::warn!(server = %backend.name, error = %e, "call failed");
+    RpcError::new(ErrorCode::BackendUnavailable, format!("server '{}' {what}", backend.name))
+}
+
+fn translate(ctx: &Ctx, item: &Inbound) -> Option<Bytes> {
+    let env = Envelope::parse(&item.bytes).ok()?;
+    match env.kind()? {
+        Kind::Response if item.is_final => {
+            let result = match (ctx.rewrite, env.get("result")) {
+                (ResultRewrite::ResourceContents, Some(r)) => Some(rewrite_contents(&ctx.backend.name, &ctx.backend.prefix, r)?),
+                _ => None,
+            };
+            let mut replace = vec![("id", Some(ctx.client_id.as_str()))];
+            if let Some(r) = &result {
+                replace.push(("result", Some(r.as_str())));
+            }
+            Some(Bytes::from(env.rewrite(&replace)))
+        }
+        Kind::Response => None,
+        Kind::Request => {
+            let id = ctx.session.register_server_request(&ctx.backend.name, env.id()?.get());
+            Some(Bytes::from(env.rewrite(&[("id", Some(&id))])))
+        }
+        Kind::Notification => Some(item.bytes.clone()),
+    }
+}
+
+/// `resources/read` result with each content's `uri` in the gateway's namespace.
+fn rewrite_contents(server: &ServerName, prefix: &str, result: &RawValue) -> Option<String> {
+    if prefix.is_empty() {
+        return Some(result.get().to_owned());
+    }
+    let env = Envelope::parse_raw(result).ok()?;
+    let Some(contents) = env.get("contents") else { return Some(result.get().to_owned()) };
+    let items: Vec<&RawValue> = serde_json::from_str(contents.get()).ok()?;
+    let mut out = String::from("[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let c = Envelope::parse_raw(item).ok()?;
+        match c.str("uri") {
+            Some(uri) => out.push_str(std::str::from_utf8(&c.rewrite(&[("uri", Some(&json_string(&expose_uri(server, &uri))))])).ok()?),
+            None => out.push_str(item.get()),
+        }
+    }
+    out.push(']');
+    String::from_utf8(env.rewrite(&[("contents", Some(&out))])).ok()
+}

@@ -1,0 +1,72 @@
+//! Header checks shared by the MCP endpoint's methods.
+
+use axum::http::HeaderMap;
+use axum::http::header::{ACCEPT, CONTENT_TYPE, ORIGIN};
+use axum::response::{IntoResponse, Response};
+use mcpgate_protocol::versions::is_supported_legacy;
+
+use crate::config::GatewayConfig;
+use crate::reject::Reject;
+
+pub const SESSION_HEADER: &str = "mcp-session-id";
+pub const VERSION_HEADER: &str = "mcp-protocol-version";
+
+impl IntoResponse for Reject {
+    fn into_response(self) -> Response {
+        let body = self.rpc().response(None);
+        (self.status(), [(CONTENT_TYPE, "application/json")], body).into_response()
+    }
+}
+
+/// Browsers send `Origin`; a page on another site must not drive a local gateway (DNS
+/// rebinding). Without an allow-list only loopback origins pass.
+pub fn origin(config: &GatewayConfig, headers: &HeaderMap) -> Result<(), Reject> {
+    let Some(origin) = headers.get(ORIGIN) else { return Ok(()) };
+    let origin = origin.to_str().map_err(|_| Reject::BadOrigin)?.trim_end_matches('/');
+    let allowed = if config.allowed_origins.is_empty() {
+        url::Url::parse(origin).ok().and_then(|u| u.host_str().map(is_loopback_host)).unwrap_or(false)
+    } else {
+        config.allowed_origins.iter().any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin))
+    };
+    if allowed { Ok(()) } else { Err(Reject::BadOrigin) }
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    host == "localhost" || host == "[::1]" || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+pub fn content_type(headers: &HeaderMap) -> Result<(), Reject> {
+    let ok = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")));
+    if ok { Ok(()) } else { Err(Reject::UnsupportedMediaType) }
+}
+
+/// Whether `Accept` admits `mime` (exact, `type/*` or `*/*`).
+pub fn accepts(headers: &HeaderMap, mime: &str) -> bool {
+    let top = mime.split('/').next().unwrap_or("");
+    headers.get_all(ACCEPT).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|item| {
+        let t = item.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        t == mime || t == "*/*" || t == format!("{top}/*")
+    })
+}
+
+pub fn accept_post(headers: &HeaderMap) -> Result<(), Reject> {
+    if !accepts(headers, "application/json") || !accepts(headers, "text/event-stream") {
+        return Err(Reject::NotAcceptable("application/json and text/event-stream"));
+    }
+    Ok(())
+}
+
+pub fn protocol_version(headers: &HeaderMap) -> Result<(), Reject> {
+    match headers.get(VERSION_HEADER).map(|v| v.to_str().unwrap_or("")) {
+        None => Ok(()),
+        Some(v) if is_supported_legacy(v) => Ok(()),
+        Some(v) => Err(Reject::UnsupportedVersion(v.chars().take(40).collect())),
+    }
+}
+
+pub fn session_id(headers: &HeaderMap) -> Option<&str> {
+    headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok())
+}

@@ -1,0 +1,28 @@
+//! The HTTP front door: the MCP endpoint (POST/GET/DELETE) and the operational endpoints.
+//!
+//! Handlers here only do HTTP: header checks, body limits, status codes and framing. What a
+//! message means is decided in `dispatch`; refusals map to statuses in `reject`.
+
+mod checks;
+mod health;
+mod post;
+mod stream;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+
+use crate::state::Shared;
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    let mcp_path = shared.config.load().mcp_path.clone();
+    Router::new()
+        .route(&mcp_path, get(stream::get).post(post::post).delete(stream::delete))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/status", get(health::status))
+        .layer(DefaultBodyLimit::disable())
+        .with_state(shared)
+}

@@ -1,0 +1,98 @@
+//! POST on the MCP endpoint: one JSON-RPC message per request.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::StreamExt;
+use mcpgate_protocol::dupkeys::{self, StructureError};
+use mcpgate_protocol::envelope::{Envelope, Kind};
+use mcpgate_protocol::sse::encode_message;
+use mcpgate_protocol::versions::META_PROTOCOL_VERSION;
+
+use super::checks;
+use crate::dispatch;
+use crate::reject::Reject;
+use crate::reply::Reply;
+use crate::state::Shared;
+
+pub async fn post(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
+    match handle(&shared, &headers, body).await {
+        Ok(resp) => resp,
+        Err(reject) => reject.into_response(),
+    }
+}
+
+async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, body: Body) -> Result<Response, Reject> {
+    let config = shared.config.load();
+    checks::origin(&config, headers)?;
+    checks::content_type(headers)?;
+    checks::accept_post(headers)?;
+    let max = config.limits.max_body_bytes;
+    let bytes = axum::body::to_bytes(body, max).await.map_err(|_| Reject::TooLarge(max))?;
+    dupkeys::check(&bytes).map_err(|e| match e {
+        StructureError::Syntax(s) => Reject::Parse(s),
+        StructureError::DuplicateKey(k) => Reject::DuplicateKey(k),
+    })?;
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(Reject::Batch);
+    }
+    let env = Envelope::parse(&bytes).map_err(|_| Reject::Invalid("the body must be a JSON-RPC object".into()))?;
+    let kind = dispatch::kind_of(&env)?;
+    if is_modern(&env) {
+        return Err(Reject::ModernEra);
+    }
+    let method = env.method();
+    if method.as_deref() == Some("initialize") && checks::session_id(headers).is_none() {
+        let (session, body) = dispatch::initialize(shared, &env)?;
+        let mut resp = json(body);
+        if let Ok(v) = HeaderValue::from_str(&session.id) {
+            resp.headers_mut().insert(checks::SESSION_HEADER, v);
+        }
+        return Ok(resp);
+    }
+    checks::protocol_version(headers)?;
+    let id = checks::session_id(headers).ok_or(Reject::MissingSession)?;
+    let session = shared.sessions.get(id).ok_or(Reject::UnknownSession)?;
+    let reply = match (kind, method) {
+        (Kind::Request, Some(m)) => dispatch::request(shared, &session, &env, &m).await,
+        (Kind::Notification, Some(m)) => dispatch::client_notification(&session, &env, &m).await,
+        _ => dispatch::client_response(&session, &env).await,
+    };
+    Ok(into_response(reply))
+}
+
+/// A modern-era (2026-07-28) request carries its protocol version in `params._meta`.
+fn is_modern(env: &Envelope<'_>) -> bool {
+    let Ok(Some(params)) = env.params_object() else { return false };
+    params.get("_meta").and_then(|m| Envelope::parse_raw(m).ok()).is_some_and(|m| m.has(META_PROTOCOL_VERSION))
+}
+
+fn json(body: Vec<u8>) -> Response {
+    (StatusCode::OK, [(CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+pub fn into_response(reply: Reply) -> Response {
+    match reply {
+        Reply::Json(body) => json(body),
+        Reply::Accepted => StatusCode::ACCEPTED.into_response(),
+        Reply::Rejected(r) => r.into_response(),
+        Reply::Stream(s) => {
+            let body = Body::from_stream(s.map(|m| Ok::<_, std::convert::Infallible>(Bytes::from(encode_message(&m)))));
+            sse_response(body)
+        }
+    }
+}
+
+pub fn sse_response(body: Body) -> Response {
+    (
+        StatusCode::OK,
+        [(CONTENT_TYPE, "text/event-stream"), (axum::http::header::CACHE_CONTROL, "no-cache"), (axum::http::HeaderName::from_static("x-accel-buffering"), "no")],
+        body,
+    )
+        .into_response()
+}

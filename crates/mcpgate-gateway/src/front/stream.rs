@@ -1,0 +1,58 @@
+//! GET (the session's server-to-client stream) and DELETE (end the session).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use mcpgate_protocol::sse::encode_message;
+
+use super::checks;
+use super::post::sse_response;
+use crate::reject::Reject;
+use crate::state::Shared;
+
+const KEEPALIVE: Duration = Duration::from_secs(15);
+
+pub async fn get(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let result = async {
+        checks::origin(&shared.config.load(), &headers)?;
+        if !checks::accepts(&headers, "text/event-stream") {
+            return Err(Reject::NotAcceptable("text/event-stream"));
+        }
+        checks::protocol_version(&headers)?;
+        let id = checks::session_id(&headers).ok_or(Reject::MissingSession)?;
+        shared.sessions.get(id).ok_or(Reject::UnknownSession)
+    }
+    .await;
+    let session = match result {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
+    };
+    let rx = session.open_stream().await;
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        tokio::select! {
+            msg = rx.recv() => msg.map(|m| (Ok::<_, std::convert::Infallible>(Bytes::from(encode_message(&m))), rx)),
+            _ = tokio::time::sleep(KEEPALIVE) => Some((Ok(Bytes::from_static(b": keepalive\n\n")), rx)),
+        }
+    });
+    sse_response(Body::from_stream(stream))
+}
+
+pub async fn delete(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if let Err(r) = checks::origin(&shared.config.load(), &headers) {
+        return r.into_response();
+    }
+    let Some(id) = checks::session_id(&headers) else { return Reject::MissingSession.into_response() };
+    match shared.sessions.remove(id) {
+        Some(session) => {
+            session.close().await;
+            tracing::info!(session = %crate::session::short(&session.id), "session deleted by client");
+            StatusCode::NO_CONTENT.into_response()
+        }
+        None => Reject::UnknownSession.into_response(),
+    }
+}

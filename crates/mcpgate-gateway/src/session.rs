@@ -1,0 +1,280 @@
+//! Client sessions (legacy era) and the backend sessions each one owns.
+//!
+//! A backend session is created once per (client session, backend) on first use, with the
+//! client's declared capabilities, and is never shared with another client session: whatever
+//! identity or credential later issues attach to a session stays with it. Concurrent first
+//! calls share one initialisation (`OnceCell`).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mcpgate_protocol::envelope::{Envelope, Kind, json_string};
+use mcpgate_protocol::names::ServerName;
+use mcpgate_upstream::{Connection, InitOptions, UpstreamError};
+use tokio::sync::{OnceCell, mpsc};
+
+use crate::backend::Backend;
+
+type Cell = Arc<OnceCell<Arc<Connection>>>;
+
+/// A request a backend sent that awaits the client's answer.
+#[derive(Debug, Clone)]
+pub struct PendingServerRequest {
+    pub server: ServerName,
+    /// The backend's own id for the request (raw JSON).
+    pub backend_id: String,
+}
+
+pub struct ClientSession {
+    pub id: String,
+    /// The legacy revision agreed with the client.
+    pub protocol_version: &'static str,
+    /// How backends are greeted on this client's behalf (client capabilities, clientInfo).
+    init: InitOptions,
+    backends: Mutex<HashMap<ServerName, Cell>>,
+    pending: Mutex<HashMap<String, PendingServerRequest>>,
+    in_flight: Mutex<HashMap<String, (ServerName, u64)>>,
+    stream: Mutex<Option<mpsc::UnboundedSender<Bytes>>>,
+    log_level: Mutex<Option<String>>,
+    next_id: AtomicU64,
+    created: Instant,
+    last_seen_ms: AtomicU64,
+    me: Weak<ClientSession>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl ClientSession {
+    pub fn new(protocol_version: &'static str, client_capabilities: String, client_info: String) -> Arc<Self> {
+        Arc::new_cyclic(|me| Self {
+            id: new_session_id(),
+            protocol_version,
+            init: InitOptions { protocol_version: protocol_version.to_owned(), capabilities: client_capabilities, client_info },
+            backends: Mutex::default(),
+            pending: Mutex::default(),
+            in_flight: Mutex::default(),
+            stream: Mutex::default(),
+            log_level: Mutex::default(),
+            next_id: AtomicU64::new(1),
+            created: Instant::now(),
+            last_seen_ms: AtomicU64::new(0),
+            me: me.clone(),
+        })
+    }
+
+    pub fn touch(&self) {
+        self.last_seen_ms.store(self.created.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    pub fn idle_for(&self) -> Duration {
+        self.created.elapsed().saturating_sub(Duration::from_millis(self.last_seen_ms.load(Ordering::Relaxed)))
+    }
+
+    /// This client's session with `backend`, created on first use.
+    pub async fn backend(&self, backend: &Arc<Backend>, http: &reqwest::Client) -> Result<Arc<Connection>, UpstreamError> {
+        let cell = lock(&self.backends).entry(backend.name.clone()).or_default().clone();
+        let conn = cell
+            .get_or_try_init(|| async {
+                let connect = Connection::connect(backend.spec.clone(), http, backend.headers.clone(), &self.init);
+                let conn = tokio::time::timeout(backend.timeouts.connect.max(backend.timeouts.discovery), connect)
+                    .await
+                    .map_err(|_| UpstreamError::Timeout)??;
+                let conn = Arc::new(conn);
+                tracing::debug!(session = %short(&self.id), server = %backend.name, "backend session opened");
+                let level = lock(&self.log_level).clone();
+                if let Some(level) = level {
+                    let params = format!(r#"{{"level":{}}}"#, json_string(&level));
+                    if let Ok(ex) = conn.request("logging/setLevel", Some(&params)).await {
+                        let _ = ex.response().await;
+                    }
+                }
+                Ok::<_, UpstreamError>(conn)
+            })
+            .await?
+            .clone();
+        if lock(&self.stream).is_some() {
+            self.relay_events(&backend.name, &conn).await;
+        }
+        Ok(conn)
+    }
+
+    /// Forgets a backend session that failed (e.g. the backend lost it), so the next call
+    /// creates a fresh one. Only forgets `failed` itself, not a replacement made meanwhile.
+    pub fn forget_backend(&self, server: &ServerName, failed: &Arc<Connection>) {
+        let mut map = lock(&self.backends);
+        if map.get(server).and_then(|c| c.get()).is_some_and(|c| Arc::ptr_eq(c, failed)) {
+            map.remove(server);
+        }
+    }
+
+    /// Closes and forgets this client's session with `server` (config reload removed it).
+    pub async fn drop_backend(&self, server: &ServerName) {
+        let cell = lock(&self.backends).remove(server);
+        if let Some(conn) = cell.and_then(|c| c.get().cloned()) {
+            conn.close().await;
+        }
+    }
+
+    pub fn open_backends(&self) -> Vec<(ServerName, Arc<Connection>)> {
+        lock(&self.backends).iter().filter_map(|(k, c)| Some((k.clone(), c.get()?.clone()))).collect()
+    }
+
+    /// Ends every backend session (client DELETE or expiry).
+    pub async fn close(&self) {
+        let conns: Vec<_> = lock(&self.backends).drain().filter_map(|(_, c)| c.get().cloned()).collect();
+        *lock(&self.stream) = None;
+        for c in conns {
+            c.close().await;
+        }
+    }
+
+    pub fn set_log_level(&self, level: String) {
+        *lock(&self.log_level) = Some(level);
+    }
+
+    /// Mints the id under which a backend's request is shown to the client.
+    pub fn register_server_request(&self, server: &ServerName, backend_id: &str) -> String {
+        let id = json_string(&format!("mcpgate-{}", self.next_id.fetch_add(1, Ordering::Relaxed)));
+        lock(&self.pending).insert(id.clone(), PendingServerRequest { server: server.clone(), backend_id: backend_id.to_owned() });
+        id
+    }
+
+    pub fn take_server_request(&self, client_id: &str) -> Option<PendingServerRequest> {
+        lock(&self.pending).remove(client_id)
+    }
+
+    pub fn start_call(&self, client_id: &str, server: &ServerName, backend_id: u64) {
+        lock(&self.in_flight).insert(client_id.to_owned(), (server.clone(), backend_id));
+    }
+
+    pub fn end_call(&self, client_id: &str) {
+        lock(&self.in_flight).remove(client_id);
+    }
+
+    pub fn call(&self, client_id: &str) -> Option<(ServerName, u64)> {
+        lock(&self.in_flight).get(client_id).cloned()
+    }
+
+    pub fn connection(&self, server: &ServerName) -> Option<Arc<Connection>> {
+        lock(&self.backends).get(server).and_then(|c| c.get().cloned())
+    }
+
+    /// Installs the client's GET stream and starts relaying every open backend session's
+    /// out-of-request messages to it.
+    pub async fn open_stream(&self) -> mpsc::UnboundedReceiver<Bytes> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        *lock(&self.stream) = Some(tx);
+        for (server, conn) in self.open_backends() {
+            self.relay_events(&server, &conn).await;
+        }
+        rx
+    }
+
+    /// Sends a message on the client's GET stream; false when none is open.
+    pub fn push(&self, msg: Bytes) -> bool {
+        let mut slot = lock(&self.stream);
+        match slot.as_ref().map(|tx| tx.send(msg)) {
+            Some(Ok(())) => true,
+            Some(Err(_)) => {
+                *slot = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    async fn relay_events(&self, server: &ServerName, conn: &Arc<Connection>) {
+        let Some(mut events) = conn.take_events().await else { return };
+        let me = self.me.clone();
+        let server = server.clone();
+        tokio::spawn(async move {
+            while let Some(msg) = events.recv().await {
+                let Some(session) = me.upgrade() else { return };
+                if let Some(out) = session.translate_event(&server, &msg) {
+                    session.push(out);
+                }
+            }
+        });
+    }
+
+    /// A backend's out-of-request message as the client should see it, if at all.
+    fn translate_event(&self, server: &ServerName, msg: &[u8]) -> Option<Bytes> {
+        let env = Envelope::parse(msg).ok()?;
+        match env.kind()? {
+            Kind::Request => {
+                let id = self.register_server_request(server, env.id()?.get());
+                Some(Bytes::from(env.rewrite(&[("id", Some(&id))])))
+            }
+            // The gateway announces catalog changes itself, from discovery.
+            Kind::Notification if env.method().is_some_and(|m| m.ends_with("/list_changed")) => None,
+            Kind::Notification => Some(Bytes::copy_from_slice(msg)),
+            Kind::Response => None,
+        }
+    }
+}
+
+/// 128 bits from the OS RNG, hex: visible ASCII as the spec requires, unguessable.
+fn new_session_id() -> String {
+    let bytes: [u8; 16] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A session id shortened for logs (enough to correlate, too little to hijack).
+pub fn short(id: &str) -> &str {
+    &id[..id.len().min(8)]
+}
+
+/// All live client sessions.
+#[derive(Default)]
+pub struct Sessions {
+    map: RwLock<HashMap<String, Arc<ClientSession>>>,
+}
+
+impl Sessions {
+    pub fn get(&self, id: &str) -> Option<Arc<ClientSession>> {
+        let s = self.map.read().unwrap_or_else(|p| p.into_inner()).get(id).cloned();
+        if let Some(s) = &s {
+            s.touch();
+        }
+        s
+    }
+
+    /// Adds a session unless `max` are already open.
+    pub fn insert(&self, s: Arc<ClientSession>, max: usize) -> bool {
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= max {
+            return false;
+        }
+        s.touch();
+        map.insert(s.id.clone(), s);
+        true
+    }
+
+    pub fn remove(&self, id: &str) -> Option<Arc<ClientSession>> {
+        self.map.write().unwrap_or_else(|p| p.into_inner()).remove(id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn all(&self) -> Vec<Arc<ClientSession>> {
+        self.map.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+    }
+
+    /// Removes sessions idle longer than `limit`; returns them for closing.
+    pub fn expire(&self, limit: Duration) -> Vec<Arc<ClientSession>> {
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        let idle: Vec<String> = map.iter().filter(|(_, s)| s.idle_for() > limit).map(|(k, _)| k.clone()).collect();
+        idle.iter().filter_map(|k| map.remove(k)).collect()
+    }
+}

@@ -1,0 +1,146 @@
+//! The gateway's shared run-time state and its background tasks: discovery per backend, the
+//! catalog builder, the idle-session sweeper, and applying a (re)loaded config.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use mcpgate_protocol::errors::notification;
+use mcpgate_protocol::names::ServerName;
+use tokio::sync::mpsc;
+
+use crate::backend::Backend;
+use crate::catalog::{self, Catalog, ItemKind, ServerEntry};
+use crate::config::GatewayConfig;
+use crate::discovery;
+use crate::session::Sessions;
+
+pub struct Shared {
+    pub config: ArcSwap<GatewayConfig>,
+    /// Enabled backends in config order.
+    pub backends: ArcSwap<Vec<Arc<Backend>>>,
+    pub catalog: ArcSwap<Catalog>,
+    pub sessions: Sessions,
+    pub http: reqwest::Client,
+    changed: mpsc::UnboundedSender<()>,
+}
+
+impl Shared {
+    /// Builds the state, starts discovery for every enabled backend and the background tasks.
+    /// Must be called inside a tokio runtime.
+    pub fn start(config: GatewayConfig) -> Arc<Self> {
+        let (changed, rx) = mpsc::unbounded_channel();
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(5))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        let shared = Arc::new(Self {
+            config: ArcSwap::from_pointee(config.clone()),
+            backends: ArcSwap::from_pointee(Vec::new()),
+            catalog: ArcSwap::from_pointee(Catalog::default()),
+            sessions: Sessions::default(),
+            http,
+            changed,
+        });
+        shared.apply_backends(&config);
+        tokio::spawn(rebuild_catalog(Arc::downgrade(&shared), rx));
+        tokio::spawn(sweep_sessions(Arc::downgrade(&shared)));
+        shared
+    }
+
+    pub fn backend(&self, name: &ServerName) -> Option<Arc<Backend>> {
+        self.backends.load().iter().find(|b| &b.name == name).cloned()
+    }
+
+    /// Applies a validated new config: unchanged backends keep their discovery and every
+    /// client's sessions with them; changed or removed ones are stopped and their client
+    /// sessions closed; new ones start discovery.
+    pub async fn apply(&self, config: GatewayConfig) {
+        let removed = self.apply_backends(&config);
+        self.config.store(Arc::new(config));
+        for name in removed {
+            for s in self.sessions.all() {
+                s.drop_backend(&name).await;
+            }
+        }
+    }
+
+    fn apply_backends(&self, config: &GatewayConfig) -> Vec<ServerName> {
+        let old = self.backends.load_full();
+        let mut next = Vec::new();
+        for sc in config.servers.iter().filter(|s| s.enabled) {
+            match old.iter().find(|b| b.config == *sc) {
+                Some(b) => next.push(b.clone()),
+                None => {
+                    let b = Backend::new(sc);
+                    let task = tokio::spawn(discovery::run(b.clone(), self.http.clone(), config.catalog.clone(), self.changed.clone()));
+                    b.set_task(task.abort_handle());
+                    next.push(b);
+                }
+            }
+        }
+        let removed: Vec<ServerName> = old.iter().filter(|b| !next.iter().any(|n| Arc::ptr_eq(n, b))).map(|b| {
+            b.stop();
+            b.name.clone()
+        }).collect();
+        self.backends.store(Arc::new(next));
+        let _ = self.changed.send(());
+        removed
+    }
+}
+
+async fn rebuild_catalog(shared: Weak<Shared>, mut rx: mpsc::UnboundedReceiver<()>) {
+    while rx.recv().await.is_some() {
+        while rx.try_recv().is_ok() {}
+        let Some(shared) = shared.upgrade() else { return };
+        let entries: Vec<ServerEntry> = shared
+            .backends
+            .load()
+            .iter()
+            .map(|b| ServerEntry { name: b.name.clone(), prefix: b.prefix.clone(), listing: b.health().listing })
+            .collect();
+        let new = catalog::build(&entries);
+        let old = shared.catalog.swap(Arc::new(new));
+        let new = shared.catalog.load();
+        for (kind, method) in [
+            (ItemKind::Tool, "notifications/tools/list_changed"),
+            (ItemKind::Prompt, "notifications/prompts/list_changed"),
+            (ItemKind::Resource, "notifications/resources/list_changed"),
+        ] {
+            let changed = fingerprint(&old, kind) != fingerprint(&new, kind)
+                || (kind == ItemKind::Resource && fingerprint(&old, ItemKind::ResourceTemplate) != fingerprint(&new, ItemKind::ResourceTemplate));
+            if changed {
+                let msg = Bytes::from(notification(method, None));
+                for s in shared.sessions.all() {
+                    s.push(msg.clone());
+                }
+            }
+        }
+    }
+}
+
+fn fingerprint(c: &Catalog, kind: ItemKind) -> u64 {
+    let mut h = DefaultHasher::new();
+    for e in c.items(kind) {
+        e.json.get().hash(&mut h);
+    }
+    h.finish()
+}
+
+async fn sweep_sessions(shared: Weak<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(15));
+    loop {
+        tick.tick().await;
+        let Some(shared) = shared.upgrade() else { return };
+        let limit = shared.config.load().limits.session_idle_timeout;
+        for s in shared.sessions.expire(limit) {
+            tracing::info!(session = %crate::session::short(&s.id), "session expired after {limit:?} idle");
+            s.close().await;
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Duplicate-key detection for untrusted JSON.
+//!
+//! serde keeps the last of two equal keys (`{"name":"safe","name":"evil"}` reads as `evil`), so
+//! a body that authorises one name and forwards another is possible unless duplicates are
+//! refused outright. This walks the whole document once without building a value.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+
+/// Why a body failed the structural check.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum StructureError {
+    #[error("invalid JSON: {0}")]
+    Syntax(String),
+    #[error("duplicate key \"{0}\" in JSON object")]
+    DuplicateKey(String),
+}
+
+/// Checks that `bytes` is one well-formed JSON value with no duplicate object keys at any depth.
+pub fn check(bytes: &[u8]) -> Result<(), StructureError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    // The marker string is how a duplicate travels through serde's error type.
+    match Walk.deserialize(&mut de).and_then(|()| de.end()) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let msg = e.to_string();
+            match msg.strip_prefix(DUP_MARKER) {
+                Some(rest) => Err(StructureError::DuplicateKey(
+                    rest.split(DUP_END).next().unwrap_or_default().to_owned(),
+                )),
+                None => Err(StructureError::Syntax(msg)),
+            }
+        }
+    }
+}
+
+const DUP_MARKER: &str = "\u{1}dup:";
+const DUP_END: char = '\u{1}';
+
+struct Walk;
+
+impl<'de> DeserializeSeed<'de> for Walk {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(Walk)
+    }
+}
+
+impl<'de> Visitor<'de> for Walk {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i128<E>(self, _: i128) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u128<E>(self, _: u128) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(Walk)?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen: Vec<Cow<'de, str>> = Vec::new();
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            if seen.iter().any(|k| *k == key.0) {
+                return Err(de::Error::custom(format!("{DUP_MARKER}{}{DUP_END}", key.0)));
+            }
+            seen.push(key.0);
+            map.next_value_seed(Walk)?;
+        }
+        Ok(())
+    }
+}
+
+/// An object key, borrowed from the input when it has no escapes.
+#[derive(PartialEq, Eq, Hash)]
+pub struct Key<'a>(pub Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_nested_objects_without_duplicates() {
+        assert_eq!(check(br#"{"a":{"b":1,"c":[{"b":2},{"b":3}]},"b":true}"#), Ok(()));
+    }
+
+    #[test]
+    fn rejects_top_level_duplicate() {
+        assert_eq!(
+            check(br#"{"name":"safe","name":"evil"}"#),
+            Err(StructureError::DuplicateKey("name".into()))
+        );
+    }
+
+    #[test]
+    fn rejects_nested_duplicate_even_when_escaped_differently() {
+        assert_eq!(
+            check(br#"{"params":{"name":"a","na\u006de":"b"}}"#),
+            Err(StructureError::DuplicateKey("name".into()))
+        );
+    }
+
+    #[test]
+    fn reports_syntax_errors_and_trailing_garbage() {
+        assert!(matches!(check(b"{\"a\":"), Err(StructureError::Syntax(_))));
+        assert!(matches!(check(b"{} x"), Err(StructureError::Syntax(_))));
+    }
+
+    #[test]
+    fn accepts_huge_integers() {
+        assert_eq!(check(br#"{"n":123456789012345678901234567890}"#), Ok(()));
+    }
+}

@@ -1,0 +1,109 @@
+//! JSON-RPC error objects and the codes MCP gives them.
+
+use crate::envelope::{ObjectWriter, json_string};
+
+/// The JSON-RPC / MCP error codes the gateway answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    ParseError,
+    InvalidRequest,
+    MethodNotFound,
+    InvalidParams,
+    Internal,
+    /// A modern-era request whose headers disagree with its body (SEP-2243).
+    HeaderMismatch,
+    /// A modern-era request that lacks a client capability the server needs.
+    MissingCapability,
+    /// A protocol version the gateway does not speak.
+    UnsupportedVersion,
+    /// The backend that owns the item could not answer (down, slow, garbage).
+    BackendUnavailable,
+    ResourceNotFound,
+}
+
+impl ErrorCode {
+    pub fn code(self) -> i32 {
+        match self {
+            ErrorCode::ParseError => -32700,
+            ErrorCode::InvalidRequest => -32600,
+            ErrorCode::MethodNotFound => -32601,
+            ErrorCode::InvalidParams => -32602,
+            ErrorCode::Internal | ErrorCode::BackendUnavailable => -32603,
+            ErrorCode::ResourceNotFound => -32002,
+            ErrorCode::HeaderMismatch => -32020,
+            ErrorCode::MissingCapability => -32021,
+            ErrorCode::UnsupportedVersion => -32022,
+        }
+    }
+}
+
+/// A JSON-RPC error as sent to a peer. `data` is raw JSON when present.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RpcError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub data: Option<String>,
+}
+
+impl RpcError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), data: None }
+    }
+
+    pub fn with_data(mut self, raw_json: String) -> Self {
+        self.data = Some(raw_json);
+        self
+    }
+
+    /// The error object: `{"code":…,"message":…,"data":…}`.
+    pub fn object(&self) -> String {
+        let mut w = ObjectWriter::new();
+        w.raw("code", &self.code.code().to_string()).string("message", &self.message);
+        if let Some(data) = &self.data {
+            w.raw("data", data);
+        }
+        String::from_utf8(w.finish()).unwrap_or_default()
+    }
+
+    /// A whole error response for request `id` (raw JSON, `null` when unknown).
+    pub fn response(&self, id: Option<&str>) -> Vec<u8> {
+        let mut w = ObjectWriter::new();
+        w.string("jsonrpc", "2.0").raw("id", id.unwrap_or("null")).raw("error", &self.object());
+        w.finish()
+    }
+}
+
+/// A success response for request `id` with a raw `result`.
+pub fn result_response(id: &str, result: &str) -> Vec<u8> {
+    let mut w = ObjectWriter::with_capacity(result.len() + id.len() + 32);
+    w.string("jsonrpc", "2.0").raw("id", id).raw("result", result);
+    w.finish()
+}
+
+/// A notification with raw `params`.
+pub fn notification(method: &str, params: Option<&str>) -> Vec<u8> {
+    let mut w = ObjectWriter::new();
+    w.string("jsonrpc", "2.0").raw("method", &json_string(method));
+    if let Some(p) = params {
+        w.raw("params", p);
+    }
+    w.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_response_shape() {
+        let e = RpcError::new(ErrorCode::InvalidParams, "unknown tool: x");
+        assert_eq!(
+            String::from_utf8(e.response(Some("3"))).expect("utf8"),
+            r#"{"jsonrpc":"2.0","id":3,"error":{"code":-32602,"message":"unknown tool: x"}}"#
+        );
+        assert_eq!(
+            String::from_utf8(e.response(None)).expect("utf8"),
+            r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32602,"message":"unknown tool: x"}}"#
+        );
+    }
+}

@@ -1,0 +1,173 @@
+//! Clients for backend MCP servers.
+//!
+//! A [`Connection`] is one initialised MCP session with one backend, over Streamable HTTP,
+//! legacy HTTP+SSE or a spawned stdio process. Requests return an [`Exchange`]: the messages
+//! the backend sends for that request (progress, logs, server-initiated requests) and finally
+//! its response. Messages the backend sends outside any request arrive on the connection's
+//! event channel.
+//!
+//! This crate never decides who may call what and never invents credentials: the headers a
+//! connection sends are exactly the ones its creator passes in.
+
+mod error;
+mod exchange;
+mod legacy_sse;
+mod mux;
+mod spec;
+mod stdio;
+mod streamable;
+
+pub use error::UpstreamError;
+pub use exchange::{Exchange, Inbound};
+pub use spec::{BackendSpec, InitOptions, StdioSpec, TransportSpec};
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use http::HeaderMap;
+use mcpgate_protocol::envelope::{Envelope, json_string, raw_str};
+use mcpgate_protocol::ObjectWriter;
+use serde_json::value::RawValue;
+use tokio::sync::{Mutex, mpsc};
+
+/// What the backend answered to `initialize`.
+#[derive(Debug, Clone)]
+pub struct InitResult {
+    /// The raw `result` object.
+    pub raw: Box<RawValue>,
+    pub protocol_version: String,
+}
+
+impl InitResult {
+    fn parse(result: &RawValue) -> Result<Self, UpstreamError> {
+        let env = Envelope::parse_raw(result)
+            .map_err(|e| UpstreamError::Protocol(format!("initialize result: {e}")))?;
+        let protocol_version = env
+            .get("protocolVersion")
+            .and_then(raw_str)
+            .ok_or_else(|| UpstreamError::Protocol("initialize result has no protocolVersion".into()))?
+            .into_owned();
+        Ok(Self { raw: result.to_owned(), protocol_version })
+    }
+
+    /// A member of the result (`capabilities`, `instructions`, `serverInfo`).
+    pub fn member(&self, key: &str) -> Option<&RawValue> {
+        Envelope::parse_raw(&self.raw).ok()?.get(key)
+    }
+}
+
+enum Link {
+    Http(streamable::HttpLink),
+    Mux(mux::MuxLink),
+}
+
+/// One initialised session with a backend.
+pub struct Connection {
+    spec: Arc<BackendSpec>,
+    link: Link,
+    next_id: AtomicU64,
+    init: InitResult,
+    events: Mutex<Option<mpsc::UnboundedReceiver<Bytes>>>,
+}
+
+impl Connection {
+    /// Opens the transport and performs the `initialize` handshake.
+    pub async fn connect(
+        spec: Arc<BackendSpec>,
+        client: &reqwest::Client,
+        headers: HeaderMap,
+        init: &InitOptions,
+    ) -> Result<Self, UpstreamError> {
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let next_id = AtomicU64::new(1);
+        let init_msg = init.request(0);
+        let (link, init) = match &spec.transport {
+            TransportSpec::StreamableHttp { url } => {
+                let (mut link, resp) =
+                    streamable::HttpLink::connect(client.clone(), url.clone(), headers, init_msg, events_tx).await?;
+                let init = parse_init_response(&resp)?;
+                link.set_protocol_version(&init.protocol_version);
+                (Link::Http(link), init)
+            }
+            TransportSpec::Sse { url } => {
+                let link = legacy_sse::connect(client.clone(), url.clone(), headers, events_tx).await?;
+                let init = parse_init_response(&link.initialize(init_msg).await?)?;
+                (Link::Mux(link), init)
+            }
+            TransportSpec::Stdio(s) => {
+                let link = stdio::spawn(&spec.name, s, events_tx)?;
+                let init = parse_init_response(&link.initialize(init_msg).await?)?;
+                (Link::Mux(link), init)
+            }
+        };
+        let conn = Self { spec, link, next_id, init, events: Mutex::new(Some(events_rx)) };
+        conn.notify(mcpgate_protocol::errors::notification("notifications/initialized", None)).await?;
+        Ok(conn)
+    }
+
+    pub fn spec(&self) -> &BackendSpec {
+        &self.spec
+    }
+
+    pub fn init_result(&self) -> &InitResult {
+        &self.init
+    }
+
+    /// Sends a request built from `method` and raw `params`; the id is assigned here.
+    pub async fn request(&self, method: &str, params: Option<&str>) -> Result<Exchange, UpstreamError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut w = ObjectWriter::with_capacity(params.map_or(0, str::len) + method.len() + 48);
+        w.string("jsonrpc", "2.0").raw("id", &id.to_string()).raw("method", &json_string(method));
+        if let Some(p) = params {
+            w.raw("params", p);
+        }
+        let body = w.finish();
+        match &self.link {
+            Link::Http(h) => h.request(id, body).await,
+            Link::Mux(m) => m.request(id, body, params).await,
+        }
+    }
+
+    /// Sends a notification (e.g. `notifications/cancelled`).
+    pub async fn notify(&self, message: Vec<u8>) -> Result<(), UpstreamError> {
+        match &self.link {
+            Link::Http(h) => h.post_no_reply(message).await,
+            Link::Mux(m) => m.send(message).await,
+        }
+    }
+
+    /// Answers a request the backend sent us (sampling, elicitation, roots).
+    pub async fn respond(&self, message: Vec<u8>) -> Result<(), UpstreamError> {
+        self.notify(message).await
+    }
+
+    /// Messages the backend sends outside any request. Taken once; for Streamable HTTP this
+    /// also opens the backend's GET stream.
+    pub async fn take_events(&self) -> Option<mpsc::UnboundedReceiver<Bytes>> {
+        let rx = self.events.lock().await.take()?;
+        if let Link::Http(h) = &self.link {
+            h.open_event_stream();
+        }
+        Some(rx)
+    }
+
+    /// Ends the session politely (DELETE for Streamable HTTP; the process is killed for stdio).
+    pub async fn close(&self) {
+        match &self.link {
+            Link::Http(h) => h.close().await,
+            Link::Mux(m) => m.close(),
+        }
+    }
+}
+
+fn parse_init_response(bytes: &[u8]) -> Result<InitResult, UpstreamError> {
+    let env = Envelope::parse(bytes).map_err(|e| UpstreamError::Protocol(format!("initialize: {e}")))?;
+    if let Some(err) = env.get("error") {
+        return Err(UpstreamError::Rejected(err.get().to_owned()));
+    }
+    let result = env
+        .get("result")
+        .ok_or_else(|| UpstreamError::Protocol("initialize response has neither result nor error".into()))?;
+    InitResult::parse(result)
+}

@@ -1,0 +1,146 @@
+//! Streamable HTTP (legacy era): POST per message, JSON or SSE responses, `Mcp-Session-Id`.
+
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use http::header::{ACCEPT, CONTENT_TYPE};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use mcpgate_protocol::sse;
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+use crate::error::UpstreamError;
+use crate::exchange::Exchange;
+
+pub(crate) const SESSION_HEADER: HeaderName = HeaderName::from_static("mcp-session-id");
+pub(crate) const VERSION_HEADER: HeaderName = HeaderName::from_static("mcp-protocol-version");
+const ACCEPT_BOTH: HeaderValue = HeaderValue::from_static("application/json, text/event-stream");
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+pub(crate) struct HttpLink {
+    client: reqwest::Client,
+    url: url::Url,
+    /// Headers sent on every request: the creator's, plus session id and version once known.
+    headers: HeaderMap,
+    has_session: bool,
+    events: mpsc::UnboundedSender<Bytes>,
+    get_task: Mutex<Option<AbortHandle>>,
+}
+
+impl HttpLink {
+    /// POSTs `initialize` and returns the link with the backend's session id, plus the response.
+    pub(crate) async fn connect(
+        client: reqwest::Client,
+        url: url::Url,
+        mut headers: HeaderMap,
+        init: Vec<u8>,
+        events: mpsc::UnboundedSender<Bytes>,
+    ) -> Result<(Self, Vec<u8>), UpstreamError> {
+        headers.insert(ACCEPT, ACCEPT_BOTH);
+        headers.insert(CONTENT_TYPE, JSON);
+        let mut link = Self { client, url, headers, has_session: false, events, get_task: Mutex::new(None) };
+        let resp = link.post(init).await?;
+        if let Some(sid) = resp.headers().get(SESSION_HEADER).cloned() {
+            link.headers.insert(SESSION_HEADER, sid);
+            link.has_session = true;
+        }
+        let response = link.exchange(0, resp).await?.response().await?;
+        Ok((link, response.to_vec()))
+    }
+
+    pub(crate) fn set_protocol_version(&mut self, version: &str) {
+        if let Ok(v) = HeaderValue::from_str(version) {
+            self.headers.insert(VERSION_HEADER, v);
+        }
+    }
+
+    async fn post(&self, body: Vec<u8>) -> Result<reqwest::Response, UpstreamError> {
+        let resp = self
+            .client
+            .post(self.url.clone())
+            .headers(self.headers.clone())
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| UpstreamError::from_reqwest(&e))?;
+        match resp.status() {
+            s if s.is_success() => Ok(resp),
+            StatusCode::NOT_FOUND if self.has_session => Err(UpstreamError::SessionExpired),
+            s => Err(UpstreamError::Status { status: s.as_u16() }),
+        }
+    }
+
+    async fn exchange(&self, id: u64, resp: reqwest::Response) -> Result<Exchange, UpstreamError> {
+        let ctype = resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+        if ctype.starts_with("text/event-stream") {
+            Ok(Exchange::sse(id, Box::pin(resp.bytes_stream())))
+        } else if ctype.starts_with("application/json") {
+            let body = resp.bytes().await.map_err(|e| UpstreamError::from_reqwest(&e))?;
+            Ok(Exchange::single(id, body))
+        } else if resp.status() == StatusCode::ACCEPTED {
+            Err(UpstreamError::Protocol("backend accepted a request without answering it".into()))
+        } else {
+            Err(UpstreamError::Protocol(format!("unexpected content type {ctype:?}")))
+        }
+    }
+
+    pub(crate) async fn request(&self, id: u64, body: Vec<u8>) -> Result<Exchange, UpstreamError> {
+        let resp = self.post(body).await?;
+        self.exchange(id, resp).await
+    }
+
+    /// POSTs a notification or response; the backend answers 202 (or 200) with no message.
+    pub(crate) async fn post_no_reply(&self, body: Vec<u8>) -> Result<(), UpstreamError> {
+        self.post(body).await.map(drop)
+    }
+
+    /// Opens the GET stream for messages outside any request (once).
+    pub(crate) fn open_event_stream(&self) {
+        let mut slot = self.get_task.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_some() {
+            return;
+        }
+        let req = self.client.get(self.url.clone()).headers(self.headers.clone()).header(ACCEPT, "text/event-stream");
+        let events = self.events.clone();
+        let task = tokio::spawn(async move {
+            let Ok(resp) = req.send().await else { return };
+            let is_sse = resp
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("text/event-stream"));
+            if !resp.status().is_success() || !is_sse {
+                return; // 405: the backend has no GET stream
+            }
+            let mut body = resp.bytes_stream();
+            let mut decoder = sse::Decoder::new();
+            while let Some(Ok(chunk)) = body.next().await {
+                decoder.push(&chunk);
+                while let Ok(Some(ev)) = decoder.next_event() {
+                    if !ev.data.trim().is_empty() && events.send(Bytes::from(ev.data)).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        *slot = Some(task.abort_handle());
+    }
+
+    pub(crate) async fn close(&self) {
+        if let Some(t) = self.get_task.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            t.abort();
+        }
+        if self.has_session {
+            let _ = self.client.delete(self.url.clone()).headers(self.headers.clone()).send().await;
+        }
+    }
+}
+
+impl Drop for HttpLink {
+    fn drop(&mut self) {
+        if let Some(t) = self.get_task.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            t.abort();
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! The `mcpgate` command: `serve`, `check` and `demo`.
+
+mod cli;
+mod demo;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    cli::init_logging(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            cli::Command::Serve(args) => serve::serve(args).await,
+            cli::Command::Check(args) => serve::check(&args.config),
+            cli::Command::Demo(args) => demo::run(args).await,
+        }
+    })
+}

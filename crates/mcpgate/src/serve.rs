@@ -1,0 +1,115 @@
+//! `mcpgate serve` and `mcpgate check`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use mcpgate_gateway::config::{ConfigError, GatewayConfig, ServerConfig, Transport, load_file, validate};
+use mcpgate_gateway::{Shared, front, reload};
+
+use crate::cli::ServeArgs;
+
+pub async fn serve(args: ServeArgs) -> ExitCode {
+    let config = match config_from_args(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let shared = Shared::start(config.clone());
+    if let Some(path) = &args.config {
+        reload::watch(path.clone(), shared.clone());
+    }
+    match run(shared, &config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Serves until SIGINT/SIGTERM.
+pub async fn run(shared: Arc<Shared>, config: &GatewayConfig) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(&config.listen).await?;
+    let addr: SocketAddr = listener.local_addr()?;
+    tracing::info!("listening on http://{addr}{}", config.mcp_path);
+    axum::serve(listener, front::router(shared)).with_graceful_shutdown(shutdown()).await
+}
+
+async fn shutdown() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+}
+
+fn config_from_args(args: &ServeArgs) -> Result<GatewayConfig, String> {
+    let mut config = match &args.config {
+        Some(path) => load_file(path).map_err(render)?,
+        None => quick_start(&args.server)?,
+    };
+    if let Some(listen) = &args.listen {
+        config.listen = listen.clone();
+        validate(&config).map_err(|p| render(ConfigError::Invalid(p)))?;
+    }
+    Ok(config)
+}
+
+/// A config from `--server NAME=URL` flags.
+fn quick_start(servers: &[String]) -> Result<GatewayConfig, String> {
+    let mut yaml = String::from("servers: []\n");
+    if servers.is_empty() {
+        tracing::warn!("no --server given: the gateway starts with no backends");
+    }
+    let mut config: GatewayConfig = mcpgate_gateway::config::parse_str(&std::mem::take(&mut yaml), &|_| None).map_err(render)?;
+    for (i, s) in servers.iter().enumerate() {
+        let (name, url) = s.split_once('=').ok_or_else(|| format!("error: --server {s:?}: expected NAME=URL (fix: e.g. --server weather=http://127.0.0.1:9001/mcp)"))?;
+        let (transport, url) = match url.strip_prefix("sse+") {
+            Some(u) => (Transport::Sse, u),
+            None => (Transport::StreamableHttp, url),
+        };
+        let mut sc: ServerConfig = yaml_server(name, url).map_err(|e| format!("error: --server #{}: {e}", i + 1))?;
+        sc.transport = transport;
+        config.servers.push(sc);
+    }
+    validate(&config).map_err(|p| render(ConfigError::Invalid(p)))?;
+    Ok(config)
+}
+
+fn yaml_server(name: &str, url: &str) -> Result<ServerConfig, String> {
+    let text = format!("servers:\n  - name: {}\n    url: {}\n", serde_json::to_string(name).unwrap_or_default(), serde_json::to_string(url).unwrap_or_default());
+    let mut c = mcpgate_gateway::config::parse_str(&text, &|_| None).map_err(render)?;
+    c.servers.pop().ok_or_else(|| "no server".to_owned())
+}
+
+fn render(e: ConfigError) -> String {
+    e.to_string()
+}
+
+pub fn check(path: &Path) -> ExitCode {
+    match load_file(path) {
+        Ok(c) => {
+            let enabled = c.servers.iter().filter(|s| s.enabled).count();
+            println!("config OK: {} server(s), {enabled} enabled, listening on {}{}", c.servers.len(), c.listen, c.mcp_path);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
