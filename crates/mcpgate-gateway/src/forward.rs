@@ -48,7 +48,6 @@ pub async fn forward(shared: &Arc<Shared>, session: &Arc<ClientSession>, target:
     let ctx = Arc::new(Ctx { session: session.clone(), backend: target.backend.clone(), client_id, rewrite: target.rewrite, conn });
     let first = next(&ctx, &mut exchange, deadline).await;
     if first.is_final {
-        ctx.session.end_call(&ctx.client_id);
         return Reply::Json(first.bytes.to_vec());
     }
     // Something came before the response: answer as a stream and keep relaying.
@@ -61,12 +60,7 @@ pub async fn forward(shared: &Arc<Shared>, session: &Arc<ClientSession>, target:
             return None;
         }
         let out = item.bytes.clone();
-        let follow = if item.is_final {
-            ctx.session.end_call(&ctx.client_id);
-            Some(Out { bytes: Bytes::new(), is_final: true })
-        } else {
-            None
-        };
+        let follow = item.is_final.then(|| Out { bytes: Bytes::new(), is_final: true });
         Some((out, (follow, ex, ctx, deadline)))
     });
     Reply::Stream(stream.boxed())
@@ -78,6 +72,13 @@ struct Ctx {
     client_id: String,
     rewrite: ResultRewrite,
     conn: Arc<Connection>,
+}
+
+/// The call stays cancellable until its context is gone (response sent or client gone).
+impl Drop for Ctx {
+    fn drop(&mut self) {
+        self.session.end_call(&self.client_id);
+    }
 }
 
 struct Out {

@@ -26,34 +26,18 @@ pub fn build(servers: &[ServerEntry]) -> Catalog {
             instructions.push(format!("## {}\n{}", s.name, text.trim()));
         }
         let mut withheld = Vec::new();
-        for kind in [ItemKind::Tool, ItemKind::Prompt, ItemKind::Resource, ItemKind::ResourceTemplate] {
-            let items = match kind {
-                ItemKind::Tool => &listing.tools,
-                ItemKind::Prompt => &listing.prompts,
-                ItemKind::Resource => &listing.resources,
-                ItemKind::ResourceTemplate => &listing.templates,
-            };
-            let target = match kind {
-                ItemKind::Tool => &mut cat.tools,
-                ItemKind::Prompt => &mut cat.prompts,
-                ItemKind::Resource => &mut cat.resources,
-                ItemKind::ResourceTemplate => &mut cat.templates,
-            };
-            expose_items(s, kind, items, target, &mut withheld);
+        for kind in ItemKind::ALL {
+            expose_items(s, kind, listing.items(kind), cat.items_mut(kind), &mut withheld);
         }
         if !withheld.is_empty() {
             cat.withheld.insert(s.name.clone(), withheld);
         }
     }
-    for kind in [ItemKind::Tool, ItemKind::Prompt, ItemKind::Resource, ItemKind::ResourceTemplate] {
-        let list = match kind {
-            ItemKind::Tool => &mut cat.tools,
-            ItemKind::Prompt => &mut cat.prompts,
-            ItemKind::Resource => &mut cat.resources,
-            ItemKind::ResourceTemplate => &mut cat.templates,
-        };
-        withhold_collisions(kind, list, &mut cat.withheld);
+    for kind in ItemKind::ALL {
+        let mut list = std::mem::take(cat.items_mut(kind));
+        withhold_collisions(kind, &mut list, &mut cat.withheld);
         list.sort_by(|a, b| a.exposed.cmp(&b.exposed));
+        *cat.items_mut(kind) = list;
     }
     cat.instructions = (!instructions.is_empty()).then(|| instructions.join("\n\n"));
     cat.index()

@@ -29,6 +29,17 @@ pub struct Listing {
     pub caps: BackendCaps,
 }
 
+impl Listing {
+    pub fn items(&self, kind: ItemKind) -> &[Box<RawValue>] {
+        match kind {
+            ItemKind::Tool => &self.tools,
+            ItemKind::Prompt => &self.prompts,
+            ItemKind::Resource => &self.resources,
+            ItemKind::ResourceTemplate => &self.templates,
+        }
+    }
+}
+
 /// The server capabilities of a backend that shape the merged capabilities.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct BackendCaps {
@@ -49,6 +60,8 @@ pub enum ItemKind {
 }
 
 impl ItemKind {
+    pub const ALL: [ItemKind; 4] = [ItemKind::Tool, ItemKind::Prompt, ItemKind::Resource, ItemKind::ResourceTemplate];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ItemKind::Tool => "tool",
@@ -116,6 +129,15 @@ impl Catalog {
             ItemKind::Prompt => &self.prompts,
             ItemKind::Resource => &self.resources,
             ItemKind::ResourceTemplate => &self.templates,
+        }
+    }
+
+    fn items_mut(&mut self, kind: ItemKind) -> &mut Vec<Entry> {
+        match kind {
+            ItemKind::Tool => &mut self.tools,
+            ItemKind::Prompt => &mut self.prompts,
+            ItemKind::Resource => &mut self.resources,
+            ItemKind::ResourceTemplate => &mut self.templates,
         }
     }
 

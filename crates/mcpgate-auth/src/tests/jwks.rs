@@ -1,0 +1,109 @@
+//! Remote keys from an in-process IdP: discovery, caching, rotation, rate-limited and
+//! coalesced refreshes, and failing closed when keys cannot be fetched.
+
+use std::time::Duration;
+
+use jsonwebtoken::Algorithm;
+use serde_json::json;
+
+use super::support::*;
+use crate::AuthError;
+
+fn rsa_jwks(kids: &[(&str, &str)]) -> serde_json::Value {
+    json!({ "keys": kids.iter().map(|(kid, pem)| jwk(Algorithm::RS256, pem, kid, true)).collect::<Vec<_>>() })
+}
+
+#[tokio::test]
+async fn keys_found_through_discovery_are_fetched_once_and_cached() {
+    let idp = TestIdp::start(rsa_jwks(&[("k1", RSA1_KEY)])).await;
+    let auth = authenticator(&idp.config_yaml(""));
+    for user in ["alice", "bob", "carol"] {
+        let token = mint(Algorithm::RS256, RSA1_KEY, Some("k1"), &claims(&idp.issuer, user));
+        assert_eq!(auth.verify_bearer(Some(&bearer(&token))).await.expect("valid").subject, user);
+    }
+    assert_eq!(idp.jwks_hits(), 1);
+}
+
+#[tokio::test]
+async fn rotated_key_is_found_by_refetching_on_an_unknown_kid() {
+    let idp = TestIdp::start(rsa_jwks(&[("k1", RSA1_KEY)])).await;
+    let auth = authenticator(&idp.config_yaml("jwks: {refresh_min_interval: 0s}"));
+    let old = mint(Algorithm::RS256, RSA1_KEY, Some("k1"), &claims(&idp.issuer, "alice"));
+    assert!(auth.verify_bearer(Some(&bearer(&old))).await.is_ok());
+
+    idp.set_jwks(rsa_jwks(&[("k2", RSA2_KEY)]));
+    let new = mint(Algorithm::RS256, RSA2_KEY, Some("k2"), &claims(&idp.issuer, "alice"));
+    assert_eq!(auth.verify_bearer(Some(&bearer(&new))).await.expect("rotated key found").subject, "alice");
+    assert_eq!(idp.jwks_hits(), 2);
+}
+
+#[tokio::test]
+async fn unknown_kid_is_refused_and_refetches_are_rate_limited() {
+    let idp = TestIdp::start(rsa_jwks(&[("k1", RSA1_KEY)])).await;
+    let auth = authenticator(&idp.config_yaml("jwks: {refresh_min_interval: 300ms}"));
+    let good = mint(Algorithm::RS256, RSA1_KEY, Some("k1"), &claims(&idp.issuer, "alice"));
+    assert!(auth.verify_bearer(Some(&bearer(&good))).await.is_ok());
+    tokio::time::sleep(Duration::from_millis(350)).await;
+
+    let stranger = mint(Algorithm::RS256, RSA2_KEY, Some("who"), &claims(&idp.issuer, "mallory"));
+    for _ in 0..5 {
+        assert_eq!(auth.verify_bearer(Some(&bearer(&stranger))).await.err(), Some(AuthError::UnknownKey));
+    }
+    assert_eq!(idp.jwks_hits(), 2, "one load plus one refetch, then rate-limited");
+
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(auth.verify_bearer(Some(&bearer(&stranger))).await.err(), Some(AuthError::UnknownKey));
+    assert_eq!(idp.jwks_hits(), 3, "allowed again after the interval");
+}
+
+#[tokio::test]
+async fn concurrent_unknown_kid_verifications_share_one_jwks_request() {
+    let idp = TestIdp::start_with_delay(rsa_jwks(&[("k1", RSA1_KEY)]), Duration::from_millis(100)).await;
+    let auth = authenticator(&idp.config_yaml("jwks: {refresh_min_interval: 0s}"));
+    let first = mint(Algorithm::RS256, RSA1_KEY, Some("k1"), &claims(&idp.issuer, "alice"));
+    assert!(auth.verify_bearer(Some(&bearer(&first))).await.is_ok());
+    assert_eq!(idp.jwks_hits(), 1);
+
+    idp.set_jwks(rsa_jwks(&[("k1", RSA1_KEY), ("k2", RSA2_KEY)]));
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let auth = auth.clone();
+        let token = mint(Algorithm::RS256, RSA2_KEY, Some("k2"), &claims(&idp.issuer, &format!("user{i}")));
+        tasks.push(tokio::spawn(async move { auth.verify_bearer(Some(&bearer(&token))).await }));
+    }
+    for t in tasks {
+        assert!(t.await.expect("task").is_ok());
+    }
+    assert_eq!(idp.jwks_hits(), 2, "twenty misses, one refetch");
+}
+
+#[tokio::test]
+async fn unreachable_keys_fail_closed_with_503() {
+    // A port nobody listens on: bind, note the address, drop the listener.
+    let addr = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind").local_addr().expect("addr");
+    let issuer = format!("http://{addr}/realms/gone");
+    let auth = authenticator(&format!("issuers: [{{issuer: '{issuer}'}}]\naudiences: [{AUDIENCE}]\njwks: {{fetch_timeout: 2s}}"));
+    let token = mint(Algorithm::RS256, RSA1_KEY, Some("k1"), &claims(&issuer, "alice"));
+    let err = auth.verify_bearer(Some(&bearer(&token))).await.expect_err("no keys");
+    assert_eq!(err, AuthError::Unavailable);
+    assert_eq!(err.status(), 503);
+}
+
+#[tokio::test]
+async fn discovery_naming_another_issuer_is_not_trusted() {
+    let idp = TestIdp::start(rsa_jwks(&[("k1", RSA1_KEY)])).await;
+    // Configure the issuer with a trailing slash: discovery answers without it.
+    let issuer = format!("{}/", idp.issuer);
+    let auth = authenticator(&format!("issuers: [{{issuer: '{issuer}'}}]\naudiences: [{AUDIENCE}]"));
+    let token = mint(Algorithm::RS256, RSA1_KEY, Some("k1"), &claims(&issuer, "alice"));
+    assert_eq!(auth.verify_bearer(Some(&bearer(&token))).await.err(), Some(AuthError::Unavailable));
+    assert_eq!(idp.jwks_hits(), 0);
+}
+
+#[tokio::test]
+async fn explicit_jwks_uri_skips_discovery() {
+    let idp = TestIdp::start(json!({ "keys": [jwk(Algorithm::ES256, EC1_KEY, "e1", false)] })).await;
+    let yaml = format!("issuers:\n  - issuer: {0}\n    jwks_uri: {0}/certs\n    discovery: false\naudiences: [{AUDIENCE}]", idp.issuer);
+    let token = mint(Algorithm::ES256, EC1_KEY, Some("e1"), &claims(&idp.issuer, "alice"));
+    assert!(authenticator(&yaml).verify_bearer(Some(&bearer(&token))).await.is_ok());
+}

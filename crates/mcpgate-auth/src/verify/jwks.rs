@@ -1,0 +1,163 @@
+//! An issuer's remote keys: OIDC discovery, JWKS fetch, the cached key set, refresh on an
+//! unknown `kid` (coalesced: concurrent misses share one request; rate-limited per issuer)
+//! and refresh of a set older than `max_age`. Never fetches from a URL named in a token,
+//! never follows plain-http URLs the config does not allow, never drops working keys
+//! because a refresh failed.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use tokio::sync::Mutex;
+
+use super::keys::KeySet;
+use crate::config::{Alg, IssuerConfig, JwksConfig, check_url};
+
+/// Largest discovery or JWKS document accepted.
+const MAX_DOCUMENT_BYTES: usize = 512 * 1024;
+
+/// A key set as fetched, numbered so concurrent refreshers can tell whether one landed.
+pub(crate) struct Fetched {
+    pub keys: KeySet,
+    pub generation: u64,
+    pub fetched_at: Option<Instant>,
+}
+
+pub(crate) struct RemoteKeys {
+    issuer: String,
+    /// Set from config, or learned from discovery on first fetch.
+    jwks_uri: std::sync::Mutex<Option<String>>,
+    allow_insecure_http: bool,
+    http: reqwest::Client,
+    allowed: Vec<Alg>,
+    timing: JwksConfig,
+    current: ArcSwap<Fetched>,
+    /// Held while refreshing; holds the time of the last attempt (success or not).
+    refresh: Mutex<Option<Instant>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FetchError {
+    #[error("refresh skipped (rate limit)")]
+    RateLimited,
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl RemoteKeys {
+    pub fn new(cfg: &IssuerConfig, http: reqwest::Client, allowed: Vec<Alg>, timing: JwksConfig) -> Self {
+        Self {
+            issuer: cfg.issuer.clone(),
+            jwks_uri: std::sync::Mutex::new(cfg.jwks_uri.clone()),
+            allow_insecure_http: cfg.allow_insecure_http,
+            http,
+            allowed,
+            timing,
+            current: ArcSwap::from_pointee(Fetched { keys: KeySet::default(), generation: 0, fetched_at: None }),
+            refresh: Mutex::new(None),
+        }
+    }
+
+    /// The cached keys, fetching first when none were ever fetched or they are older than
+    /// `max_age`. A failed fetch keeps the old keys.
+    pub async fn current(&self) -> Arc<Fetched> {
+        let cur = self.current.load_full();
+        let stale = cur.fetched_at.is_none_or(|t| t.elapsed() >= self.timing.max_age);
+        if stale {
+            // Errors are logged inside; the caller works with whatever is cached.
+            let _ = self.refresh(cur.generation).await;
+            return self.current.load_full();
+        }
+        cur
+    }
+
+    /// Fetches the keys again unless another task did so since `seen_generation` (then its
+    /// result is used) or the last attempt was less than `refresh_min_interval` ago.
+    pub async fn refresh(&self, seen_generation: u64) -> Result<(), FetchError> {
+        let mut last_attempt = self.refresh.lock().await;
+        if self.current.load().generation != seen_generation {
+            return Ok(());
+        }
+        if last_attempt.is_some_and(|t| t.elapsed() < self.timing.refresh_min_interval) {
+            return Err(FetchError::RateLimited);
+        }
+        *last_attempt = Some(Instant::now());
+        match self.fetch().await {
+            Ok(keys) => {
+                tracing::debug!(issuer = %self.issuer, keys = keys.len(), "fetched issuer keys");
+                self.current.store(Arc::new(Fetched {
+                    keys,
+                    generation: seen_generation + 1,
+                    fetched_at: Some(Instant::now()),
+                }));
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(issuer = %self.issuer, error = %e, "fetching issuer keys failed");
+                Err(FetchError::Failed(e))
+            }
+        }
+    }
+
+    async fn fetch(&self) -> Result<KeySet, String> {
+        let known = self.jwks_uri.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let jwks_uri = match known {
+            Some(uri) => uri,
+            None => {
+                let uri = self.discover().await?;
+                *self.jwks_uri.lock().unwrap_or_else(|e| e.into_inner()) = Some(uri.clone());
+                uri
+            }
+        };
+        let doc = self.get_json(&jwks_uri).await?;
+        KeySet::from_jwks(&doc, &self.allowed).map_err(|e| format!("{jwks_uri}: {e}"))
+    }
+
+    /// OIDC discovery: the document's `issuer` must equal the configured issuer exactly.
+    async fn discover(&self) -> Result<String, String> {
+        let url = format!("{}/.well-known/openid-configuration", self.issuer.trim_end_matches('/'));
+        let doc = self.get_json(&url).await?;
+        if doc.get("issuer").and_then(|v| v.as_str()) != Some(self.issuer.as_str()) {
+            return Err(format!("{url}: the document's issuer does not match {:?}", self.issuer));
+        }
+        let uri = doc.get("jwks_uri").and_then(|v| v.as_str()).ok_or_else(|| format!("{url}: no jwks_uri"))?;
+        check_url(uri, self.allow_insecure_http).map_err(|e| format!("{url}: jwks_uri {e}"))?;
+        Ok(uri.to_owned())
+    }
+
+    async fn get_json(&self, url: &str) -> Result<serde_json::Value, String> {
+        let mut resp = self
+            .http
+            .get(url)
+            .header(http::header::ACCEPT, "application/json")
+            .timeout(self.timing.fetch_timeout)
+            .send()
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        if !resp.status().is_success() {
+            return Err(format!("{url}: HTTP {}", resp.status()));
+        }
+        if resp.content_length().is_some_and(|n| n > MAX_DOCUMENT_BYTES as u64) {
+            return Err(format!("{url}: document larger than {MAX_DOCUMENT_BYTES} bytes"));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| format!("{url}: {e}"))? {
+            if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
+                return Err(format!("{url}: document larger than {MAX_DOCUMENT_BYTES} bytes"));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        serde_json::from_slice(&body).map_err(|e| format!("{url}: not JSON ({e})"))
+    }
+}
+
+/// A reqwest client suited to fetching keys: no proxy from the environment, bounded
+/// connect time. The gateway may pass its own instead.
+pub fn default_http_client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .connect_timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| format!("building the HTTP client for issuer keys: {e}"))
+}
