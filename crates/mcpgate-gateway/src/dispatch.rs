@@ -11,20 +11,21 @@ use mcpgate_protocol::{ErrorCode, ObjectWriter, RpcError};
 
 use crate::catalog::{Catalog, ItemKind, page};
 use crate::forward::{ResultRewrite, Target, forward};
+use crate::identity::{Access, audit};
 use crate::reject::Reject;
 use crate::reply::Reply;
 use crate::session::ClientSession;
 use crate::state::Shared;
 
 /// `initialize`: a new client session and its result.
-pub fn initialize(shared: &Shared, env: &Envelope<'_>) -> Result<(Arc<ClientSession>, Vec<u8>), Reject> {
+pub fn initialize(shared: &Shared, env: &Envelope<'_>, access: &Access) -> Result<(Arc<ClientSession>, Vec<u8>), Reject> {
     let id = env.id().ok_or_else(|| Reject::Invalid("initialize must be a request".into()))?;
     let params = env.params_object().map_err(|e| Reject::Invalid(format!("params: {e}")))?;
     let requested = params.as_ref().and_then(|p| p.str("protocolVersion"));
     let version = negotiate(requested.as_deref());
     let caps = params.as_ref().and_then(|p| p.get("capabilities")).map_or("{}".to_owned(), |c| c.get().to_owned());
     let info = params.as_ref().and_then(|p| p.get("clientInfo")).map_or_else(mcpgate_upstream_client_info, |c| c.get().to_owned());
-    let session = ClientSession::new(version, caps, info);
+    let session = ClientSession::new(version, caps, info, access.principal());
     if !shared.sessions.insert(session.clone(), shared.config.load().limits.max_sessions) {
         return Err(Reject::TooManySessions);
     }
@@ -60,7 +61,7 @@ fn capabilities(c: &Catalog) -> String {
     String::from_utf8(w.finish()).unwrap_or_default()
 }
 
-pub async fn request(shared: &Arc<Shared>, session: &Arc<ClientSession>, env: &Envelope<'_>, method: &str) -> Reply {
+pub async fn request(shared: &Arc<Shared>, session: &Arc<ClientSession>, env: &Envelope<'_>, method: &str, access: &Access) -> Reply {
     let id = env.id().map(|i| i.get().to_owned()).unwrap_or_else(|| "null".into());
     let params = match env.params_object() {
         Ok(p) => p,
@@ -68,7 +69,7 @@ pub async fn request(shared: &Arc<Shared>, session: &Arc<ClientSession>, env: &E
     };
     let catalog = shared.catalog.load();
     let page_size = shared.config.load().catalog.page_size;
-    let list = |kind| list(&catalog, kind, params.as_ref(), page_size, &id);
+    let list = |kind| list(shared, &catalog, kind, params.as_ref(), page_size, &id, access);
     match method {
         "ping" => Reply::Json(result_response(&id, "{}")),
         "tools/list" => list(ItemKind::Tool),
@@ -77,7 +78,7 @@ pub async fn request(shared: &Arc<Shared>, session: &Arc<ClientSession>, env: &E
         "resources/templates/list" => list(ItemKind::ResourceTemplate),
         "logging/setLevel" => set_level(session, params.as_ref(), &id).await,
         "tools/call" | "prompts/get" | "resources/read" | "resources/subscribe" | "resources/unsubscribe" | "completion/complete" => {
-            match route(shared, &catalog, method, params.as_ref()) {
+            match route(shared, &catalog, method, params.as_ref(), access, &id) {
                 Ok(target) => forward(shared, session, target, id).await,
                 Err(e) => error(&id, e),
             }
@@ -91,14 +92,19 @@ fn error(id: &str, e: RpcError) -> Reply {
     Reply::Json(e.response(Some(id)))
 }
 
-fn list(catalog: &Catalog, kind: ItemKind, params: Option<&Envelope<'_>>, size: usize, id: &str) -> Reply {
+fn list(shared: &Shared, catalog: &Catalog, kind: ItemKind, params: Option<&Envelope<'_>>, size: usize, id: &str, access: &Access) -> Reply {
     let cursor = params.and_then(|p| p.get("cursor"));
     let cursor = match cursor.map(raw_str) {
         None => None,
         Some(Some(c)) => Some(c),
         Some(None) => return error(id, RpcError::new(ErrorCode::InvalidParams, "cursor must be a string")),
     };
-    let items: Vec<_> = catalog.items(kind).iter().collect();
+    let all = catalog.items(kind);
+    let visible = shared.views.visible(catalog, kind, access);
+    let items: Vec<_> = visible.iter().map(|i| &all[*i as usize]).collect();
+    if access.is_restricted() && cursor.is_none() {
+        tracing::info!(target: "mcpgate::audit", subject = access.subject(), kind = kind.as_str(), visible = items.len(), total = all.len(), request_id = id, "list filtered");
+    }
     let Ok((items, next)) = page(&items, cursor.as_deref(), size) else {
         return error(id, RpcError::new(ErrorCode::InvalidParams, "Invalid cursor"));
     };
@@ -134,18 +140,30 @@ async fn set_level(session: &ClientSession, params: Option<&Envelope<'_>>, id: &
 }
 
 /// Finds the owner of the named item and rewrites params into the backend's names.
-fn route(shared: &Shared, catalog: &Catalog, method: &str, params: Option<&Envelope<'_>>) -> Result<Target, RpcError> {
+fn route(shared: &Shared, catalog: &Catalog, method: &str, params: Option<&Envelope<'_>>, access: &Access, request_id: &str) -> Result<Target, RpcError> {
     let params = params.ok_or_else(|| RpcError::new(ErrorCode::InvalidParams, "params are required"))?;
+    // A denied item gets exactly the error an unknown one gets: no existence oracle.
+    let permit = |server: &ServerName, kind: ItemKind, name: &str, annotations: Option<&serde_json::Value>, not_found: RpcError| {
+        let verdict = access.decide(server, kind, name, annotations);
+        if access.is_restricted() {
+            audit(access, server.as_str(), kind.as_str(), name, &verdict, request_id);
+        }
+        if verdict.allowed { Ok(()) } else { Err(not_found) }
+    };
     let (server, replace_key, replace_value, rewrite) = match method {
         "tools/call" | "prompts/get" => {
             let name = params.str("name").ok_or_else(|| RpcError::new(ErrorCode::InvalidParams, "params.name must be a string"))?;
             let (entry, what) = if method == "tools/call" { (catalog.tool(&name), "tool") } else { (catalog.prompt(&name), "prompt") };
-            let entry = entry.ok_or_else(|| RpcError::new(ErrorCode::InvalidParams, format!("Unknown {what}: {name}")))?;
+            let unknown = || RpcError::new(ErrorCode::InvalidParams, format!("Unknown {what}: {name}"));
+            let entry = entry.ok_or_else(unknown)?;
+            let kind = if method == "tools/call" { ItemKind::Tool } else { ItemKind::Prompt };
+            permit(&entry.server, kind, &entry.backend_name, entry.annotations.as_ref(), unknown())?;
             (entry.server.clone(), "name", json_string(&entry.backend_name), ResultRewrite::None)
         }
         "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
             let uri = params.str("uri").ok_or_else(|| RpcError::new(ErrorCode::InvalidParams, "params.uri must be a string"))?;
             let (server, original) = resource_owner(shared, &uri).ok_or_else(|| resource_not_found(&uri))?;
+            permit(&server, ItemKind::Resource, &original, None, resource_not_found(&uri))?;
             let rewrite = if method == "resources/read" { ResultRewrite::ResourceContents } else { ResultRewrite::None };
             (server, "uri", json_string(&original), rewrite)
         }
@@ -155,12 +173,15 @@ fn route(shared: &Shared, catalog: &Catalog, method: &str, params: Option<&Envel
             let (server, key, value) = match r.str("type").as_deref() {
                 Some("ref/prompt") => {
                     let name = r.str("name").unwrap_or_default();
-                    let e = catalog.prompt(&name).ok_or_else(|| RpcError::new(ErrorCode::InvalidParams, format!("Unknown prompt: {name}")))?;
+                    let unknown = || RpcError::new(ErrorCode::InvalidParams, format!("Unknown prompt: {name}"));
+                    let e = catalog.prompt(&name).ok_or_else(unknown)?;
+                    permit(&e.server, ItemKind::Prompt, &e.backend_name, None, unknown())?;
                     (e.server.clone(), "name", json_string(&e.backend_name))
                 }
                 Some("ref/resource") => {
                     let uri = r.str("uri").unwrap_or_default();
                     let (server, original) = resource_owner(shared, &uri).ok_or_else(|| resource_not_found(&uri))?;
+                    permit(&server, ItemKind::Resource, &original, None, resource_not_found(&uri))?;
                     (server, "uri", json_string(&original))
                 }
                 _ => return Err(RpcError::new(ErrorCode::InvalidParams, "ref.type must be ref/prompt or ref/resource")),

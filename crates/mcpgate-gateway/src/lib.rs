@@ -13,10 +13,12 @@ pub mod discovery;
 pub mod dispatch;
 pub mod forward;
 pub mod front;
+pub mod identity;
 pub mod reject;
 pub mod reload;
 pub mod reply;
 pub mod session;
 pub mod state;
+pub mod visible;
 
 pub use state::Shared;

@@ -21,12 +21,14 @@ pub enum Reject {
     /// A 2026-07-28 (stateless) request: this gateway build answers so that clients fall back.
     ModernEra,
     TooManySessions,
+    /// A legacy session used by another identity than the one that created it.
+    SessionIdentity,
 }
 
 impl Reject {
     pub fn status(&self) -> StatusCode {
         match self {
-            Reject::BadOrigin => StatusCode::FORBIDDEN,
+            Reject::BadOrigin | Reject::SessionIdentity => StatusCode::FORBIDDEN,
             Reject::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Reject::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             Reject::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -57,6 +59,7 @@ impl Reject {
             Reject::UnsupportedVersion(v) => (ErrorCode::InvalidRequest, format!("Bad Request: unsupported MCP-Protocol-Version {v:?}")),
             Reject::ModernEra => (ErrorCode::InvalidRequest, "Bad Request: this endpoint needs initialize (session-based protocol)".to_owned()),
             Reject::TooManySessions => (ErrorCode::Internal, "too many sessions; try again later".to_owned()),
+            Reject::SessionIdentity => (ErrorCode::InvalidRequest, "Forbidden: this session belongs to another identity".to_owned()),
         };
         RpcError::new(code, msg)
     }

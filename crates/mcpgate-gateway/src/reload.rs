@@ -61,8 +61,14 @@ pub async fn reload(path: &Path, shared: &Shared, why: &str) {
             if old.listen != new.listen || old.mcp_path != new.mcp_path {
                 tracing::warn!("listen and mcp_path changes take effect only after a restart");
             }
-            shared.apply(new).await;
-            tracing::info!(trigger = why, "config reloaded");
+            match shared.apply(new).await {
+                Ok(()) => tracing::info!(trigger = why, "config reloaded"),
+                Err(errors) => {
+                    for e in errors {
+                        tracing::error!(trigger = why, "config reload rejected: {e}");
+                    }
+                }
+            }
         }
         Err(ConfigError::Invalid(problems)) => {
             for p in &problems {

@@ -30,6 +30,9 @@ pub struct PendingServerRequest {
 
 pub struct ClientSession {
     pub id: String,
+    /// The verified identity that created the session; every later request must carry the
+    /// same one (`None` when the gateway runs without authentication).
+    pub principal: Option<String>,
     /// The legacy revision agreed with the client.
     pub protocol_version: &'static str,
     /// How backends are greeted on this client's behalf (client capabilities, clientInfo).
@@ -50,9 +53,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl ClientSession {
-    pub fn new(protocol_version: &'static str, client_capabilities: String, client_info: String) -> Arc<Self> {
+    pub fn new(protocol_version: &'static str, client_capabilities: String, client_info: String, principal: Option<String>) -> Arc<Self> {
         Arc::new_cyclic(|me| Self {
             id: new_session_id(),
+            principal,
             protocol_version,
             init: InitOptions { protocol_version: protocol_version.to_owned(), capabilities: client_capabilities, client_info },
             backends: Mutex::default(),

@@ -16,7 +16,9 @@ use crate::backend::Backend;
 use crate::catalog::{self, Catalog, ItemKind, ServerEntry};
 use crate::config::GatewayConfig;
 use crate::discovery;
+use crate::identity::Security;
 use crate::session::Sessions;
+use crate::visible::Views;
 
 pub struct Shared {
     pub config: ArcSwap<GatewayConfig>,
@@ -24,14 +26,17 @@ pub struct Shared {
     pub backends: ArcSwap<Vec<Arc<Backend>>>,
     pub catalog: ArcSwap<Catalog>,
     pub sessions: Sessions,
+    pub security: ArcSwap<Security>,
+    pub views: Views,
     pub http: reqwest::Client,
     changed: mpsc::UnboundedSender<()>,
 }
 
 impl Shared {
     /// Builds the state, starts discovery for every enabled backend and the background tasks.
-    /// Must be called inside a tokio runtime.
-    pub fn start(config: GatewayConfig) -> Arc<Self> {
+    /// Must be called inside a tokio runtime. Fails when the auth machinery cannot be built
+    /// (e.g. a key file that cannot be read).
+    pub fn start(config: GatewayConfig) -> Result<Arc<Self>, Vec<String>> {
         let (changed, rx) = mpsc::unbounded_channel();
         let http = reqwest::Client::builder()
             .no_proxy()
@@ -39,18 +44,22 @@ impl Shared {
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
+        let security = Security::build(&config, &http)?;
+        warn_about_open_access(&config);
         let shared = Arc::new(Self {
             config: ArcSwap::from_pointee(config.clone()),
             backends: ArcSwap::from_pointee(Vec::new()),
             catalog: ArcSwap::from_pointee(Catalog::default()),
             sessions: Sessions::default(),
+            security: ArcSwap::from_pointee(security),
+            views: Views::default(),
             http,
             changed,
         });
         shared.apply_backends(&config);
         tokio::spawn(rebuild_catalog(Arc::downgrade(&shared), rx));
         tokio::spawn(sweep_sessions(Arc::downgrade(&shared)));
-        shared
+        Ok(shared)
     }
 
     pub fn backend(&self, name: &ServerName) -> Option<Arc<Backend>> {
@@ -60,7 +69,10 @@ impl Shared {
     /// Applies a validated new config: unchanged backends keep their discovery and every
     /// client's sessions with them; changed or removed ones are stopped and their client
     /// sessions closed; new ones start discovery.
-    pub async fn apply(&self, config: GatewayConfig) {
+    pub async fn apply(&self, config: GatewayConfig) -> Result<(), Vec<String>> {
+        let security = Security::build(&config, &self.http)?;
+        warn_about_open_access(&config);
+        self.security.store(Arc::new(security));
         let removed = self.apply_backends(&config);
         self.config.store(Arc::new(config));
         for name in removed {
@@ -68,6 +80,7 @@ impl Shared {
                 s.drop_backend(&name).await;
             }
         }
+        Ok(())
     }
 
     fn apply_backends(&self, config: &GatewayConfig) -> Vec<ServerName> {
@@ -91,6 +104,14 @@ impl Shared {
         self.backends.store(Arc::new(next));
         let _ = self.changed.send(());
         removed
+    }
+}
+
+fn warn_about_open_access(config: &GatewayConfig) {
+    if config.auth.is_none() {
+        tracing::warn!("no auth section: every caller may see and call every tool (allowed on loopback or with allow_unauthenticated)");
+    } else if config.unauthenticated() {
+        tracing::warn!("auth.require_token is false: callers are not authenticated; permissions come from wristbands only");
     }
 }
 

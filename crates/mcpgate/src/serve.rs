@@ -18,7 +18,15 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let shared = Shared::start(config.clone());
+    let shared = match Shared::start(config.clone()) {
+        Ok(s) => s,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("error: {e}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
     if let Some(path) = &args.config {
         reload::watch(path.clone(), shared.clone());
     }

@@ -24,7 +24,13 @@ pub use permissions::{
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
+    /// Require a bearer token on every request (the default). `false` is for a gateway behind
+    /// an external authorizer that only trusts its signed wristband: no token is read, and
+    /// the gateway must then listen on loopback or set `allow_unauthenticated`.
+    #[serde(default = "yes")]
+    pub require_token: bool,
     /// Trusted token issuers. A token whose `iss` is not exactly one of these is refused.
+    #[serde(default)]
     pub issuers: Vec<IssuerConfig>,
     /// Audiences this gateway answers to (RFC 8707 resource indicators, e.g. the gateway's
     /// public MCP URL). A token must name at least one in `aud`. Required (fail closed).

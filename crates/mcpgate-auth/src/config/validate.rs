@@ -10,7 +10,7 @@ impl AuthConfig {
     /// Every problem found, each as `auth.<path>: <what is wrong and how to fix it>`.
     pub fn validate(&self) -> Result<(), Vec<String>> {
         let mut errors = Vec::new();
-        if self.issuers.is_empty() {
+        if self.require_token && self.issuers.is_empty() {
             errors.push("auth.issuers: at least one trusted issuer is required".to_owned());
         }
         if self.algorithms.is_empty() {

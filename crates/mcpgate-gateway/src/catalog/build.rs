@@ -17,7 +17,8 @@ pub struct ServerEntry {
 }
 
 pub fn build(servers: &[ServerEntry]) -> Catalog {
-    let mut cat = Catalog::default();
+    static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let mut cat = Catalog { generation: GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed), ..Default::default() };
     let mut instructions = Vec::new();
     for s in servers {
         let Some(listing) = &s.listing else { continue };
@@ -79,7 +80,8 @@ fn expose_items(s: &ServerEntry, kind: ItemKind, items: &[Box<RawValue>], out: &
         let json = env.rewrite(&[(key, Some(&json_string(&exposed)))]);
         let json = String::from_utf8(json).ok().and_then(|j| RawValue::from_string(j).ok());
         let Some(json) = json else { continue };
-        staged.push(Entry { exposed, server: s.name.clone(), backend_name: name, json });
+        let annotations = env.get("annotations").filter(|_| kind == ItemKind::Tool).and_then(|a| serde_json::from_str(a.get()).ok());
+        staged.push(Entry { exposed, server: s.name.clone(), backend_name: name, json, annotations });
     }
     for e in staged {
         if seen.get(&e.backend_name).copied().unwrap_or(0) > 1 {

@@ -99,6 +99,8 @@ pub struct Entry {
     pub backend_name: String,
     /// The item's JSON with its name/uri rewritten to `exposed`.
     pub json: Box<RawValue>,
+    /// A tool's `annotations` (readOnlyHint, …), for permission rules.
+    pub annotations: Option<serde_json::Value>,
 }
 
 /// An item kept out of the catalog, and why.
@@ -111,6 +113,8 @@ pub struct Withheld {
 
 #[derive(Debug, Default)]
 pub struct Catalog {
+    /// Distinguishes catalog versions (keys per-caller list caches).
+    pub generation: u64,
     pub tools: Vec<Entry>,
     pub prompts: Vec<Entry>,
     pub resources: Vec<Entry>,

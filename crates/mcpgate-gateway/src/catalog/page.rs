@@ -60,6 +60,7 @@ mod tests {
                 server: ServerName::parse("s").expect("n"),
                 backend_name: (*n).into(),
                 json: RawValue::from_string("{}".into()).expect("json"),
+                annotations: None,
             })
             .collect()
     }

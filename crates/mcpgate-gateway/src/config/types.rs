@@ -26,6 +26,29 @@ pub struct GatewayConfig {
     pub catalog: CatalogConfig,
     #[serde(default)]
     pub servers: Vec<ServerConfig>,
+    /// Identity and permissions (see docs/security.md). Without it every caller may see and
+    /// call everything, which is allowed only on a loopback `listen` address unless
+    /// `allow_unauthenticated` says otherwise.
+    #[serde(default)]
+    pub auth: Option<mcpgate_auth::AuthConfig>,
+    /// Serve without authentication on a non-loopback address. Not recommended.
+    #[serde(default)]
+    pub allow_unauthenticated: bool,
+    /// The URL clients use for the MCP endpoint, published in OAuth Protected Resource
+    /// Metadata. Default `http://<listen><mcp_path>`.
+    #[serde(default)]
+    pub public_url: Option<String>,
+}
+
+impl GatewayConfig {
+    /// Whether requests are served without a verified identity.
+    pub fn unauthenticated(&self) -> bool {
+        self.auth.as_ref().is_none_or(|a| !a.require_token)
+    }
+
+    pub fn resource_url(&self) -> String {
+        self.public_url.clone().unwrap_or_else(|| format!("http://{}{}", self.listen, self.mcp_path))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -102,6 +125,21 @@ pub struct ServerConfig {
     pub env: IndexMap<String, Secret>,
     #[serde(default)]
     pub cwd: Option<PathBuf>,
+    /// How this server is named in callers' permission claims (default: its name and its
+    /// URL's host), e.g. `auth: {client_ids: [codereview.local]}`.
+    #[serde(default)]
+    pub auth: Option<mcpgate_auth::ServerAuthConfig>,
+}
+
+impl ServerConfig {
+    /// The key under which wristbands this gateway signs list the server: the first
+    /// configured client id, else the URL's host, else the name.
+    pub fn wristband_key(&self) -> String {
+        if let Some(id) = self.auth.as_ref().and_then(|a| a.client_ids.as_ref()).and_then(|ids| ids.first()) {
+            return id.clone();
+        }
+        self.url.as_deref().and_then(|u| url::Url::parse(u).ok()).and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_else(|| self.name.clone())
+    }
 }
 
 impl ServerConfig {

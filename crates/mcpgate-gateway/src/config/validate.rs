@@ -53,7 +53,35 @@ pub fn validate(c: &GatewayConfig) -> Result<(), Vec<Problem>> {
         check_server(&format!("servers[{i}]"), s, &mut p);
     }
     check_names_and_prefixes(c, &mut p);
+    check_auth(c, &mut p);
     if p.is_empty() { Ok(()) } else { Err(p) }
+}
+
+fn check_auth(c: &GatewayConfig, p: &mut Vec<Problem>) {
+    let loopback = c.listen.parse::<SocketAddr>().is_ok_and(|a| a.ip().is_loopback());
+    if c.unauthenticated() && !loopback && !c.allow_unauthenticated {
+        p.push(Problem::new(
+            "auth",
+            format!("no bearer-token authentication is configured and listen {:?} is not a loopback address", c.listen),
+            "add an auth section (docs/security.md), listen on 127.0.0.1, or set allow_unauthenticated: true",
+        ));
+    }
+    if let Some(u) = &c.public_url {
+        if url::Url::parse(u).map(|u| matches!(u.scheme(), "http" | "https")).unwrap_or(false) == false {
+            p.push(Problem::new("public_url", format!("{u:?} is not an http(s) URL"), "write e.g. https://mcp.example.com/mcp"));
+        }
+    }
+    let Some(auth) = &c.auth else { return };
+    let split = |msg: String| match msg.split_once(": ") {
+        Some((path, what)) => Problem::new(path, what, "see docs/security.md"),
+        None => Problem::new("auth", msg, "see docs/security.md"),
+    };
+    if let Err(errors) = auth.validate() {
+        p.extend(errors.into_iter().map(split));
+    }
+    if let Err(errors) = mcpgate_auth::Policy::compile(&auth.permissions, &crate::identity::server_auth_infos(c)) {
+        p.extend(errors.into_iter().map(split));
+    }
 }
 
 fn check_server(at: &str, s: &ServerConfig, p: &mut Vec<Problem>) {

@@ -6,7 +6,9 @@ use axum::response::{IntoResponse, Response};
 use mcpgate_protocol::versions::is_supported_legacy;
 
 use crate::config::GatewayConfig;
+use crate::identity::Access;
 use crate::reject::Reject;
+use crate::session::ClientSession;
 
 pub const SESSION_HEADER: &str = "mcp-session-id";
 pub const VERSION_HEADER: &str = "mcp-protocol-version";
@@ -69,4 +71,9 @@ pub fn protocol_version(headers: &HeaderMap) -> Result<(), Reject> {
 
 pub fn session_id(headers: &HeaderMap) -> Option<&str> {
     headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok())
+}
+
+/// A legacy session belongs to the identity that created it.
+pub fn same_identity(session: &ClientSession, access: &Access) -> Result<(), Reject> {
+    if session.principal == access.principal() { Ok(()) } else { Err(Reject::SessionIdentity) }
 }

@@ -61,3 +61,19 @@ pub async fn status(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value
         .collect();
     Json(json!({"servers": servers, "sessions": shared.sessions.len()}))
 }
+
+/// RFC 9728 metadata (404 when the gateway requires no token).
+pub async fn resource_metadata(State(shared): State<Arc<Shared>>) -> Response {
+    match shared.security.load().resource_metadata() {
+        Some(m) => Json(m).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// The public key(s) of the gateway's own wristband signer (404 when it signs none).
+pub async fn wristband_jwks(State(shared): State<Arc<Shared>>) -> Response {
+    match &shared.security.load().wristband {
+        Some(w) => Json(w.jwks()).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}

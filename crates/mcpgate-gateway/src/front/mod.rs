@@ -3,6 +3,7 @@
 //! Handlers here only do HTTP: header checks, body limits, status codes and framing. What a
 //! message means is decided in `dispatch`; refusals map to statuses in `reject`.
 
+mod authorize;
 mod checks;
 mod health;
 mod post;
@@ -23,6 +24,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/status", get(health::status))
+        .route(&format!("/.well-known/oauth-protected-resource{mcp_path}"), get(health::resource_metadata))
+        .route("/.well-known/oauth-protected-resource", get(health::resource_metadata))
+        .route("/.well-known/mcpgate/wristband-jwks.json", get(health::wristband_jwks))
+        .route("/authorize", axum::routing::post(authorize::authorize))
         .layer(DefaultBodyLimit::disable())
         .with_state(shared)
 }

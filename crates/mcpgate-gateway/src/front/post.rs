@@ -30,6 +30,10 @@ pub async fn post(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: B
 async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, body: Body) -> Result<Response, Reject> {
     let config = shared.config.load();
     checks::origin(&config, headers)?;
+    let access = match shared.security.load().access(headers).await {
+        Ok(a) => a,
+        Err(e) => return Ok(shared.security.load().challenge(&e)),
+    };
     checks::content_type(headers)?;
     checks::accept_post(headers)?;
     let max = config.limits.max_body_bytes;
@@ -48,7 +52,7 @@ async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, body: Body) -> Result
     }
     let method = env.method();
     if method.as_deref() == Some("initialize") && checks::session_id(headers).is_none() {
-        let (session, body) = dispatch::initialize(shared, &env)?;
+        let (session, body) = dispatch::initialize(shared, &env, &access)?;
         let mut resp = json(body);
         if let Ok(v) = HeaderValue::from_str(&session.id) {
             resp.headers_mut().insert(checks::SESSION_HEADER, v);
@@ -58,8 +62,9 @@ async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, body: Body) -> Result
     checks::protocol_version(headers)?;
     let id = checks::session_id(headers).ok_or(Reject::MissingSession)?;
     let session = shared.sessions.get(id).ok_or(Reject::UnknownSession)?;
+    checks::same_identity(&session, &access)?;
     let reply = match (kind, method) {
-        (Kind::Request, Some(m)) => dispatch::request(shared, &session, &env, &m).await,
+        (Kind::Request, Some(m)) => dispatch::request(shared, &session, &env, &m, &access).await,
         (Kind::Notification, Some(m)) => dispatch::client_notification(&session, &env, &m).await,
         _ => dispatch::client_response(&session, &env).await,
     };

@@ -18,14 +18,22 @@ use crate::state::Shared;
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
 pub async fn get(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if let Err(r) = checks::origin(&shared.config.load(), &headers) {
+        return r.into_response();
+    }
+    let access = match shared.security.load().access(&headers).await {
+        Ok(a) => a,
+        Err(e) => return shared.security.load().challenge(&e),
+    };
     let result = async {
-        checks::origin(&shared.config.load(), &headers)?;
         if !checks::accepts(&headers, "text/event-stream") {
             return Err(Reject::NotAcceptable("text/event-stream"));
         }
         checks::protocol_version(&headers)?;
         let id = checks::session_id(&headers).ok_or(Reject::MissingSession)?;
-        shared.sessions.get(id).ok_or(Reject::UnknownSession)
+        let session = shared.sessions.get(id).ok_or(Reject::UnknownSession)?;
+        checks::same_identity(&session, &access)?;
+        Ok(session)
     }
     .await;
     let session = match result {
@@ -46,7 +54,15 @@ pub async fn delete(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Re
     if let Err(r) = checks::origin(&shared.config.load(), &headers) {
         return r.into_response();
     }
+    let access = match shared.security.load().access(&headers).await {
+        Ok(a) => a,
+        Err(e) => return shared.security.load().challenge(&e),
+    };
     let Some(id) = checks::session_id(&headers) else { return Reject::MissingSession.into_response() };
+    match shared.sessions.get(id) {
+        Some(s) if checks::same_identity(&s, &access).is_err() => return Reject::SessionIdentity.into_response(),
+        _ => {}
+    }
     match shared.sessions.remove(id) {
         Some(session) => {
             session.close().await;

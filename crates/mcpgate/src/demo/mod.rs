@@ -67,7 +67,13 @@ pub async fn run(args: DemoArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let shared = Shared::start(config.clone());
+    let shared = match Shared::start(config.clone()) {
+        Ok(s) => s,
+        Err(errors) => {
+            eprintln!("error: {}", errors.join("; "));
+            return ExitCode::FAILURE;
+        }
+    };
     let listener = match tokio::net::TcpListener::bind(&config.listen).await {
         Ok(l) => l,
         Err(e) => {

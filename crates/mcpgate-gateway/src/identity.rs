@@ -1,0 +1,180 @@
+//! The first two request stages: who is calling (a verified bearer token) and what they may
+//! see and call (an `mcpgate_auth::Caller`). Everything after this takes an [`Access`], so no
+//! path reaches a backend without having been through here.
+//!
+//! Never logs a token; audit lines name the subject, the item and the decision only.
+
+use std::sync::Arc;
+
+use axum::http::header::WWW_AUTHENTICATE;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use mcpgate_auth::{AuthError, Authenticator, Caller, ItemRef, Kind, Policy, ServerAuthInfo, VerifiedIdentity, WristbandIssuer};
+use mcpgate_protocol::names::ServerName;
+use mcpgate_protocol::{ErrorCode, RpcError};
+use serde_json::json;
+
+use crate::catalog::ItemKind;
+use crate::config::GatewayConfig;
+
+/// Authentication and permission machinery built from one config.
+pub struct Security {
+    authenticator: Option<Authenticator>,
+    policy: Option<Policy>,
+    pub wristband: Option<WristbandIssuer>,
+    resource: String,
+    metadata_url: String,
+    issuers: Vec<String>,
+    scopes: Vec<String>,
+}
+
+/// The servers as the permission policy knows them (name plus the ids claims use for it).
+pub fn server_auth_infos(c: &GatewayConfig) -> Vec<ServerAuthInfo> {
+    c.servers.iter().map(|s| ServerAuthInfo::new(&s.name, s.url.as_deref(), s.auth.as_ref())).collect()
+}
+
+impl Security {
+    pub fn build(config: &GatewayConfig, http: &reqwest::Client) -> Result<Self, Vec<String>> {
+        let resource = config.resource_url();
+        let metadata_url = metadata_url(&resource);
+        let Some(auth) = &config.auth else {
+            return Ok(Self { authenticator: None, policy: None, wristband: None, resource, metadata_url, issuers: vec![], scopes: vec![] });
+        };
+        let authenticator = if auth.require_token { Some(Authenticator::new(auth, http.clone())?) } else { None };
+        let policy = Policy::compile(&auth.permissions, &server_auth_infos(config))?;
+        let wristband = auth.wristband_issue.as_ref().map(WristbandIssuer::new).transpose().map_err(|e| vec![format!("auth.wristband_issue: {e}")])?;
+        Ok(Self {
+            authenticator,
+            policy: Some(policy),
+            wristband,
+            resource,
+            metadata_url,
+            issuers: auth.issuers.iter().map(|i| i.issuer.clone()).collect(),
+            scopes: auth.required_scopes.clone(),
+        })
+    }
+
+    /// Verifies the caller and computes their permissions. Fails closed: with authentication
+    /// configured, no valid token means no access at all.
+    pub async fn access(&self, headers: &HeaderMap) -> Result<Access, AuthError> {
+        let identity = match &self.authenticator {
+            Some(a) => {
+                let header = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+                Some(a.verify_bearer(header).await?)
+            }
+            None => None,
+        };
+        let caller = self.policy.as_ref().map(|p| p.caller(identity.as_ref(), headers));
+        Ok(Access { identity, caller })
+    }
+
+    /// The 401/403/503 answer for a failed authentication, with the RFC 9728 challenge.
+    pub fn challenge(&self, err: &AuthError) -> Response {
+        let mut parts = Vec::new();
+        if let Some(code) = err.www_authenticate_error() {
+            parts.push(format!("error=\"{code}\""));
+        }
+        let scopes = if err.needed_scopes().is_empty() { self.scopes.join(" ") } else { err.needed_scopes().join(" ") };
+        if !scopes.is_empty() {
+            parts.push(format!("scope=\"{scopes}\""));
+        }
+        parts.push(format!("resource_metadata=\"{}\"", self.metadata_url));
+        let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+        let body = RpcError::new(ErrorCode::InvalidRequest, format!("{}: {err}", status.canonical_reason().unwrap_or("Unauthorized"))).response(None);
+        let mut resp = (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response();
+        if status != StatusCode::SERVICE_UNAVAILABLE {
+            if let Ok(v) = HeaderValue::from_str(&format!("Bearer {}", parts.join(", "))) {
+                resp.headers_mut().insert(WWW_AUTHENTICATE, v);
+            }
+        }
+        resp
+    }
+
+    /// RFC 9728 Protected Resource Metadata, when bearer tokens are required.
+    pub fn resource_metadata(&self) -> Option<serde_json::Value> {
+        self.authenticator.as_ref()?;
+        Some(json!({
+            "resource": self.resource,
+            "authorization_servers": self.issuers,
+            "scopes_supported": self.scopes,
+            "bearer_methods_supported": ["header"],
+            "resource_name": "mcpgate",
+        }))
+    }
+}
+
+fn metadata_url(resource: &str) -> String {
+    match url::Url::parse(resource) {
+        Ok(u) => {
+            let path = u.path().trim_end_matches('/');
+            format!("{}/.well-known/oauth-protected-resource{path}", u.origin().ascii_serialization())
+        }
+        Err(_) => format!("{resource}/.well-known/oauth-protected-resource"),
+    }
+}
+
+/// Who is calling and what they may touch, for one request.
+#[derive(Clone)]
+pub struct Access {
+    pub identity: Option<VerifiedIdentity>,
+    caller: Option<Arc<Caller>>,
+}
+
+/// The outcome of a permission check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub allowed: bool,
+    pub reason: String,
+}
+
+impl Access {
+    /// No auth configured: everything is visible and callable.
+    pub fn unrestricted() -> Self {
+        Self { identity: None, caller: None }
+    }
+
+    pub fn decide(&self, server: &ServerName, kind: ItemKind, name: &str, annotations: Option<&serde_json::Value>) -> Verdict {
+        let Some(caller) = &self.caller else { return Verdict { allowed: true, reason: "no_auth".into() } };
+        let kind = match kind {
+            ItemKind::Tool => Kind::Tool,
+            ItemKind::Prompt => Kind::Prompt,
+            ItemKind::Resource | ItemKind::ResourceTemplate => Kind::Resource,
+        };
+        let d = caller.decide(&ItemRef { server: server.as_str(), kind, name, annotations });
+        Verdict { allowed: d.allowed, reason: d.to_string() }
+    }
+
+    /// Equal for callers that see the same items: the key for per-caller list caches.
+    pub fn fingerprint(&self) -> u64 {
+        self.caller.as_ref().map_or(0, |c| c.fingerprint())
+    }
+
+    /// The identity a legacy session is bound to (issuer and subject).
+    pub fn principal(&self) -> Option<String> {
+        self.identity.as_ref().map(|i| format!("{}\u{1f}{}", i.issuer, i.subject))
+    }
+
+    /// The subject for audit lines.
+    pub fn subject(&self) -> &str {
+        self.identity.as_ref().map(|i| i.subject.as_str()).or_else(|| self.caller.as_ref().and_then(|c| c.subject())).unwrap_or("-")
+    }
+
+    pub fn is_restricted(&self) -> bool {
+        self.caller.is_some()
+    }
+}
+
+/// One audit line per decision on a call-type request. Never carries a token.
+pub fn audit(access: &Access, server: &str, kind: &str, name: &str, verdict: &Verdict, request_id: &str) {
+    tracing::info!(
+        target: "mcpgate::audit",
+        subject = access.subject(),
+        server,
+        kind,
+        name,
+        decision = if verdict.allowed { "allow" } else { "deny" },
+        reason = %verdict.reason,
+        request_id,
+        "access decision"
+    );
+}
