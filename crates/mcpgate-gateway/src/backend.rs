@@ -41,6 +41,8 @@ pub struct Backend {
     health: Mutex<Health>,
     /// Wakes discovery to re-check the backend now (e.g. after a failed call).
     pub(crate) nudge: Notify,
+    /// Wakes discovery to list again (a client's session with the backend said list_changed).
+    pub(crate) relist: Notify,
     task: Mutex<Option<AbortHandle>>,
 }
 
@@ -72,6 +74,7 @@ impl Backend {
             timeouts: config.timeouts,
             health: Mutex::new(Health { state: State::Connecting, last_error: None, listing: None }),
             nudge: Notify::new(),
+            relist: Notify::new(),
             task: Mutex::new(None),
         })
     }
@@ -91,6 +94,12 @@ impl Backend {
     /// Asks discovery to check the backend now.
     pub fn nudge(&self) {
         self.nudge.notify_one();
+    }
+
+    /// Asks discovery to list the backend again: it told one of its sessions that a list
+    /// changed. The catalog is rebuilt and every listening client is told.
+    pub fn request_relist(&self) {
+        self.relist.notify_one();
     }
 
     /// Stops discovery (config reload removed or changed this backend).

@@ -64,6 +64,7 @@ async fn watch(backend: &Backend, conn: &Connection, cfg: &CatalogConfig, change
                 Some(m) => is_list_changed(&m),
             },
             _ = sleep_until(next_refresh) => true,
+            _ = backend.relist.notified() => true,
             _ = sleep(cfg.health_interval) => false,
             _ = backend.nudge.notified() => false,
         };
@@ -89,8 +90,7 @@ async fn watch(backend: &Backend, conn: &Connection, cfg: &CatalogConfig, change
 
 fn is_list_changed(msg: &[u8]) -> bool {
     let Ok(env) = Envelope::parse(msg) else { return false };
-    env.kind() == Some(Kind::Notification)
-        && env.method().is_some_and(|m| m.starts_with("notifications/") && m.ends_with("/list_changed") && m != "notifications/roots/list_changed")
+    env.kind() == Some(Kind::Notification) && crate::session::is_list_changed(&env)
 }
 
 async fn ping(conn: &Connection, limit: Duration) -> Result<(), UpstreamError> {

@@ -168,9 +168,14 @@ fn translate(ctx: &Ctx, item: &Inbound) -> Option<Bytes> {
             Some(Bytes::from(env.rewrite(&replace)))
         }
         Kind::Response => None,
+        Kind::Request if ctx.session.refuse_unsupported(&ctx.conn, &env) => None,
         Kind::Request => {
             let id = ctx.session.register_server_request(&ctx.backend.name, env.id()?.get());
             Some(Bytes::from(env.rewrite(&[("id", Some(&id))])))
+        }
+        Kind::Notification if crate::session::is_list_changed(&env) => {
+            ctx.backend.request_relist();
+            None
         }
         Kind::Notification => Some(item.bytes.clone()),
     }

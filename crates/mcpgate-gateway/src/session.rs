@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mcpgate_protocol::envelope::{Envelope, Kind, json_string};
+use mcpgate_protocol::{ErrorCode, RpcError};
 use mcpgate_protocol::names::ServerName;
 use mcpgate_upstream::{Connection, InitOptions, UpstreamError};
 use tokio::sync::{OnceCell, mpsc};
@@ -37,6 +38,8 @@ pub struct ClientSession {
     pub protocol_version: &'static str,
     /// How backends are greeted on this client's behalf (client capabilities, clientInfo).
     init: InitOptions,
+    /// Which server-initiated requests the client declared it can answer.
+    client_caps: ClientCaps,
     backends: Mutex<HashMap<ServerName, Cell>>,
     pending: Mutex<HashMap<String, PendingServerRequest>>,
     in_flight: Mutex<HashMap<String, (ServerName, u64)>>,
@@ -54,9 +57,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl ClientSession {
     pub fn new(protocol_version: &'static str, client_capabilities: String, client_info: String, principal: Option<String>) -> Arc<Self> {
+        let client_caps = ClientCaps::parse(&client_capabilities);
         Arc::new_cyclic(|me| Self {
             id: new_session_id(),
             principal,
+            client_caps,
             protocol_version,
             init: InitOptions { protocol_version: protocol_version.to_owned(), capabilities: client_capabilities, client_info },
             backends: Mutex::default(),
@@ -101,9 +106,9 @@ impl ClientSession {
             })
             .await?
             .clone();
-        if lock(&self.stream).is_some() {
-            self.relay_events(&backend.name, &conn).await;
-        }
+        // Out-of-request messages (list_changed, server requests, resource updates) are read
+        // from the start: a catalog change announced only to this session must not be lost.
+        self.relay_events(backend, &conn).await;
         Ok(conn)
     }
 
@@ -168,15 +173,22 @@ impl ClientSession {
         lock(&self.backends).get(server).and_then(|c| c.get().cloned())
     }
 
-    /// Installs the client's GET stream and starts relaying every open backend session's
-    /// out-of-request messages to it.
-    pub async fn open_stream(&self) -> mpsc::UnboundedReceiver<Bytes> {
+    /// Installs the client's GET stream; backends' out-of-request messages go to it from now on.
+    pub fn open_stream(&self) -> mpsc::UnboundedReceiver<Bytes> {
         let (tx, rx) = mpsc::unbounded_channel();
         *lock(&self.stream) = Some(tx);
-        for (server, conn) in self.open_backends() {
-            self.relay_events(&server, &conn).await;
-        }
         rx
+    }
+
+    /// Whether the client declared the capability a backend's request needs. When it did not,
+    /// the backend is answered with an error at once (nothing waits for a call timeout).
+    pub fn refuse_unsupported(&self, conn: &Arc<Connection>, env: &Envelope<'_>) -> bool {
+        let method = env.method().unwrap_or_default();
+        if self.client_caps.allows(&method) {
+            return false;
+        }
+        refuse(conn, env, &format!("the client did not declare the capability for {method}"));
+        true
     }
 
     /// Sends a message on the client's GET stream; false when none is open.
@@ -192,32 +204,82 @@ impl ClientSession {
         }
     }
 
-    async fn relay_events(&self, server: &ServerName, conn: &Arc<Connection>) {
+    async fn relay_events(&self, backend: &Arc<Backend>, conn: &Arc<Connection>) {
         let Some(mut events) = conn.take_events().await else { return };
         let me = self.me.clone();
-        let server = server.clone();
+        let backend = Arc::downgrade(backend);
+        let conn = Arc::downgrade(conn);
         tokio::spawn(async move {
             while let Some(msg) = events.recv().await {
-                let Some(session) = me.upgrade() else { return };
-                if let Some(out) = session.translate_event(&server, &msg) {
-                    session.push(out);
+                let (Some(session), Some(backend), Some(conn)) = (me.upgrade(), backend.upgrade(), conn.upgrade()) else { return };
+                let Some(out) = session.translate_event(&backend, &conn, &msg) else { continue };
+                if !session.push(out) {
+                    let env = Envelope::parse(&msg).ok().filter(|e| e.kind() == Some(Kind::Request));
+                    if let Some(env) = env {
+                        // Nobody to ask: answer the backend now rather than let it wait.
+                        refuse(&conn, &env, "the client has no open stream for server requests");
+                    }
                 }
             }
         });
     }
 
     /// A backend's out-of-request message as the client should see it, if at all.
-    fn translate_event(&self, server: &ServerName, msg: &[u8]) -> Option<Bytes> {
+    fn translate_event(&self, backend: &Backend, conn: &Arc<Connection>, msg: &[u8]) -> Option<Bytes> {
         let env = Envelope::parse(msg).ok()?;
         match env.kind()? {
+            Kind::Request if self.refuse_unsupported(conn, &env) => None,
             Kind::Request => {
-                let id = self.register_server_request(server, env.id()?.get());
+                let id = self.register_server_request(&backend.name, env.id()?.get());
                 Some(Bytes::from(env.rewrite(&[("id", Some(&id))])))
             }
-            // The gateway announces catalog changes itself, from discovery.
-            Kind::Notification if env.method().is_some_and(|m| m.ends_with("/list_changed")) => None,
+            Kind::Notification if is_list_changed(&env) => {
+                backend.request_relist();
+                None
+            }
             Kind::Notification => Some(Bytes::copy_from_slice(msg)),
             Kind::Response => None,
+        }
+    }
+}
+
+/// Answers a backend's request with an error (in the background: never blocks the caller).
+fn refuse(conn: &Arc<Connection>, request: &Envelope<'_>, why: &str) {
+    let id = request.id().map_or_else(|| "null".to_owned(), |i| i.get().to_owned());
+    let reply = RpcError::new(ErrorCode::MethodNotFound, why).response(Some(&id));
+    let conn = conn.clone();
+    tokio::spawn(async move {
+        let _ = conn.respond(reply).await;
+    });
+}
+
+/// A catalog change: the gateway re-lists and announces it itself, after its catalog has
+/// caught up (so a client never re-lists before the change is visible).
+pub fn is_list_changed(env: &Envelope<'_>) -> bool {
+    env.method().is_some_and(|m| m.ends_with("/list_changed") && m != "notifications/roots/list_changed")
+}
+
+/// The client capabilities that gate server-initiated requests.
+#[derive(Debug, Clone, Copy, Default)]
+struct ClientCaps {
+    sampling: bool,
+    elicitation: bool,
+    roots: bool,
+}
+
+impl ClientCaps {
+    fn parse(raw: &str) -> Self {
+        let Ok(env) = Envelope::parse(raw.as_bytes()) else { return Self::default() };
+        Self { sampling: env.has("sampling"), elicitation: env.has("elicitation"), roots: env.has("roots") }
+    }
+
+    fn allows(&self, method: &str) -> bool {
+        match method {
+            "sampling/createMessage" => self.sampling,
+            "elicitation/create" => self.elicitation,
+            "roots/list" => self.roots,
+            // ping and anything newer: let the client decide.
+            _ => true,
         }
     }
 }

@@ -40,7 +40,7 @@ pub async fn get(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respo
         Ok(s) => s,
         Err(r) => return r.into_response(),
     };
-    let rx = session.open_stream().await;
+    let rx = session.open_stream();
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         tokio::select! {
             msg = rx.recv() => msg.map(|m| (Ok::<_, std::convert::Infallible>(Bytes::from(encode_message(&m))), rx)),

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs every test of mcpgate: Rust unit tests, the integration suite against the real binary
+# and real MCP servers/clients, and the official conformance suite through the gateway.
+# Installs what the tests need first (Python venvs, npm packages, Node 22) into
+# ${MCPGATE_TEST_CACHE:-~/.cache/mcpgate-test}; safe to re-run.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+CACHE="${MCPGATE_TEST_CACHE:-$HOME/.cache/mcpgate-test}"
+export MCPGATE_TEST_CACHE="$CACHE"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+export CARGO_TARGET_DIR="$TARGET"
+
+step() { printf '\n== %s ==\n' "$*"; }
+
+step "install test dependencies"
+scripts/setup-test-env.sh
+tests/conformance/install.sh
+bash tests/fixtures/oidc/install.sh >/dev/null
+
+step "build"
+cargo build --locked --workspace --bins
+export MCPGATE_BIN="$TARGET/debug/mcpgate"
+
+step "unit tests (cargo nextest)"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --locked --workspace --no-fail-fast
+else
+    cargo test --locked --workspace
+fi
+
+step "integration tests (pytest, real binary, real SDK servers and clients)"
+"$CACHE/venv-mcp2/bin/pytest" tests/integration -q -p no:cacheprovider
+
+step "demo walkthrough"
+"$MCPGATE_BIN" demo --once --listen 127.0.0.1:0 >/dev/null
+
+step "MCP conformance suite through the gateway"
+tests/conformance/run-with-fixture.sh gateway --mcpgate "$MCPGATE_BIN"
