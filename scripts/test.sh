@@ -17,6 +17,8 @@ step "install test dependencies"
 scripts/setup-test-env.sh
 tests/conformance/install.sh
 bash tests/fixtures/oidc/install.sh >/dev/null
+MCPGATE_BAO="$(bash crates/mcpgate-credentials/tests/install-bao.sh | tail -n 1)"
+export MCPGATE_BAO
 
 step "build"
 cargo build --locked --workspace --bins

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use mcpgate_protocol::envelope::{Envelope, Kind, raw_str};
 use mcpgate_protocol::versions::LATEST_LEGACY;
+use mcpgate_credentials::Resolver;
 use mcpgate_upstream::{Connection, InitOptions, UpstreamError};
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
@@ -19,12 +20,17 @@ use crate::catalog::{BackendCaps, Listing};
 use crate::config::CatalogConfig;
 
 /// Runs until aborted. Each change of the backend's listing or health is announced on `changed`.
-pub(crate) async fn run(backend: Arc<Backend>, http: reqwest::Client, cfg: CatalogConfig, changed: mpsc::UnboundedSender<()>) {
+pub(crate) async fn run(backend: Arc<Backend>, http: reqwest::Client, cfg: CatalogConfig, changed: mpsc::UnboundedSender<()>, credentials: Resolver) {
     let mut backoff = Duration::from_millis(250);
     loop {
         backend.set_health(State::Connecting, backend.health().last_error, backend.health().listing);
         let attempt = timeout(backend.timeouts.discovery, async {
-            let conn = Connection::connect(backend.spec.clone(), &http, backend.headers.clone(), &InitOptions::gateway(LATEST_LEGACY)).await?;
+            let mut headers = backend.headers.clone();
+            let credential = credentials.discovery(backend.name.as_str()).await.map_err(|e| UpstreamError::Connect(e.to_string()))?;
+            for (name, value) in credential.iter().flat_map(|c| c.headers.iter()) {
+                headers.insert(name.clone(), value.clone());
+            }
+            let conn = Connection::connect(backend.spec.clone(), &http, headers, &InitOptions::gateway(LATEST_LEGACY)).await?;
             let listing = list_all(&conn).await?;
             Ok::<_, UpstreamError>((conn, listing))
         })

@@ -79,7 +79,7 @@ pub async fn request(shared: &Arc<Shared>, session: &Arc<ClientSession>, env: &E
         "logging/setLevel" => set_level(session, params.as_ref(), &id).await,
         "tools/call" | "prompts/get" | "resources/read" | "resources/subscribe" | "resources/unsubscribe" | "completion/complete" => {
             match route(shared, &catalog, method, params.as_ref(), access, &id) {
-                Ok(target) => forward(shared, session, target, id).await,
+                Ok(target) => forward(shared, session, access, target, id).await,
                 Err(e) => error(&id, e),
             }
         }
@@ -150,6 +150,7 @@ fn route(shared: &Shared, catalog: &Catalog, method: &str, params: Option<&Envel
         }
         if verdict.allowed { Ok(()) } else { Err(not_found) }
     };
+    let mut tool = None;
     let (server, replace_key, replace_value, rewrite) = match method {
         "tools/call" | "prompts/get" => {
             let name = params.str("name").ok_or_else(|| RpcError::new(ErrorCode::InvalidParams, "params.name must be a string"))?;
@@ -158,6 +159,9 @@ fn route(shared: &Shared, catalog: &Catalog, method: &str, params: Option<&Envel
             let entry = entry.ok_or_else(unknown)?;
             let kind = if method == "tools/call" { ItemKind::Tool } else { ItemKind::Prompt };
             permit(&entry.server, kind, &entry.backend_name, entry.annotations.as_ref(), unknown())?;
+            if kind == ItemKind::Tool {
+                tool = Some(entry.backend_name.clone());
+            }
             (entry.server.clone(), "name", json_string(&entry.backend_name), ResultRewrite::None)
         }
         "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
@@ -192,7 +196,7 @@ fn route(shared: &Shared, catalog: &Catalog, method: &str, params: Option<&Envel
     };
     let backend = shared.backend(&server).ok_or_else(|| RpcError::new(ErrorCode::BackendUnavailable, format!("server '{server}' is not configured")))?;
     let params = String::from_utf8(params.rewrite(&[(replace_key, Some(&replace_value))])).unwrap_or_default();
-    Ok(Target { backend, method: method.to_owned(), params, rewrite })
+    Ok(Target { backend, method: method.to_owned(), tool, params, rewrite })
 }
 
 fn resource_not_found(uri: &str) -> RpcError {

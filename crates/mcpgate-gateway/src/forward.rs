@@ -14,7 +14,10 @@ use mcpgate_upstream::{Connection, Exchange, Inbound, UpstreamError};
 use serde_json::value::RawValue;
 use tokio::time::{Instant, timeout_at};
 
+use mcpgate_credentials::Resolved;
+
 use crate::backend::Backend;
+use crate::identity::Access;
 use crate::reply::Reply;
 use crate::session::ClientSession;
 use crate::state::Shared;
@@ -31,15 +34,22 @@ pub enum ResultRewrite {
 pub struct Target {
     pub backend: Arc<Backend>,
     pub method: String,
+    /// The backend's name of the tool being called (credential checks may need it).
+    pub tool: Option<String>,
     /// The params as the backend must see them (names already mapped back).
     pub params: String,
     pub rewrite: ResultRewrite,
 }
 
-pub async fn forward(shared: &Arc<Shared>, session: &Arc<ClientSession>, target: Target, client_id: String) -> Reply {
+pub async fn forward(shared: &Arc<Shared>, session: &Arc<ClientSession>, access: &Access, target: Target, client_id: String) -> Reply {
     let server = target.backend.name.clone();
     let deadline = Instant::now() + target.backend.timeouts.call;
-    let (conn, mut exchange) = match timeout_at(deadline, open(shared, session, &target)).await {
+    let credential = match timeout_at(deadline, credential(shared, access, &target)).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => return Reply::Json(e.response(Some(&client_id))),
+        Err(_) => return Reply::Json(unavailable(&target.backend, &UpstreamError::Timeout).response(Some(&client_id))),
+    };
+    let (conn, mut exchange) = match timeout_at(deadline, open(shared, session, &target, credential.as_ref())).await {
         Ok(Ok(pair)) => pair,
         Ok(Err(e)) => return Reply::Json(unavailable(&target.backend, &e).response(Some(&client_id))),
         Err(_) => return Reply::Json(unavailable(&target.backend, &UpstreamError::Timeout).response(Some(&client_id))),
@@ -86,12 +96,35 @@ struct Out {
     is_final: bool,
 }
 
+/// The credential this call carries to its backend, from the server's chain. The caller's
+/// own token is never among the headers unless the chain says `passthrough`.
+async fn credential(shared: &Shared, access: &Access, target: &Target) -> Result<Option<Resolved>, RpcError> {
+    let security = shared.security.load();
+    if !security.credentials.has_chain(target.backend.name.as_str()) {
+        return Ok(None);
+    }
+    let Some(identity) = &access.identity else {
+        return Err(RpcError::new(ErrorCode::Internal, format!("server '{}' needs a per-user credential, but the caller is not authenticated", target.backend.name)));
+    };
+    let caller = mcpgate_credentials::Caller::from_identity(identity);
+    match security.credentials.resolve(target.backend.name.as_str(), &caller, target.tool.as_deref()).await {
+        Ok(c) => {
+            tracing::debug!(server = %target.backend.name, source = c.source, subject = %identity.subject, "credential resolved");
+            Ok(Some(c))
+        }
+        Err(e) => {
+            tracing::warn!(target: "mcpgate::audit", subject = %identity.subject, server = %target.backend.name, reason = e.reason_code(), "credential refused: {e}");
+            Err(RpcError::new(ErrorCode::Internal, e.to_string()))
+        }
+    }
+}
+
 /// Gets the client's backend session and sends the request; a lost backend session is
 /// re-initialised once, transparently.
-async fn open(shared: &Arc<Shared>, session: &ClientSession, target: &Target) -> Result<(Arc<Connection>, Exchange), UpstreamError> {
+async fn open(shared: &Arc<Shared>, session: &ClientSession, target: &Target, credential: Option<&Resolved>) -> Result<(Arc<Connection>, Exchange), UpstreamError> {
     let mut retried = false;
     loop {
-        let conn = session.backend(&target.backend, &shared.http).await?;
+        let conn = session.backend(&target.backend, &shared.http, credential).await?;
         match conn.request(&target.method, Some(&target.params)).await {
             Ok(ex) => return Ok((conn, ex)),
             Err(UpstreamError::SessionExpired | UpstreamError::Closed) if !retried => {

@@ -14,12 +14,21 @@ use bytes::Bytes;
 use mcpgate_protocol::envelope::{Envelope, Kind, json_string};
 use mcpgate_protocol::{ErrorCode, RpcError};
 use mcpgate_protocol::names::ServerName;
+use mcpgate_credentials::Resolved;
 use mcpgate_upstream::{Connection, InitOptions, UpstreamError};
 use tokio::sync::{OnceCell, mpsc};
 
 use crate::backend::Backend;
 
 type Cell = Arc<OnceCell<Arc<Connection>>>;
+
+/// A backend session slot: the fingerprint of the credential it was opened with, and the
+/// connection (created once). A different credential gets a different session.
+#[derive(Clone, Default)]
+struct Slot {
+    credential: u64,
+    cell: Cell,
+}
 
 /// A request a backend sent that awaits the client's answer.
 #[derive(Debug, Clone)]
@@ -40,7 +49,7 @@ pub struct ClientSession {
     init: InitOptions,
     /// Which server-initiated requests the client declared it can answer.
     client_caps: ClientCaps,
-    backends: Mutex<HashMap<ServerName, Cell>>,
+    backends: Mutex<HashMap<ServerName, Slot>>,
     pending: Mutex<HashMap<String, PendingServerRequest>>,
     in_flight: Mutex<HashMap<String, (ServerName, u64)>>,
     stream: Mutex<Option<mpsc::UnboundedSender<Bytes>>>,
@@ -84,12 +93,30 @@ impl ClientSession {
         self.created.elapsed().saturating_sub(Duration::from_millis(self.last_seen_ms.load(Ordering::Relaxed)))
     }
 
-    /// This client's session with `backend`, created on first use.
-    pub async fn backend(&self, backend: &Arc<Backend>, http: &reqwest::Client) -> Result<Arc<Connection>, UpstreamError> {
-        let cell = lock(&self.backends).entry(backend.name.clone()).or_default().clone();
+    /// This client's session with `backend`, created on first use with `credential`. When the
+    /// credential changes (expired and re-resolved), a new backend session replaces the old.
+    pub async fn backend(&self, backend: &Arc<Backend>, http: &reqwest::Client, credential: Option<&Resolved>) -> Result<Arc<Connection>, UpstreamError> {
+        let fingerprint = credential.map_or(0, |c| c.fingerprint);
+        let (cell, replaced) = {
+            let mut map = lock(&self.backends);
+            let slot = map.entry(backend.name.clone()).or_insert_with(|| Slot { credential: fingerprint, cell: Cell::default() });
+            if slot.credential == fingerprint {
+                (slot.cell.clone(), None)
+            } else {
+                let old = std::mem::replace(slot, Slot { credential: fingerprint, cell: Cell::default() });
+                (slot.cell.clone(), old.cell.get().cloned())
+            }
+        };
+        if let Some(old) = replaced {
+            tokio::spawn(async move { old.close().await });
+        }
         let conn = cell
             .get_or_try_init(|| async {
-                let connect = Connection::connect(backend.spec.clone(), http, backend.headers.clone(), &self.init);
+                let mut headers = backend.headers.clone();
+                for (name, value) in credential.iter().flat_map(|c| c.headers.iter()) {
+                    headers.insert(name.clone(), value.clone());
+                }
+                let connect = Connection::connect(backend.spec.clone(), http, headers, &self.init);
                 let conn = tokio::time::timeout(backend.timeouts.connect.max(backend.timeouts.discovery), connect)
                     .await
                     .map_err(|_| UpstreamError::Timeout)??;
@@ -116,26 +143,26 @@ impl ClientSession {
     /// creates a fresh one. Only forgets `failed` itself, not a replacement made meanwhile.
     pub fn forget_backend(&self, server: &ServerName, failed: &Arc<Connection>) {
         let mut map = lock(&self.backends);
-        if map.get(server).and_then(|c| c.get()).is_some_and(|c| Arc::ptr_eq(c, failed)) {
+        if map.get(server).and_then(|s| s.cell.get()).is_some_and(|c| Arc::ptr_eq(c, failed)) {
             map.remove(server);
         }
     }
 
     /// Closes and forgets this client's session with `server` (config reload removed it).
     pub async fn drop_backend(&self, server: &ServerName) {
-        let cell = lock(&self.backends).remove(server);
-        if let Some(conn) = cell.and_then(|c| c.get().cloned()) {
+        let slot = lock(&self.backends).remove(server);
+        if let Some(conn) = slot.and_then(|s| s.cell.get().cloned()) {
             conn.close().await;
         }
     }
 
     pub fn open_backends(&self) -> Vec<(ServerName, Arc<Connection>)> {
-        lock(&self.backends).iter().filter_map(|(k, c)| Some((k.clone(), c.get()?.clone()))).collect()
+        lock(&self.backends).iter().filter_map(|(k, s)| Some((k.clone(), s.cell.get()?.clone()))).collect()
     }
 
     /// Ends every backend session (client DELETE or expiry).
     pub async fn close(&self) {
-        let conns: Vec<_> = lock(&self.backends).drain().filter_map(|(_, c)| c.get().cloned()).collect();
+        let conns: Vec<_> = lock(&self.backends).drain().filter_map(|(_, s)| s.cell.get().cloned()).collect();
         *lock(&self.stream) = None;
         for c in conns {
             c.close().await;
@@ -170,7 +197,7 @@ impl ClientSession {
     }
 
     pub fn connection(&self, server: &ServerName) -> Option<Arc<Connection>> {
-        lock(&self.backends).get(server).and_then(|c| c.get().cloned())
+        lock(&self.backends).get(server).and_then(|s| s.cell.get().cloned())
     }
 
     /// Installs the client's GET stream; backends' out-of-request messages go to it from now on.

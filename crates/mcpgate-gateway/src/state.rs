@@ -85,13 +85,16 @@ impl Shared {
 
     fn apply_backends(&self, config: &GatewayConfig) -> Vec<ServerName> {
         let old = self.backends.load_full();
+        // Discovery holds the resolver it started with: a new credentials section restarts it.
+        let same_credentials = self.config.load().credentials == config.credentials;
         let mut next = Vec::new();
         for sc in config.servers.iter().filter(|s| s.enabled) {
-            match old.iter().find(|b| b.config == *sc) {
+            match old.iter().find(|b| b.config == *sc && same_credentials) {
                 Some(b) => next.push(b.clone()),
                 None => {
                     let b = Backend::new(sc);
-                    let task = tokio::spawn(discovery::run(b.clone(), self.http.clone(), config.catalog.clone(), self.changed.clone()));
+                    let credentials = self.security.load().credentials.clone();
+                    let task = tokio::spawn(discovery::run(b.clone(), self.http.clone(), config.catalog.clone(), self.changed.clone(), credentials));
                     b.set_task(task.abort_handle());
                     next.push(b);
                 }

@@ -57,6 +57,13 @@ pub struct DemoArgs {
     /// Run the walkthrough, print it, and exit (0 when every step behaved as expected).
     #[arg(long)]
     pub once: bool,
+    /// Use this Vault/OpenBao (KV v2 at `secret/`) instead of the embedded dev store; the
+    /// demo writes its users' secrets there.
+    #[arg(long, requires = "vault_token")]
+    pub vault_addr: Option<String>,
+    /// Token for `--vault-addr` (needs write access to `secret/`).
+    #[arg(long, env = "VAULT_TOKEN", hide_env_values = true)]
+    pub vault_token: Option<String>,
 }
 
 pub fn init_logging(cli: &Cli) {

@@ -38,6 +38,10 @@ pub struct GatewayConfig {
     /// Metadata. Default `http://<listen><mcp_path>`.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// How the gateway reaches Vault, the IdP's token endpoint and its own OAuth client, for
+    /// the servers' credential chains (see docs/configuration.md, "Backend credentials").
+    #[serde(default)]
+    pub credentials: Option<mcpgate_credentials::CredentialsConfig>,
 }
 
 impl GatewayConfig {
@@ -129,6 +133,14 @@ pub struct ServerConfig {
     /// URL's host), e.g. `auth: {client_ids: [codereview.local]}`.
     #[serde(default)]
     pub auth: Option<mcpgate_auth::ServerAuthConfig>,
+    /// Per-call credential chain: sources tried in order, the first credential wins. Empty:
+    /// calls carry only the static `headers`.
+    #[serde(default)]
+    pub credentials: Vec<mcpgate_credentials::SourceConfig>,
+    /// The gateway-owned credential used to list the server's catalog (static or
+    /// client_credentials); never a caller's.
+    #[serde(default)]
+    pub discovery_credentials: Option<mcpgate_credentials::DiscoverySourceConfig>,
 }
 
 impl ServerConfig {

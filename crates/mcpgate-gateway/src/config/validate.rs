@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 
 use mcpgate_protocol::names::{ServerName, is_valid_prefix};
 
+use mcpgate_credentials::SourceConfig;
+
 use super::types::{GatewayConfig, ServerConfig, Transport};
 
 /// One thing wrong with a config.
@@ -54,6 +56,7 @@ pub fn validate(c: &GatewayConfig) -> Result<(), Vec<Problem>> {
     }
     check_names_and_prefixes(c, &mut p);
     check_auth(c, &mut p);
+    check_credentials(c, &mut p);
     if p.is_empty() { Ok(()) } else { Err(p) }
 }
 
@@ -80,6 +83,30 @@ fn check_auth(c: &GatewayConfig, p: &mut Vec<Problem>) {
         p.extend(errors.into_iter().map(split));
     }
     if let Err(errors) = mcpgate_auth::Policy::compile(&auth.permissions, &crate::identity::server_auth_infos(c)) {
+        p.extend(errors.into_iter().map(split));
+    }
+}
+
+fn check_credentials(c: &GatewayConfig, p: &mut Vec<Problem>) {
+    let split = |msg: String| match msg.split_once(": ") {
+        Some((path, what)) => Problem::new(path, what, "see docs/configuration.md, \"Backend credentials\""),
+        None => Problem::new("credentials", msg, "see docs/configuration.md, \"Backend credentials\""),
+    };
+    let per_user = |s: &ServerConfig| s.credentials.iter().any(|src| !matches!(src, SourceConfig::Static(_) | SourceConfig::ClientCredentials(_)));
+    for (i, s) in c.servers.iter().enumerate() {
+        if per_user(s) && c.unauthenticated() {
+            p.push(Problem::new(
+                format!("servers[{i}].credentials"),
+                "per-user sources (vault, token_exchange, passthrough) need a verified caller, but no bearer token is required",
+                "configure auth (with require_token) or use static / client_credentials sources",
+            ));
+        }
+    }
+    if c.servers.iter().all(|s| s.credentials.is_empty() && s.discovery_credentials.is_none()) && c.credentials.is_none() {
+        return;
+    }
+    // Building the resolver checks templates, secret sources and the sections each chain needs.
+    if let Err(errors) = mcpgate_credentials::Resolver::new(&c.credentials.clone().unwrap_or_default(), &crate::identity::credential_infos(c), reqwest::Client::new()) {
         p.extend(errors.into_iter().map(split));
     }
 }

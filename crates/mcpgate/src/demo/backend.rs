@@ -17,7 +17,9 @@ pub struct DemoTool {
     pub name: &'static str,
     pub description: &'static str,
     pub schema: Value,
-    pub run: fn(&Value) -> String,
+    /// The tool's text result from its arguments and the request's headers (the demo
+    /// backends report which credential they received).
+    pub run: fn(&Value, &HeaderMap) -> String,
 }
 
 pub struct DemoServer {
@@ -85,7 +87,7 @@ async fn handle(State(s): State<Arc<DemoServer>>, headers: HeaderMap, body: Byte
         "tools/call" => {
             let name = msg["params"]["name"].as_str().unwrap_or("");
             match s.tools.iter().find(|t| t.name == name) {
-                Some(t) => json!({"result": {"content": [{"type": "text", "text": (t.run)(&msg["params"]["arguments"])}], "isError": false}}),
+                Some(t) => json!({"result": {"content": [{"type": "text", "text": (t.run)(&msg["params"]["arguments"], &headers)}], "isError": false}}),
                 None => json!({"error": {"code": -32602, "message": format!("Unknown tool: {name}")}}),
             }
         }

@@ -1,6 +1,13 @@
-//! `mcpgate demo`: the gateway in front of three built-in backends, with a walkthrough.
+//! `mcpgate demo`: the seed's Alice story on one machine, no external services. It starts a
+//! development OpenID provider (token exchange included), a development secret store with
+//! Vault's KV v2 API (or uses a real Vault with `--vault-addr`), three backends that report
+//! the credential they received, and the gateway in front of them; then walks through what
+//! each party sees. Everything listens on loopback; the IdP and the store are dev-only.
 
 mod backend;
+mod idp;
+mod story;
+mod vault;
 mod walkthrough;
 
 use std::process::ExitCode;
@@ -8,59 +15,18 @@ use std::time::Duration;
 
 use mcpgate_gateway::Shared;
 use mcpgate_gateway::config::parse_str;
-use serde_json::{Value, json};
 
 use crate::cli::DemoArgs;
-use backend::{DemoServer, DemoTool};
-
-fn text(v: &Value, k: &str, d: &str) -> String {
-    v.get(k).and_then(Value::as_str).unwrap_or(d).to_owned()
-}
-
-fn servers() -> Vec<std::sync::Arc<DemoServer>> {
-    vec![
-        DemoServer::new("codereview", "Code review tools for pull requests.", vec![
-            DemoTool {
-                name: "analyze_pr",
-                description: "Summarise the risk of a pull request",
-                schema: json!({"type":"object","properties":{"pr":{"type":"integer"}},"required":["pr"]}),
-                run: |a| format!("PR #{}: 3 files changed, low risk", a.get("pr").and_then(Value::as_i64).unwrap_or(0)),
-            },
-            DemoTool {
-                name: "suggest_fix",
-                description: "Suggest a fix for a review comment",
-                schema: json!({"type":"object","properties":{"comment":{"type":"string"}}}),
-                run: |a| format!("Suggested fix for {:?}: extract a function", text(a, "comment", "")),
-            },
-        ]),
-        DemoServer::new("github", "Repository tools.", vec![DemoTool {
-            name: "list_repos",
-            description: "List the caller's repositories",
-            schema: json!({"type":"object","properties":{}}),
-            run: |_| "mcpgate, infra, website".to_owned(),
-        }]),
-        DemoServer::new("weather", "Weather forecasts.", vec![DemoTool {
-            name: "get_forecast",
-            description: "Forecast for a city",
-            schema: json!({"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}),
-            run: |a| format!("{}: 21°C, light wind", text(a, "city", "somewhere")),
-        }]),
-    ]
-}
 
 pub async fn run(args: DemoArgs) -> ExitCode {
-    let mut yaml = format!("listen: {}\nservers:\n", serde_json::to_string(&args.listen).unwrap_or_default());
-    for s in servers() {
-        let name = s.name;
-        match backend::start(s).await {
-            Ok(url) => yaml.push_str(&format!("  - {{name: {name}, url: \"{url}\"}}\n")),
-            Err(e) => {
-                eprintln!("error: cannot start demo backend {name}: {e}");
-                return ExitCode::FAILURE;
-            }
+    let world = match story::World::start(&args).await {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
         }
-    }
-    let config = match parse_str(&yaml, &|_| None) {
+    };
+    let config = match parse_str(&world.gateway_yaml(&args.listen), &|_| None) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
@@ -88,13 +54,14 @@ pub async fn run(args: DemoArgs) -> ExitCode {
         eprintln!("error: the demo backends did not become ready");
         return ExitCode::FAILURE;
     }
-    let ok = walkthrough::run(&url).await;
+    let ok = walkthrough::run(&url, &world).await;
     if args.once {
         return if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE };
     }
-    println!("\nThe gateway keeps serving at {url}. Connect a client, for example:");
-    println!("  npx @modelcontextprotocol/inspector --cli {url} --method tools/list");
-    println!("  (or add {url} as a Streamable HTTP server in your MCP client)");
+    let token = world.idp.login("alice").unwrap_or_default();
+    println!("\nThe gateway keeps serving at {url}. Connect a client as alice, for example:");
+    println!("  npx @modelcontextprotocol/inspector --cli {url} --method tools/list --header \"Authorization: Bearer {token}\"");
+    println!("(a development token from the demo's dev-only IdP at {}; valid for 1 hour)", world.idp.issuer());
     println!("Press Ctrl-C to stop.");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => ExitCode::SUCCESS,
