@@ -38,8 +38,11 @@ impl Shared {
     /// (e.g. a key file that cannot be read).
     pub fn start(config: GatewayConfig) -> Result<Arc<Self>, Vec<String>> {
         let (changed, rx) = mpsc::unbounded_channel();
+        // No proxies from the environment and no redirects: a redirect must never carry a
+        // backend credential (e.g. X-API-Key) to another host.
         let http = reqwest::Client::builder()
             .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(5))
             .pool_idle_timeout(Duration::from_secs(60))
             .build()

@@ -5,9 +5,9 @@ use serde::Deserialize;
 
 use super::SecretSource;
 
-/// A server's credentials, as the gateway embeds them under each server:
+/// A server's credentials. Under each server of the gateway's configuration they are written
 /// `credentials: [ {vault: {...}}, {token_exchange: {...}} ]` and an optional
-/// `discovery: {static: {...}}`.
+/// `discovery_credentials: {static: {...}}`.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerCredentials {
@@ -17,7 +17,7 @@ pub struct ServerCredentials {
     pub credentials: Vec<SourceConfig>,
     /// The gateway-owned credential for catalog discovery (listing tools, prompts and
     /// resources). Never a per-user credential.
-    #[serde(default)]
+    #[serde(default, alias = "discovery_credentials")]
     pub discovery: Option<DiscoverySourceConfig>,
 }
 

@@ -75,7 +75,7 @@ pub(super) fn build(
             Some(d) => match build_discovery(d, &clients, &target, &fingerprints) {
                 Ok(built) => Some(built),
                 Err(e) => {
-                    errors.push(format!("servers[{i}].discovery: {e}"));
+                    errors.push(format!("servers[{i}].discovery_credentials: {e}"));
                     None
                 }
             },

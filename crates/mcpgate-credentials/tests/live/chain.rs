@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::support::{Bao, Idp, caller, header, http, jwt_claims};
 
-/// The shape the gateway embeds (servers carry more keys there).
+/// The keys the gateway's server entries use for credentials (they carry more keys there).
 #[derive(Deserialize)]
 struct Example {
     credentials: CredentialsConfig,
@@ -24,7 +24,7 @@ struct ExampleServer {
     #[serde(default)]
     credentials: Vec<SourceConfig>,
     #[serde(default)]
-    discovery: Option<DiscoverySourceConfig>,
+    discovery_credentials: Option<DiscoverySourceConfig>,
 }
 
 const ALICE_YAML: &str = include_str!("../config/alice.yaml");
@@ -44,7 +44,7 @@ fn example(vault_addr: &str) -> (CredentialsConfig, Vec<ServerInfo>) {
             ServerInfo::new(
                 s.name,
                 Some(&s.url),
-                ServerCredentials { credentials: s.credentials, discovery: s.discovery },
+                ServerCredentials { credentials: s.credentials, discovery: s.discovery_credentials },
             )
         })
         .collect();

@@ -149,7 +149,7 @@ fn configuration_mistakes_are_reported_together_with_their_keys() {
         "servers[1].credentials[1]: never reached: the static source before it always yields a credential",
         "servers[2].credentials[0]: header \"Host\" cannot carry a credential",
         "servers[3].credentials[0]: format: \"Bearer {val}\": unknown placeholder {val}; use {value}",
-        "servers[4].discovery: a client_credentials source needs the top-level credentials.client_credentials section",
+        "servers[4].discovery_credentials: a client_credentials source needs the top-level credentials.client_credentials section",
         "servers[4].name: \"a\" is listed twice",
     ];
     assert_eq!(errors, expected);
