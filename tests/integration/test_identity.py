@@ -63,6 +63,22 @@ def client(gw, token: str | None) -> McpHttp:
     return c
 
 
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
+
+
+def initialize_with(gw, token: str | None):
+    """A raw initialize carrying `token` (or none): the response, whatever its status."""
+    headers = {"Accept": ACCEPT_BOTH, "Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return McpHttp(gw.url).post_raw(INITIALIZE, replace_headers=headers)
+
+
 def calls_received(*backends_) -> list[str]:
     return [name for b in backends_ for name in b.log.calls()]
 
@@ -144,24 +160,7 @@ def test_every_bad_token_gets_401_and_reaches_no_backend(secured, idp, own_issue
     before = calls_received(a, b)
     cases = {"no token": None, **bad_tokens(idp, own_issuer)}
     for case, token in cases.items():
-        c = client(gw, token)
-        r = c.post_raw(
-            {
-                "jsonrpc": "2.0",
-                "id": 1,
-                "method": "initialize",
-                "params": {
-                    "protocolVersion": "2025-11-25",
-                    "capabilities": {},
-                    "clientInfo": {"name": "t", "version": "1"},
-                },
-            },
-            replace_headers={
-                "Accept": ACCEPT_BOTH,
-                "Content-Type": "application/json",
-                **({"Authorization": f"Bearer {token}"} if token else {}),
-            },
-        )
+        r = initialize_with(gw, token)
         assert r.status_code == 401, f"{case}: {r.status_code} {r.text}"
         challenge = r.headers.get("www-authenticate", "")
         assert challenge.startswith("Bearer ") and "resource_metadata=" in challenge, f"{case}: {challenge!r}"
@@ -228,19 +227,7 @@ def test_token_whose_key_was_removed_is_refused(secured, idp):
     idp.rotate(drop_old=True)
     time.sleep(1.2)  # past the JWKS refresh rate limit, so the gateway can see the new set
 
-    r = client(gw, old).post_raw(
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "t", "version": "1"},
-            },
-        },
-        replace_headers={"Accept": ACCEPT_BOTH, "Content-Type": "application/json", "Authorization": f"Bearer {old}"},
-    )
+    r = initialize_with(gw, old)
     assert r.status_code == 401, r.text
     fresh = client(gw, idp.token("alice"))
     fresh.initialize()
@@ -263,23 +250,7 @@ def test_missing_scope_gets_403_insufficient_scope(backends, start_gateway, idp)
         [a.config(auth={"client_ids": ["a.local"]})],
         auth={"issuers": [{"issuer": idp.issuer}], "audiences": ["mcpgate"], "required_scopes": ["mcp:tools"]},
     )
-    r = client(gw, idp.token("alice")).post_raw(
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "t", "version": "1"},
-            },
-        },
-        replace_headers={
-            "Accept": ACCEPT_BOTH,
-            "Content-Type": "application/json",
-            "Authorization": f"Bearer {idp.token('alice')}",
-        },
-    )
+    r = initialize_with(gw, idp.token("alice"))
     assert r.status_code == 403
     assert (
         'error="insufficient_scope"' in r.headers["www-authenticate"]

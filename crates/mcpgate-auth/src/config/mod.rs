@@ -7,13 +7,13 @@ pub(crate) mod keys;
 mod permissions;
 mod validate;
 
-pub(crate) use validate::check_url;
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 pub use keys::KeyConfig;
+pub use validate::{check_url, is_loopback};
 pub use permissions::{
     CelRule, CelSourceConfig, ClaimPath, ClaimsSourceConfig, Effect, OnMissing, PermissionsConfig, ServerAuthConfig,
     SourceConfig, WristbandFormat, WristbandIssueConfig, WristbandSourceConfig,

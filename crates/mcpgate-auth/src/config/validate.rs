@@ -75,19 +75,24 @@ fn check_issuer(issuer: &IssuerConfig, global_audiences: &[String], at: &str, er
     }
 }
 
-/// An issuer, discovery or JWKS URL must be `https`, or `http` on a loopback host, or
-/// `http` with `allow_insecure_http`.
-pub(crate) fn check_url(raw: &str, allow_insecure_http: bool) -> Result<(), String> {
+/// An issuer, JWKS, Vault or token-endpoint URL must be `https`, or `http` on a loopback host, or `http` with
+/// `allow_insecure_http`. No user info (credentials in URLs end up in logs).
+pub fn check_url(raw: &str, allow_insecure_http: bool) -> Result<url::Url, String> {
     let url = url::Url::parse(raw).map_err(|e| format!("{raw:?} is not a URL ({e})"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry a user name or password; configure credentials separately".to_owned());
+    }
     match url.scheme() {
-        "https" => Ok(()),
-        "http" if allow_insecure_http || is_loopback(&url) => Ok(()),
-        "http" => Err(format!("{raw:?} uses plain http; use https (or allow_insecure_http: true for an in-cluster IdP)")),
+        "https" => Ok(url),
+        "http" if allow_insecure_http || is_loopback(&url) => Ok(url),
+        "http" => {
+            Err(format!("{raw:?} uses plain http; use https (or allow_insecure_http: true inside a trusted network)"))
+        }
         other => Err(format!("{raw:?}: scheme {other:?} is not supported; use https")),
     }
 }
 
-fn is_loopback(url: &url::Url) -> bool {
+pub fn is_loopback(url: &url::Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d == "localhost",
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{ClientCredentialsConfig, CredentialsConfig, ExchangeClientConfig, VaultAuth, VaultConfig};
+use super::{ClientCredentialsConfig, CredentialsConfig, ExchangeClientConfig, VaultAuth, VaultConfig, check_url};
 use crate::template::check_mount;
 
 impl CredentialsConfig {
@@ -96,32 +96,6 @@ fn check_timeout(t: Duration, at: &str, errors: &mut Vec<String>) {
     }
 }
 
-/// A Vault or IdP URL must be `https`, or `http` on a loopback host, or `http` with
-/// `allow_insecure_http`. No user info (credentials in URLs end up in logs).
-pub(crate) fn check_url(raw: &str, allow_insecure_http: bool) -> Result<url::Url, String> {
-    let url = url::Url::parse(raw).map_err(|e| format!("{raw:?} is not a URL ({e})"))?;
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("must not carry a user name or password; configure credentials separately".to_owned());
-    }
-    match url.scheme() {
-        "https" => Ok(url),
-        "http" if allow_insecure_http || is_loopback(&url) => Ok(url),
-        "http" => {
-            Err(format!("{raw:?} uses plain http; use https (or allow_insecure_http: true inside a trusted network)"))
-        }
-        other => Err(format!("{raw:?}: scheme {other:?} is not supported; use https")),
-    }
-}
-
-pub(crate) fn is_loopback(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use crate::CredentialsConfig;
@@ -173,6 +147,6 @@ mod tests {
 
     #[test]
     fn url_with_credentials_is_refused() {
-        assert!(super::check_url("https://user:pw@idp.example/token", false).is_err());
+        assert!(mcpgate_auth::config::check_url("https://user:pw@idp.example/token", false).is_err());
     }
 }

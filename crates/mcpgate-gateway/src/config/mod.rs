@@ -7,11 +7,10 @@
 mod duration;
 mod env;
 mod load;
-mod secret;
 mod types;
 mod validate;
 
 pub use load::{ConfigError, load_file, parse_str};
-pub use secret::Secret;
+pub use mcpgate_auth::Secret;
 pub use types::*;
 pub use validate::{Problem, validate};
