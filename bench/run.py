@@ -210,6 +210,28 @@ class Bench:
         self.record("3 tools/list", f"{backends_n} backends x {tools_per} tools, no auth", gateway=r)
         stop_all()
 
+    def many_sessions(self) -> None:
+        n = 500 if self.smoke else 10_000
+        a, b = self.backend(), self.backend()
+        gw, url = self.gateway(f"listen: LISTEN\nservers:\n  - {{name: a, url: \"{a}\"}}\n  - {{name: b, url: \"{b}\"}}\n")
+        before = proc_rss_mib(gw.pid)
+        load = subprocess.Popen(
+            [str(self.bin / "mcpgate-load"), "--url", url, "--sessions", str(n), "--concurrency", "64", "--tool", "a_echo", "--also", "b_echo", "--hold", "3"],
+            stdout=subprocess.PIPE, text=True,
+        )
+        summary = json.loads(load.stdout.readline())
+        time.sleep(1)
+        with urllib.request.urlopen(url.replace("/mcp", "/status")) as r:
+            open_sessions = json.loads(r.read())["sessions"]
+        after = proc_rss_mib(gw.pid)
+        load.wait(30)
+        self.record(
+            "4 concurrent sessions", f"{n} legacy sessions, each touching 2 backends",
+            errors=summary["errors"], open_sessions=open_sessions, seconds_to_open=round(summary["seconds"], 1),
+            gateway_rss_mib=round(after, 1), rss_kib_per_session=round((after - before) * 1024 / n, 1),
+        )
+        stop_all()
+
     def startup(self) -> None:
         port = free_port()
         cfg = self.work / "startup.yaml"
@@ -262,7 +284,7 @@ def main() -> None:
     ap.add_argument("--only", default="", help="comma-separated scenario methods to run")
     args = ap.parse_args()
     b = Bench(args.bin_dir, args.smoke)
-    scenarios = [b.startup, b.echo_call, b.full_pipeline, b.list_scale]
+    scenarios = [b.startup, b.echo_call, b.full_pipeline, b.list_scale, b.many_sessions]
     try:
         for s in scenarios:
             if not args.only or s.__name__ in args.only.split(","):
@@ -271,6 +293,7 @@ def main() -> None:
         stop_all()
     write_report(b, args.out)
     failed = [r for r in b.results for k in ("direct", "gateway", "c1", "open_loop") if isinstance(r.get(k), dict) and r[k].get("errors")]
+    failed += [r for r in b.results if isinstance(r.get("errors"), int) and r["errors"]]
     if failed:
         print(f"benchmark: {len(failed)} measurements had errors", file=sys.stderr)
         sys.exit(1)

@@ -30,11 +30,24 @@ struct Args {
     /// Bearer token to send.
     #[arg(long)]
     token: Option<String>,
+    /// Session-scale mode: open this many sessions (each calling every `--tool` once, at most
+    /// `--concurrency` at a time), keep them open, print a summary, then wait `--hold` seconds.
+    #[arg(long, default_value_t = 0)]
+    sessions: usize,
+    /// Extra tools to call per session in `--sessions` mode (comma-separated).
+    #[arg(long, default_value = "")]
+    also: String,
+    /// Seconds to keep the sessions open after opening them (the harness reads RSS meanwhile).
+    #[arg(long, default_value_t = 0.0)]
+    hold: f64,
 }
 
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    if args.sessions > 0 {
+        return open_sessions(args).await;
+    }
     let client = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(args.concurrency * 2).build().unwrap_or_default();
     let start = Instant::now() + Duration::from_secs(1);
     let end = start + Duration::from_secs_f64(args.duration);
@@ -120,4 +133,36 @@ async fn send(client: &reqwest::Client, args: &Args, session: &str, body: String
         Ok(r) if r.status().is_success() => r.bytes().await.is_ok_and(|b| b.windows(9).any(|w| w == b"\"result\":")),
         _ => false,
     }
+}
+
+/// Opens `args.sessions` sessions, each calling `--tool` and every `--also` tool once.
+async fn open_sessions(args: Args) {
+    let client = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(args.concurrency * 2).build().unwrap_or_default();
+    let args = Arc::new(args);
+    let sem = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(args.sessions);
+    for w in 0..args.sessions {
+        let (client, args, sem) = (client.clone(), args.clone(), sem.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = sem.acquire().await.ok()?;
+            let session = initialize(&client, &args).await?;
+            let tools = std::iter::once(args.tool.as_str()).chain(args.also.split(',').filter(|t| !t.is_empty()));
+            for tool in tools {
+                let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{tool}","arguments":{{"text":"session {w}"}}}}}}"#);
+                if !send(&client, &args, &session, body).await {
+                    return None;
+                }
+            }
+            Some(())
+        }));
+    }
+    let mut errors = 0;
+    for t in tasks {
+        if !matches!(t.await, Ok(Some(()))) {
+            errors += 1;
+        }
+    }
+    println!("{}", json!({"sessions": args.sessions, "errors": errors, "seconds": started.elapsed().as_secs_f64()}));
+    tokio::time::sleep(Duration::from_secs_f64(args.hold)).await;
 }
