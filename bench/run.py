@@ -232,6 +232,23 @@ class Bench:
         )
         stop_all()
 
+    def peer(self) -> None:
+        python = os.environ.get("MCPGATE_PEER_PYTHON")
+        if not python:
+            self.record("7 peer: FastMCP proxy", "skipped", reason="MCPGATE_PEER_PYTHON not set (bench/run.sh installs fastmcp)")
+            return
+        b, c = self.backend(), self.backend()
+        port = free_port()
+        peer = start([python, str(ROOT / "bench" / "peer_fastmcp.py"), str(port), f"b={b}", f"c={c}"])
+        wait_port(port, timeout=60)
+        gw, url = self.gateway(f"listen: LISTEN\nservers:\n  - {{name: b, url: \"{b}\"}}\n  - {{name: c, url: \"{c}\"}}\n")
+        for conc in ([1] if self.smoke else [1, 16]):
+            theirs = self.load(f"http://127.0.0.1:{port}/mcp", conc, tool="b_echo")
+            ours = self.load(url, conc, tool="b_echo")
+            self.record("7 peer: FastMCP 4.2.3 proxy vs mcpgate", f"tools/call echo, c={conc}", direct=theirs, gateway=ours,
+                        mcpgate_over_peer=round(ours["throughput"] / max(theirs["throughput"], 0.001), 1))
+        stop_all()
+
     def startup(self) -> None:
         port = free_port()
         cfg = self.work / "startup.yaml"
@@ -255,7 +272,7 @@ def write_report(b: Bench, out: Path) -> None:
     doc = {"machine": machine(), "smoke": b.smoke, "duration_s": b.duration, "results": b.results}
     (out / "results.json").write_text(json.dumps(doc, indent=2))
     lines = [f"machine: {doc['machine']}; {'smoke' if b.smoke else 'full'} run, {b.duration:g} s per measurement", "",
-             "| scenario | variant | direct p50/p99 µs | gateway p50/p99 µs | throughput direct → gateway (/s) | gateway CPU µs/call | gateway RSS MiB |",
+             "| scenario | variant | direct (or peer) p50/p99 µs | gateway p50/p99 µs | throughput direct (or peer) → gateway (/s) | gateway CPU µs/call | gateway RSS MiB |",
              "|---|---|---|---|---|---|---|"]
     for r in b.results:
         g = r.get("gateway") or r.get("c1") or r.get("open_loop")
@@ -271,7 +288,7 @@ def write_report(b: Bench, out: Path) -> None:
             continue
         dd = f"{d['p50_us']}/{d['p99_us']}" if d else ""
         tp = f"{d['throughput']:.0f} → {g['throughput']:.0f}" if d else f"{g['throughput']:.0f}"
-        lines.append(f"| {r['scenario']} | {r['variant']} | {dd} | {g['p50_us']}/{g['p99_us']} | {tp} | {g['gateway_cpu_us_per_call']} | {g['gateway_rss_mib']} |")
+        lines.append(f"| {r['scenario']} | {r['variant']} | {dd} | {g['p50_us']}/{g['p99_us']} | {tp} | {g.get('gateway_cpu_us_per_call', '')} | {g.get('gateway_rss_mib', '')} |")
     (out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
@@ -284,7 +301,7 @@ def main() -> None:
     ap.add_argument("--only", default="", help="comma-separated scenario methods to run")
     args = ap.parse_args()
     b = Bench(args.bin_dir, args.smoke)
-    scenarios = [b.startup, b.echo_call, b.full_pipeline, b.list_scale, b.many_sessions]
+    scenarios = [b.startup, b.echo_call, b.full_pipeline, b.list_scale, b.many_sessions, b.peer]
     try:
         for s in scenarios:
             if not args.only or s.__name__ in args.only.split(","):
