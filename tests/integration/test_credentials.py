@@ -138,7 +138,7 @@ def test_without_a_fallback_a_missing_secret_fails_closed(world, gateway):
     bob, _ = login(gw, idp, "bob")
 
     error = bob.call_tool("github_list_repos")["error"]
-    assert error["message"] == 'server "github": no credential source yielded a credential for this caller'
+    assert error["message"] == 'server "github": no credential for this caller from vault'
     assert tool_calls(backends["github"]) == []
 
 

@@ -22,9 +22,9 @@ pub enum ErrorOrigin {
 pub enum CredentialError {
     #[error("server {server:?}: no credential chain is configured for this server")]
     UnknownServer { server: String },
-    /// Every source was tried (or fell through) without a credential.
-    #[error("server {server:?}: no credential source yielded a credential for this caller")]
-    NoCredential { server: String },
+    /// Every source was tried (or fell through) without a credential; `tried` names them.
+    #[error("server {server:?}: no credential for this caller from {}", tried.join(", then "))]
+    NoCredential { server: String, tried: Vec<&'static str> },
     /// The source has no credential for this caller and is configured `on_missing: fail`.
     #[error("server {server:?}: {via}: no credential is stored for this caller")]
     Missing { server: String, via: &'static str },
@@ -54,7 +54,7 @@ impl CredentialError {
     pub fn server(&self) -> &str {
         match self {
             CredentialError::UnknownServer { server }
-            | CredentialError::NoCredential { server }
+            | CredentialError::NoCredential { server, .. }
             | CredentialError::Missing { server, .. }
             | CredentialError::InvalidIdentity { server, .. }
             | CredentialError::Vault { server, .. }

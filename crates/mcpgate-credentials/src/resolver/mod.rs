@@ -181,7 +181,7 @@ impl Resolver {
                 }
             }
         }
-        Err(CredentialError::NoCredential { server: server.to_owned() })
+        Err(CredentialError::NoCredential { server: server.to_owned(), tried: chain.sources.iter().map(Source::kind).collect() })
     }
 
     /// The discovery credential of `server`, if one is configured.

@@ -41,7 +41,7 @@ async fn configs_resolvers_credentials_and_errors_never_print_secrets() {
     assert_eq!(resolved.masked, "…(19 chars)");
 
     let errors = [
-        CredentialError::NoCredential { server: "s".into() },
+        CredentialError::NoCredential { server: "s".into(), tried: vec!["vault", "token_exchange"] },
         CredentialError::BadHeaderValue { server: "s".into(), via: "static" },
         CredentialError::Vault {
             server: "s".into(),
