@@ -363,3 +363,32 @@ def test_identity_example_config_serves_alice_only_her_tools(backends, gateway, 
     assert tool_text(alice.call_tool("github_whoami")["result"]) == "b"
     assert bob.tool_names() == ["github_echo"]
     assert bob.call_tool("codereview_echo", {"text": "x"})["error"]["message"] == "Unknown tool: codereview_echo"
+
+
+def test_official_python_sdk_client_with_a_token_sees_and_calls_only_its_tools(secured, idp):
+    import httpx2
+    from mcp.client import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared.exceptions import MCPError
+    from sdk2 import run
+
+    gw, a, _ = secured
+
+    async def scenario():
+        http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {idp.token('bob')}"})
+        async with Client(streamable_http_client(gw.url, http_client=http)) as c:
+            names = [t.name for t in (await c.list_tools()).tools]
+            allowed = await c.call_tool("b_echo", {"text": "hi"})
+            try:
+                await c.call_tool("a_echo", {"text": "hi"})
+                denied = "called"
+            except MCPError as e:
+                denied = str(e)
+            return names, allowed, denied
+
+    names, allowed, denied = run(scenario)
+
+    assert names == ["b_echo"]
+    assert allowed.content[0].text == "hi"
+    assert denied == "Unknown tool: a_echo"
+    assert "echo" not in a.log.calls()
