@@ -170,3 +170,17 @@ def test_authorizer_does_not_trust_a_wristband_the_client_brings(pair_of_gateway
     assert c.tool_names() == ["b_echo"], "the gateway that issues wristbands ignores client-supplied ones"
     assert c.call_tool("a_echo", {"text": "x"})["error"]["message"] == "Unknown tool: a_echo"
     assert "echo" not in a.log.calls()
+
+
+def test_broker_session_stays_with_the_wristband_subject_that_opened_it(pair_of_gateways):
+    idp, authorizer, broker, _, (a, _) = pair_of_gateways
+    alice = broker_client(broker, wristband_for(idp, authorizer, "alice"))
+    bob = McpHttp(broker.url)
+    bob.http.headers["x-authorized-tools"] = wristband_for(idp, authorizer, "bob")
+    bob.session_id, bob.protocol_version = alice.session_id, alice.protocol_version
+
+    r = bob.post_raw({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "a_echo", "arguments": {"text": "x"}}})
+
+    assert r.status_code == 403
+    assert "echo" not in a.log.calls()
+    assert alice.tool_names() == ["a_add", "a_echo", "b_whoami"]

@@ -165,9 +165,14 @@ impl Access {
         self.caller.as_ref().map_or(0, |c| c.fingerprint())
     }
 
-    /// The identity a legacy session is bound to (issuer and subject).
+    /// The identity a legacy session is bound to: the verified token's issuer and subject, or,
+    /// behind an external authorizer, the subject of the verified wristband.
     pub fn principal(&self) -> Option<String> {
-        self.identity.as_ref().map(|i| format!("{}\u{1f}{}", i.issuer, i.subject))
+        match (&self.identity, &self.caller) {
+            (Some(i), _) => Some(format!("{}\u{1f}{}", i.issuer, i.subject)),
+            (None, Some(c)) => c.subject().map(|s| format!("wristband\u{1f}{s}")),
+            (None, None) => None,
+        }
     }
 
     /// The subject for audit lines.

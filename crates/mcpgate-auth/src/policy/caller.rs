@@ -49,6 +49,8 @@ impl std::fmt::Debug for Caller {
 impl Caller {
     pub(crate) fn build(policy: &Arc<PolicyInner>, identity: Option<&VerifiedIdentity>, headers: &http::HeaderMap) -> Caller {
         let mut valid_until = identity.map_or(u64::MAX, |i| i.expires_at);
+        // Behind an external authorizer the verified wristband names the subject.
+        let mut wristband_subject: Option<String> = None;
         let mut states = Vec::with_capacity(policy.sources.len());
         for source in &policy.sources {
             let state = match source {
@@ -70,6 +72,7 @@ impl Caller {
                             match verified {
                                 Some(Ok(w)) => {
                                     valid_until = valid_until.min(w.expires_at);
+                                    wristband_subject = w.subject.clone();
                                     State::Granted { grants: by_server(policy, &w.grants), reason: "wristband" }
                                 }
                                 Some(Err(e)) => {
@@ -109,7 +112,7 @@ impl Caller {
             deny_reason,
             fingerprint,
             valid_until,
-            subject: identity.map(|i| i.subject.clone()),
+            subject: identity.map(|i| i.subject.clone()).or(wristband_subject),
         }
     }
 
@@ -164,7 +167,8 @@ impl Caller {
         self.fingerprint
     }
 
-    /// The verified subject, if any (for audit logs).
+    /// The verified subject, if any: the token's, else a verified wristband's (audit logs,
+    /// session binding).
     pub fn subject(&self) -> Option<&str> {
         self.subject.as_deref()
     }
