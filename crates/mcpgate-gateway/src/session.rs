@@ -122,6 +122,9 @@ impl ClientSession {
                     .map_err(|_| UpstreamError::Timeout)??;
                 let conn = Arc::new(conn);
                 tracing::debug!(session = %short(&self.id), server = %backend.name, "backend session opened");
+                // Out-of-request messages (list_changed, server requests, resource updates) are
+                // read from the start: a change announced only to this session must not be lost.
+                self.relay_events(backend, &conn).await;
                 let level = lock(&self.log_level).clone();
                 if let Some(level) = level {
                     let params = format!(r#"{{"level":{}}}"#, json_string(&level));
@@ -133,9 +136,6 @@ impl ClientSession {
             })
             .await?
             .clone();
-        // Out-of-request messages (list_changed, server requests, resource updates) are read
-        // from the start: a catalog change announced only to this session must not be lost.
-        self.relay_events(backend, &conn).await;
         Ok(conn)
     }
 
