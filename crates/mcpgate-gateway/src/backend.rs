@@ -3,6 +3,7 @@
 //! The listing is written only by the backend's discovery task (see `discovery`); calls read
 //! the catalog built from it and never wait for discovery.
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -44,6 +45,20 @@ pub struct Backend {
     /// Wakes discovery to list again (a client's session with the backend said list_changed).
     pub(crate) relist: Notify,
     task: Mutex<Option<AbortHandle>>,
+    /// Which protocol era the backend speaks, as discovery last found it.
+    era: AtomicU8,
+}
+
+/// A backend's protocol era.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Era {
+    /// Not known yet (discovery has not reached it).
+    Unknown,
+    /// Session-based (`initialize`); also every stdio and HTTP+SSE backend.
+    Legacy,
+    /// 2026-07-28: called statelessly, no backend sessions.
+    Modern,
 }
 
 impl Backend {
@@ -76,6 +91,7 @@ impl Backend {
             nudge: Notify::new(),
             relist: Notify::new(),
             task: Mutex::new(None),
+            era: AtomicU8::new(Era::Unknown as u8),
         })
     }
 
@@ -89,6 +105,26 @@ impl Backend {
 
     pub(crate) fn set_task(&self, task: AbortHandle) {
         *self.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+    }
+
+    pub fn era(&self) -> Era {
+        match self.era.load(Ordering::Relaxed) {
+            1 => Era::Legacy,
+            2 => Era::Modern,
+            _ => Era::Unknown,
+        }
+    }
+
+    pub(crate) fn set_era(&self, era: Era) {
+        self.era.store(era as u8, Ordering::Relaxed);
+    }
+
+    /// The endpoint of a Streamable HTTP backend (the only transport the modern era uses).
+    pub fn http_url(&self) -> Option<&url::Url> {
+        match &self.spec.transport {
+            TransportSpec::StreamableHttp { url } => Some(url),
+            _ => None,
+        }
     }
 
     /// Asks discovery to check the backend now.

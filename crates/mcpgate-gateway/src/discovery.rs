@@ -10,12 +10,12 @@ use std::time::Duration;
 use mcpgate_protocol::envelope::{Envelope, Kind, raw_str};
 use mcpgate_protocol::versions::LATEST_LEGACY;
 use mcpgate_credentials::Resolver;
-use mcpgate_upstream::{Connection, InitOptions, UpstreamError};
+use mcpgate_upstream::{Connection, InitOptions, ModernLink, UpstreamError, probe};
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 
-use crate::backend::{Backend, State};
+use crate::backend::{Backend, Era, State};
 use crate::catalog::{BackendCaps, Listing};
 use crate::config::CatalogConfig;
 
@@ -30,21 +30,39 @@ pub(crate) async fn run(backend: Arc<Backend>, http: reqwest::Client, cfg: Catal
             for (name, value) in credential.iter().flat_map(|c| c.headers.iter()) {
                 headers.insert(name.clone(), value.clone());
             }
+            // A Streamable HTTP backend is asked first whether it speaks 2026-07-28.
+            if let Some(url) = backend.http_url() {
+                let link = ModernLink::new(http.clone(), url.clone(), headers.clone());
+                if let Some(found) = probe(&link).await? {
+                    let listing = list_all(&Lister::Modern(&link), &found.result).await?;
+                    return Ok::<_, UpstreamError>((Upstream::Modern(link), listing));
+                }
+            }
             let conn = Connection::connect(backend.spec.clone(), &http, headers, &InitOptions::gateway(LATEST_LEGACY)).await?;
-            let listing = list_all(&conn).await?;
-            Ok::<_, UpstreamError>((conn, listing))
+            let listing = list_all(&Lister::Legacy(&conn), &conn.init_result().raw).await?;
+            Ok((Upstream::Legacy(conn), listing))
         })
         .await
         .unwrap_or(Err(UpstreamError::Timeout));
         let err = match attempt {
-            Ok((conn, listing)) => {
+            Ok((upstream, listing)) => {
                 backoff = Duration::from_millis(250);
-                tracing::info!(server = %backend.name, tools = listing.tools.len(), prompts = listing.prompts.len(), resources = listing.resources.len(), "backend ready");
+                let era = match upstream {
+                    Upstream::Modern(_) => Era::Modern,
+                    Upstream::Legacy(_) => Era::Legacy,
+                };
+                backend.set_era(era);
+                tracing::info!(server = %backend.name, era = ?era, tools = listing.tools.len(), prompts = listing.prompts.len(), resources = listing.resources.len(), "backend ready");
                 backend.set_health(State::Ready, None, Some(Arc::new(listing)));
                 let _ = changed.send(());
-                let err = watch(&backend, &conn, &cfg, &changed).await;
-                conn.close().await;
-                err
+                match upstream {
+                    Upstream::Legacy(conn) => {
+                        let err = watch(&backend, &conn, &cfg, &changed).await;
+                        conn.close().await;
+                        err
+                    }
+                    Upstream::Modern(link) => watch_modern(&backend, &link, &cfg, &changed).await,
+                }
             }
             Err(e) => e,
         };
@@ -76,7 +94,7 @@ async fn watch(backend: &Backend, conn: &Connection, cfg: &CatalogConfig, change
         };
         let outcome = if relist {
             next_refresh = Instant::now() + cfg.refresh_interval;
-            match timeout(backend.timeouts.discovery, list_all(conn)).await.unwrap_or(Err(UpstreamError::Timeout)) {
+            match timeout(backend.timeouts.discovery, list_all(&Lister::Legacy(conn), &conn.init_result().raw)).await.unwrap_or(Err(UpstreamError::Timeout)) {
                 Ok(listing) => {
                     tracing::info!(server = %backend.name, tools = listing.tools.len(), "backend lists refreshed");
                     backend.set_health(State::Ready, None, Some(Arc::new(listing)));
@@ -106,41 +124,119 @@ async fn ping(conn: &Connection, limit: Duration) -> Result<(), UpstreamError> {
     if env.has("result") { Ok(()) } else { Err(UpstreamError::Protocol("ping answered with an error".into())) }
 }
 
-/// Lists everything the backend advertises, following cursors.
-pub(crate) async fn list_all(conn: &Connection) -> Result<Listing, UpstreamError> {
-    let caps = backend_caps(conn.init_result().member("capabilities"));
-    let mut listing = Listing {
-        caps,
-        instructions: conn.init_result().member("instructions").and_then(raw_str).map(|s| s.into_owned()),
-        ..Default::default()
-    };
+enum Upstream {
+    Legacy(Connection),
+    Modern(ModernLink),
+}
+
+/// Who answers discovery's list requests: a legacy session or a modern endpoint.
+pub(crate) enum Lister<'a> {
+    Legacy(&'a Connection),
+    Modern(&'a ModernLink),
+}
+
+impl Lister<'_> {
+    async fn call(&self, method: &str, params: Option<&str>) -> Result<Vec<u8>, UpstreamError> {
+        match self {
+            Lister::Legacy(conn) => Ok(conn.request(method, params).await?.response().await?.to_vec()),
+            Lister::Modern(link) => link.call_own(method, params).await,
+        }
+    }
+}
+
+/// Keeps a modern backend's listing fresh: a `subscriptions/listen` stream for list changes
+/// (when the backend offers it), periodic re-listing, and `server/discover` as health check.
+async fn watch_modern(backend: &Backend, link: &ModernLink, cfg: &CatalogConfig, changed: &mpsc::UnboundedSender<()>) -> UpstreamError {
+    let (tx, mut events) = mpsc::unbounded_channel::<()>();
+    let listen = listen_for_changes(link, tx);
+    tokio::pin!(listen);
+    let mut listening = true;
+    let mut next_refresh = Instant::now() + cfg.refresh_interval;
+    loop {
+        let relist = tokio::select! {
+            _ = &mut listen, if listening => { listening = false; false }
+            Some(()) = events.recv() => true,
+            _ = sleep_until(next_refresh) => true,
+            _ = backend.relist.notified() => true,
+            _ = sleep(cfg.health_interval) => false,
+            _ = backend.nudge.notified() => false,
+        };
+        let outcome = timeout(backend.timeouts.discovery, async {
+            let found = probe(link).await?.ok_or_else(|| UpstreamError::Protocol("server/discover no longer offers 2026-07-28".into()))?;
+            if relist {
+                next_refresh = Instant::now() + cfg.refresh_interval;
+                let listing = list_all(&Lister::Modern(link), &found.result).await?;
+                tracing::info!(server = %backend.name, tools = listing.tools.len(), "backend lists refreshed");
+                backend.set_health(State::Ready, None, Some(Arc::new(listing)));
+                let _ = changed.send(());
+            }
+            Ok::<_, UpstreamError>(())
+        })
+        .await
+        .unwrap_or(Err(UpstreamError::Timeout));
+        if let Err(e) = outcome {
+            return e;
+        }
+    }
+}
+
+/// Reads a backend `subscriptions/listen` stream until it ends; each list change is sent on
+/// `tx`. Returns at once when the backend does not offer subscriptions.
+async fn listen_for_changes(link: &ModernLink, tx: mpsc::UnboundedSender<()>) {
+    let params = mcpgate_protocol::modern::with_meta(
+        Some(r#"{"notifications":{"toolsListChanged":true,"promptsListChanged":true,"resourcesListChanged":true}}"#),
+        &mcpgate_protocol::modern::request_meta("{}", &mcpgate_upstream::gateway_client_info()),
+    );
+    let Ok(mut ex) = link.request("subscriptions/listen", &params, &Default::default()).await else { return };
+    while let Ok(Some(msg)) = ex.next().await {
+        if msg.is_final {
+            return;
+        }
+        if is_list_changed(&msg.bytes) && tx.send(()).is_err() {
+            return;
+        }
+    }
+}
+
+/// Lists everything the backend advertises (per its `initialize` or `server/discover`
+/// result), following cursors.
+pub(crate) async fn list_all(lister: &Lister<'_>, greeting: &RawValue) -> Result<Listing, UpstreamError> {
+    let greeting = Envelope::parse_raw(greeting).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+    let caps = backend_caps(greeting.get("capabilities"));
+    let mut listing = Listing { caps, instructions: greeting.get("instructions").and_then(raw_str).map(|s| s.into_owned()), ..Default::default() };
+    let mut ttl = None;
     if caps.tools {
-        listing.tools = list_kind(conn, "tools/list", "tools").await?;
+        listing.tools = list_kind(lister, "tools/list", "tools", &mut ttl).await?;
     }
     if caps.prompts {
-        listing.prompts = list_kind(conn, "prompts/list", "prompts").await?;
+        listing.prompts = list_kind(lister, "prompts/list", "prompts", &mut ttl).await?;
     }
     if caps.resources {
-        listing.resources = list_kind(conn, "resources/list", "resources").await?;
+        listing.resources = list_kind(lister, "resources/list", "resources", &mut ttl).await?;
         // Templates are optional even for servers with resources.
-        listing.templates = list_kind(conn, "resources/templates/list", "resourceTemplates").await.unwrap_or_default();
+        listing.templates = list_kind(lister, "resources/templates/list", "resourceTemplates", &mut ttl).await.unwrap_or_default();
     }
+    listing.ttl_ms = ttl;
     Ok(listing)
 }
 
 const MAX_PAGES: usize = 1000;
 
-async fn list_kind(conn: &Connection, method: &str, key: &str) -> Result<Vec<Box<RawValue>>, UpstreamError> {
+async fn list_kind(lister: &Lister<'_>, method: &str, key: &str, ttl: &mut Option<u64>) -> Result<Vec<Box<RawValue>>, UpstreamError> {
     let mut items = Vec::new();
     let mut cursor: Option<String> = None;
     for _ in 0..MAX_PAGES {
         let params = cursor.as_ref().map(|c| format!(r#"{{"cursor":{}}}"#, mcpgate_protocol::envelope::json_string(c)));
-        let resp = conn.request(method, params.as_deref()).await?.response().await?;
+        let resp = lister.call(method, params.as_deref()).await?;
         let env = Envelope::parse(&resp).map_err(|e| UpstreamError::Protocol(format!("{method}: {e}")))?;
         let result = env
             .get("result")
             .ok_or_else(|| UpstreamError::Protocol(format!("{method} answered with an error: {}", env.get("error").map(|e| e.get()).unwrap_or("?"))))?;
         let result = Envelope::parse_raw(result).map_err(|e| UpstreamError::Protocol(format!("{method}: {e}")))?;
+        if let Some(t) = result.get("ttlMs").and_then(|t| t.get().parse::<i64>().ok()) {
+            let t = t.max(0) as u64;
+            *ttl = Some(ttl.map_or(t, |old| old.min(t)));
+        }
         let page: Vec<Box<RawValue>> = result
             .get(key)
             .map(|raw| serde_json::from_str(raw.get()))

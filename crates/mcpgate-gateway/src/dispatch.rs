@@ -9,12 +9,13 @@ use mcpgate_protocol::names::{ServerName, backend_uri};
 use mcpgate_protocol::versions::negotiate;
 use mcpgate_protocol::{ErrorCode, ObjectWriter, RpcError};
 
+use crate::backend::Era;
 use crate::catalog::{Catalog, ItemKind, page};
 use crate::forward::{ResultRewrite, Target, forward};
 use crate::identity::{Access, audit};
 use crate::reject::Reject;
 use crate::reply::Reply;
-use crate::session::ClientSession;
+use crate::session::{ClientSession, PendingServerRequest};
 use crate::state::Shared;
 
 /// `initialize`: a new client session and its result.
@@ -49,7 +50,7 @@ fn mcpgate_upstream_client_info() -> String {
 
 /// The union of what the gateway can serve. Lists are always offered (backends may appear
 /// later); subscriptions and completions only when some backend supports them.
-fn capabilities(c: &Catalog) -> String {
+pub(crate) fn capabilities(c: &Catalog) -> String {
     let mut w = ObjectWriter::new();
     w.raw("tools", r#"{"listChanged":true}"#)
         .raw("prompts", r#"{"listChanged":true}"#)
@@ -79,6 +80,7 @@ pub async fn request(shared: &Arc<Shared>, session: &Arc<ClientSession>, env: &E
         "logging/setLevel" => set_level(session, params.as_ref(), &id).await,
         "tools/call" | "prompts/get" | "resources/read" | "resources/subscribe" | "resources/unsubscribe" | "completion/complete" => {
             match route(shared, &catalog, method, params.as_ref(), access, &id) {
+                Ok(target) if target.backend.era() == Era::Modern => crate::modern::call::for_session(shared, session, access, target, id).await,
                 Ok(target) => forward(shared, session, access, target, id).await,
                 Err(e) => error(&id, e),
             }
@@ -93,11 +95,20 @@ fn error(id: &str, e: RpcError) -> Reply {
 }
 
 fn list(shared: &Shared, catalog: &Catalog, kind: ItemKind, params: Option<&Envelope<'_>>, size: usize, id: &str, access: &Access) -> Reply {
+    match list_result(shared, catalog, kind, params, size, id, access, &[]) {
+        Ok(result) => Reply::Json(result_response(id, &result)),
+        Err(e) => error(id, e),
+    }
+}
+
+/// One page of a list as the caller may see it; `extra` members are appended to the result.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn list_result(shared: &Shared, catalog: &Catalog, kind: ItemKind, params: Option<&Envelope<'_>>, size: usize, id: &str, access: &Access, extra: &[(&str, &str)]) -> Result<String, RpcError> {
     let cursor = params.and_then(|p| p.get("cursor"));
     let cursor = match cursor.map(raw_str) {
         None => None,
         Some(Some(c)) => Some(c),
-        Some(None) => return error(id, RpcError::new(ErrorCode::InvalidParams, "cursor must be a string")),
+        Some(None) => return Err(RpcError::new(ErrorCode::InvalidParams, "cursor must be a string")),
     };
     let all = catalog.items(kind);
     let visible = shared.views.visible(catalog, kind, access);
@@ -105,8 +116,10 @@ fn list(shared: &Shared, catalog: &Catalog, kind: ItemKind, params: Option<&Enve
     if access.is_restricted() && cursor.is_none() {
         tracing::info!(target: "mcpgate::audit", subject = access.subject(), kind = kind.as_str(), visible = items.len(), total = all.len(), request_id = id, "list filtered");
     }
+    // The modern era allows an empty cursor for the first page.
+    let cursor = cursor.filter(|c| !c.is_empty() || extra.is_empty());
     let Ok((items, next)) = page(&items, cursor.as_deref(), size) else {
-        return error(id, RpcError::new(ErrorCode::InvalidParams, "Invalid cursor"));
+        return Err(RpcError::new(ErrorCode::InvalidParams, "Invalid cursor"));
     };
     let mut arr = String::with_capacity(items.iter().map(|e| e.json.get().len() + 1).sum::<usize>() + 2);
     arr.push('[');
@@ -122,7 +135,10 @@ fn list(shared: &Shared, catalog: &Catalog, kind: ItemKind, params: Option<&Enve
     if let Some(c) = next {
         w.string("nextCursor", c.as_str());
     }
-    Reply::Json(result_response(id, std::str::from_utf8(&w.finish()).unwrap_or("{}")))
+    for (k, v) in extra {
+        w.raw(k, v);
+    }
+    Ok(String::from_utf8(w.finish()).unwrap_or_default())
 }
 
 async fn set_level(session: &ClientSession, params: Option<&Envelope<'_>>, id: &str) -> Reply {
@@ -140,7 +156,7 @@ async fn set_level(session: &ClientSession, params: Option<&Envelope<'_>>, id: &
 }
 
 /// Finds the owner of the named item and rewrites params into the backend's names.
-fn route(shared: &Shared, catalog: &Catalog, method: &str, params: Option<&Envelope<'_>>, access: &Access, request_id: &str) -> Result<Target, RpcError> {
+pub(crate) fn route(shared: &Shared, catalog: &Catalog, method: &str, params: Option<&Envelope<'_>>, access: &Access, request_id: &str) -> Result<Target, RpcError> {
     let params = params.ok_or_else(|| RpcError::new(ErrorCode::InvalidParams, "params are required"))?;
     // A denied item gets exactly the error an unknown one gets: no existence oracle.
     let permit = |server: &ServerName, kind: ItemKind, name: &str, annotations: Option<&serde_json::Value>, not_found: RpcError| {
@@ -151,6 +167,8 @@ fn route(shared: &Shared, catalog: &Catalog, method: &str, params: Option<&Envel
         if verdict.allowed { Ok(()) } else { Err(not_found) }
     };
     let mut tool = None;
+    let mut param_headers = Vec::new();
+    let mut backend_name = None;
     let (server, replace_key, replace_value, rewrite) = match method {
         "tools/call" | "prompts/get" => {
             let name = params.str("name").ok_or_else(|| RpcError::new(ErrorCode::InvalidParams, "params.name must be a string"))?;
@@ -161,7 +179,9 @@ fn route(shared: &Shared, catalog: &Catalog, method: &str, params: Option<&Envel
             permit(&entry.server, kind, &entry.backend_name, entry.annotations.as_ref(), unknown())?;
             if kind == ItemKind::Tool {
                 tool = Some(entry.backend_name.clone());
+                param_headers = entry.param_headers.clone();
             }
+            backend_name = Some(entry.backend_name.clone());
             (entry.server.clone(), "name", json_string(&entry.backend_name), ResultRewrite::None)
         }
         "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
@@ -169,6 +189,7 @@ fn route(shared: &Shared, catalog: &Catalog, method: &str, params: Option<&Envel
             let (server, original) = resource_owner(shared, &uri).ok_or_else(|| resource_not_found(&uri))?;
             permit(&server, ItemKind::Resource, &original, None, resource_not_found(&uri))?;
             let rewrite = if method == "resources/read" { ResultRewrite::ResourceContents } else { ResultRewrite::None };
+            backend_name = Some(original.clone());
             (server, "uri", json_string(&original), rewrite)
         }
         _ => {
@@ -196,7 +217,7 @@ fn route(shared: &Shared, catalog: &Catalog, method: &str, params: Option<&Envel
     };
     let backend = shared.backend(&server).ok_or_else(|| RpcError::new(ErrorCode::BackendUnavailable, format!("server '{server}' is not configured")))?;
     let params = String::from_utf8(params.rewrite(&[(replace_key, Some(&replace_value))])).unwrap_or_default();
-    Ok(Target { backend, method: method.to_owned(), tool, params, rewrite })
+    Ok(Target { backend, method: method.to_owned(), tool, params, rewrite, name: backend_name, param_headers })
 }
 
 fn resource_not_found(uri: &str) -> RpcError {
@@ -224,6 +245,9 @@ pub async fn client_notification(session: &Arc<ClientSession>, env: &Envelope<'_
             let Some(request_id) = env.params_object().ok().flatten().and_then(|p| p.get("requestId").map(|r| r.get().to_owned())) else {
                 return Reply::Accepted;
             };
+            if session.cancel(&request_id) {
+                return Reply::Accepted;
+            }
             if let Some((server, backend_id)) = session.call(&request_id) {
                 if let Some(conn) = session.connection(&server) {
                     let params = env.params_object().ok().flatten().map(|p| p.rewrite(&[("requestId", Some(&backend_id.to_string()))]));
@@ -249,14 +273,21 @@ pub async fn client_response(session: &Arc<ClientSession>, env: &Envelope<'_>) -
     let Some(pending) = session.take_server_request(id.get()) else {
         return Reply::Rejected(Reject::Invalid("no pending server request has this id".into()));
     };
-    match session.connection(&pending.server) {
+    let (server, backend_id) = match pending {
+        PendingServerRequest::Bridged { reply } => {
+            let _ = reply.send(env.rewrite(&[]));
+            return Reply::Accepted;
+        }
+        PendingServerRequest::Relayed { server, backend_id } => (server, backend_id),
+    };
+    match session.connection(&server) {
         Some(conn) => {
-            let msg = env.rewrite(&[("id", Some(&pending.backend_id))]);
+            let msg = env.rewrite(&[("id", Some(&backend_id))]);
             if let Err(e) = conn.respond(msg).await {
-                tracing::warn!(server = %pending.server, error = %e, "could not deliver the client's answer to the backend");
+                tracing::warn!(server = %server, error = %e, "could not deliver the client's answer to the backend");
             }
         }
-        None => tracing::warn!(server = %pending.server, "backend session gone before the client answered"),
+        None => tracing::warn!(server = %server, "backend session gone before the client answered"),
     }
     Reply::Accepted
 }

@@ -39,6 +39,10 @@ pub struct Target {
     /// The params as the backend must see them (names already mapped back).
     pub params: String,
     pub rewrite: ResultRewrite,
+    /// The backend's own name or URI of the item (`Mcp-Name` for modern backends).
+    pub name: Option<String>,
+    /// The tool's `x-mcp-header` declarations (`Mcp-Param-*` for modern backends).
+    pub param_headers: Vec<mcpgate_protocol::modern::ParamHeader>,
 }
 
 pub async fn forward(shared: &Arc<Shared>, session: &Arc<ClientSession>, access: &Access, target: Target, client_id: String) -> Reply {
@@ -98,7 +102,7 @@ struct Out {
 
 /// The credential this call carries to its backend, from the server's chain. The caller's
 /// own token is never among the headers unless the chain says `passthrough`.
-async fn credential(shared: &Shared, access: &Access, target: &Target) -> Result<Option<Resolved>, RpcError> {
+pub(crate) async fn credential(shared: &Shared, access: &Access, target: &Target) -> Result<Option<Resolved>, RpcError> {
     let security = shared.security.load();
     if !security.credentials.has_chain(target.backend.name.as_str()) {
         return Ok(None);
@@ -121,7 +125,7 @@ async fn credential(shared: &Shared, access: &Access, target: &Target) -> Result
 
 /// Gets the client's backend session and sends the request; a lost backend session is
 /// re-initialised once, transparently.
-async fn open(shared: &Arc<Shared>, session: &ClientSession, target: &Target, credential: Option<&Resolved>) -> Result<(Arc<Connection>, Exchange), UpstreamError> {
+pub(crate) async fn open(shared: &Arc<Shared>, session: &ClientSession, target: &Target, credential: Option<&Resolved>) -> Result<(Arc<Connection>, Exchange), UpstreamError> {
     let mut retried = false;
     loop {
         let conn = session.backend(&target.backend, &shared.http, credential).await?;
@@ -215,7 +219,7 @@ fn translate(ctx: &Ctx, item: &Inbound) -> Option<Bytes> {
 }
 
 /// `resources/read` result with each content's `uri` in the gateway's namespace.
-fn rewrite_contents(server: &ServerName, prefix: &str, result: &RawValue) -> Option<String> {
+pub(crate) fn rewrite_contents(server: &ServerName, prefix: &str, result: &RawValue) -> Option<String> {
     if prefix.is_empty() {
         return Some(result.get().to_owned());
     }

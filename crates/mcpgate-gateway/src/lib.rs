@@ -14,6 +14,7 @@ pub mod dispatch;
 pub mod forward;
 pub mod front;
 pub mod identity;
+pub mod modern;
 pub mod reject;
 pub mod reload;
 pub mod reply;

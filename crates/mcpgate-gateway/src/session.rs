@@ -31,11 +31,17 @@ struct Slot {
 }
 
 /// A request a backend sent that awaits the client's answer.
-#[derive(Debug, Clone)]
-pub struct PendingServerRequest {
-    pub server: ServerName,
-    /// The backend's own id for the request (raw JSON).
-    pub backend_id: String,
+#[derive(Debug)]
+pub enum PendingServerRequest {
+    /// A legacy backend's own request, relayed under a gateway id.
+    Relayed {
+        server: ServerName,
+        /// The backend's own id for the request (raw JSON).
+        backend_id: String,
+    },
+    /// One input request of a modern backend's `input_required` result, asked of this
+    /// legacy client by the gateway; the answer (the client's whole response) goes to `reply`.
+    Bridged { reply: tokio::sync::oneshot::Sender<Vec<u8>> },
 }
 
 pub struct ClientSession {
@@ -52,6 +58,7 @@ pub struct ClientSession {
     backends: Mutex<HashMap<ServerName, Slot>>,
     pending: Mutex<HashMap<String, PendingServerRequest>>,
     in_flight: Mutex<HashMap<String, (ServerName, u64)>>,
+    cancels: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
     stream: Mutex<Option<mpsc::UnboundedSender<Bytes>>>,
     log_level: Mutex<Option<String>>,
     next_id: AtomicU64,
@@ -66,9 +73,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl ClientSession {
     pub fn new(protocol_version: &'static str, client_capabilities: String, client_info: String, principal: Option<String>) -> Arc<Self> {
+        Self::with_id(new_session_id(), protocol_version, client_capabilities, client_info, principal)
+    }
+
+    /// A session under a chosen id (the gateway's own sessions for stateless callers).
+    pub fn with_id(id: String, protocol_version: &'static str, client_capabilities: String, client_info: String, principal: Option<String>) -> Arc<Self> {
         let client_caps = ClientCaps::parse(&client_capabilities);
         Arc::new_cyclic(|me| Self {
-            id: new_session_id(),
+            id,
             principal,
             client_caps,
             protocol_version,
@@ -76,6 +88,7 @@ impl ClientSession {
             backends: Mutex::default(),
             pending: Mutex::default(),
             in_flight: Mutex::default(),
+            cancels: Mutex::default(),
             stream: Mutex::default(),
             log_level: Mutex::default(),
             next_id: AtomicU64::new(1),
@@ -176,8 +189,47 @@ impl ClientSession {
     /// Mints the id under which a backend's request is shown to the client.
     pub fn register_server_request(&self, server: &ServerName, backend_id: &str) -> String {
         let id = json_string(&format!("mcpgate-{}", self.next_id.fetch_add(1, Ordering::Relaxed)));
-        lock(&self.pending).insert(id.clone(), PendingServerRequest { server: server.clone(), backend_id: backend_id.to_owned() });
+        lock(&self.pending).insert(id.clone(), PendingServerRequest::Relayed { server: server.clone(), backend_id: backend_id.to_owned() });
         id
+    }
+
+    /// Mints the id of a request the gateway itself asks the client (era bridging).
+    pub fn register_bridged_request(&self) -> (String, tokio::sync::oneshot::Receiver<Vec<u8>>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let id = json_string(&format!("mcpgate-{}", self.next_id.fetch_add(1, Ordering::Relaxed)));
+        lock(&self.pending).insert(id.clone(), PendingServerRequest::Bridged { reply: tx });
+        (id, rx)
+    }
+
+    /// How backends are greeted on this client's behalf.
+    pub fn init_options(&self) -> &InitOptions {
+        &self.init
+    }
+
+    pub fn client_caps(&self) -> ClientCaps {
+        self.client_caps
+    }
+
+    /// Registers a way to cancel a call that has no backend request id (modern backends).
+    pub fn start_cancellable(&self, client_id: &str) -> Arc<tokio::sync::Notify> {
+        let n = Arc::new(tokio::sync::Notify::new());
+        lock(&self.cancels).insert(client_id.to_owned(), n.clone());
+        n
+    }
+
+    pub fn end_cancellable(&self, client_id: &str) {
+        lock(&self.cancels).remove(client_id);
+    }
+
+    /// Cancels a call registered with `start_cancellable`; false when there is none.
+    pub fn cancel(&self, client_id: &str) -> bool {
+        match lock(&self.cancels).remove(client_id) {
+            Some(n) => {
+                n.notify_one();
+                true
+            }
+            None => false,
+        }
     }
 
     pub fn take_server_request(&self, client_id: &str) -> Option<PendingServerRequest> {
@@ -288,19 +340,19 @@ pub fn is_list_changed(env: &Envelope<'_>) -> bool {
 
 /// The client capabilities that gate server-initiated requests.
 #[derive(Debug, Clone, Copy, Default)]
-struct ClientCaps {
+pub struct ClientCaps {
     sampling: bool,
     elicitation: bool,
     roots: bool,
 }
 
 impl ClientCaps {
-    fn parse(raw: &str) -> Self {
+    pub fn parse(raw: &str) -> Self {
         let Ok(env) = Envelope::parse(raw.as_bytes()) else { return Self::default() };
         Self { sampling: env.has("sampling"), elicitation: env.has("elicitation"), roots: env.has("roots") }
     }
 
-    fn allows(&self, method: &str) -> bool {
+    pub fn allows(&self, method: &str) -> bool {
         match method {
             "sampling/createMessage" => self.sampling,
             "elicitation/create" => self.elicitation,

@@ -29,6 +29,12 @@ pub struct Shared {
     pub security: ArcSwap<Security>,
     pub views: Views,
     pub http: reqwest::Client,
+    /// The gateway's backend sessions for stateless (modern) callers of legacy backends.
+    pub stateless: Sessions,
+    /// Calls parked for a modern client's `input_required` round trip.
+    pub bridges: crate::modern::bridge::Bridges,
+    /// Which list changed, for `subscriptions/listen` streams.
+    pub changes: tokio::sync::broadcast::Sender<ItemKind>,
     changed: mpsc::UnboundedSender<()>,
 }
 
@@ -57,6 +63,9 @@ impl Shared {
             security: ArcSwap::from_pointee(security),
             views: Views::default(),
             http,
+            stateless: Sessions::default(),
+            bridges: Default::default(),
+            changes: tokio::sync::broadcast::channel(64).0,
             changed,
         });
         shared.apply_backends(&config);
@@ -79,7 +88,7 @@ impl Shared {
         let removed = self.apply_backends(&config);
         self.config.store(Arc::new(config));
         for name in removed {
-            for s in self.sessions.all() {
+            for s in self.sessions.all().into_iter().chain(self.stateless.all()) {
                 s.drop_backend(&name).await;
             }
         }
@@ -142,6 +151,7 @@ async fn rebuild_catalog(shared: Weak<Shared>, mut rx: mpsc::UnboundedReceiver<(
             let changed = fingerprint(&old, kind) != fingerprint(&new, kind)
                 || (kind == ItemKind::Resource && fingerprint(&old, ItemKind::ResourceTemplate) != fingerprint(&new, ItemKind::ResourceTemplate));
             if changed {
+                let _ = shared.changes.send(kind);
                 let msg = Bytes::from(notification(method, None));
                 for s in shared.sessions.all() {
                     s.push(msg.clone());
@@ -165,7 +175,7 @@ async fn sweep_sessions(shared: Weak<Shared>) {
         tick.tick().await;
         let Some(shared) = shared.upgrade() else { return };
         let limit = shared.config.load().limits.session_idle_timeout;
-        for s in shared.sessions.expire(limit) {
+        for s in shared.sessions.expire(limit).into_iter().chain(shared.stateless.expire(limit)) {
             tracing::info!(session = %crate::session::short(&s.id), "session expired after {limit:?} idle");
             s.close().await;
         }

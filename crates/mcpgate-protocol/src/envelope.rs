@@ -23,7 +23,7 @@ pub enum Kind {
 }
 
 /// A JSON object parsed one level deep, members in their original order.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Envelope<'a> {
     members: IndexMap<Cow<'a, str>, &'a RawValue>,
 }

@@ -9,6 +9,7 @@
 pub mod dupkeys;
 pub mod envelope;
 pub mod errors;
+pub mod modern;
 pub mod names;
 pub mod sse;
 pub mod versions;

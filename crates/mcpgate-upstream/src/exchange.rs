@@ -46,6 +46,14 @@ impl Exchange {
         Self { id, state: State::Channel { rx, _guard: guard, done: false } }
     }
 
+    /// Whether the response has been read (nothing more will come).
+    pub fn is_finished(&self) -> bool {
+        match &self.state {
+            State::Single(body) => body.is_none(),
+            State::Sse { done, .. } | State::Channel { done, .. } => *done,
+        }
+    }
+
     /// The id the gateway gave this request on the backend session.
     pub fn backend_id(&self) -> u64 {
         self.id

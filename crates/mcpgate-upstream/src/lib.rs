@@ -12,6 +12,7 @@
 mod error;
 mod exchange;
 mod legacy_sse;
+mod modern;
 mod mux;
 mod spec;
 mod stdio;
@@ -19,7 +20,8 @@ mod streamable;
 
 pub use error::UpstreamError;
 pub use exchange::{Exchange, Inbound};
-pub use spec::{BackendSpec, InitOptions, StdioSpec, TransportSpec};
+pub use modern::{Discovered, ModernLink, RequestHeaders, probe};
+pub use spec::{BackendSpec, InitOptions, StdioSpec, TransportSpec, gateway_client_info};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use mcpgate_protocol::envelope::{Envelope, json_string, raw_str};
+use mcpgate_protocol::modern::param_headers;
 use mcpgate_protocol::names::{ServerName, expose_uri, is_valid_exposed_name};
 use serde_json::value::RawValue;
 
@@ -23,6 +24,9 @@ pub fn build(servers: &[ServerEntry]) -> Catalog {
     for s in servers {
         let Some(listing) = &s.listing else { continue };
         merge_caps(&mut cat.caps, listing.caps);
+        if let Some(ttl) = listing.ttl_ms {
+            cat.backend_ttl_ms = Some(cat.backend_ttl_ms.map_or(ttl, |t| t.min(ttl)));
+        }
         if let Some(text) = listing.instructions.as_deref().filter(|t| !t.trim().is_empty()) {
             instructions.push(format!("## {}\n{}", s.name, text.trim()));
         }
@@ -81,7 +85,21 @@ fn expose_items(s: &ServerEntry, kind: ItemKind, items: &[Box<RawValue>], out: &
         let json = String::from_utf8(json).ok().and_then(|j| RawValue::from_string(j).ok());
         let Some(json) = json else { continue };
         let annotations = env.get("annotations").filter(|_| kind == ItemKind::Tool).and_then(|a| serde_json::from_str(a.get()).ok());
-        staged.push(Entry { exposed, server: s.name.clone(), backend_name: name, json, annotations });
+        let param_headers = if kind == ItemKind::Tool {
+            let schema = env.get("inputSchema").and_then(|raw| serde_json::from_str(raw.get()).ok()).unwrap_or(serde_json::Value::Null);
+            match param_headers(&schema) {
+                Ok(h) => h,
+                Err(reason) => {
+                    // A client must drop such a tool (SEP-2243); so does the gateway.
+                    tracing::warn!(server = %s.name, name = %name, "withheld: {reason}");
+                    withheld.push(Withheld { kind: kind.as_str(), name, reason });
+                    continue;
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        staged.push(Entry { exposed, server: s.name.clone(), backend_name: name, json, annotations, param_headers });
     }
     for e in staged {
         if seen.get(&e.backend_name).copied().unwrap_or(0) > 1 {

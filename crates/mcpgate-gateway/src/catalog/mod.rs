@@ -27,6 +27,8 @@ pub struct Listing {
     pub templates: Vec<Box<RawValue>>,
     pub instructions: Option<String>,
     pub caps: BackendCaps,
+    /// The smallest `ttlMs` a modern backend gave its lists (legacy backends give none).
+    pub ttl_ms: Option<u64>,
 }
 
 impl Listing {
@@ -101,6 +103,8 @@ pub struct Entry {
     pub json: Box<RawValue>,
     /// A tool's `annotations` (readOnlyHint, …), for permission rules.
     pub annotations: Option<serde_json::Value>,
+    /// A tool's `x-mcp-header` declarations (SEP-2243), checked and re-sent per call.
+    pub param_headers: Vec<mcpgate_protocol::modern::ParamHeader>,
 }
 
 /// An item kept out of the catalog, and why.
@@ -121,6 +125,8 @@ pub struct Catalog {
     pub templates: Vec<Entry>,
     pub caps: BackendCaps,
     pub instructions: Option<String>,
+    /// The smallest list `ttlMs` among modern backends; the aggregate's never exceeds it.
+    pub backend_ttl_ms: Option<u64>,
     pub withheld: HashMap<ServerName, Vec<Withheld>>,
     tool_index: HashMap<String, usize>,
     prompt_index: HashMap<String, usize>,

@@ -61,6 +61,7 @@ mod tests {
                 backend_name: (*n).into(),
                 json: RawValue::from_string("{}".into()).expect("json"),
                 annotations: None,
+                param_headers: Vec::new(),
             })
             .collect()
     }

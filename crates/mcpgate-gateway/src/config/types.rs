@@ -84,11 +84,15 @@ pub struct CatalogConfig {
     pub health_interval: Duration,
     /// Items per page of a list response.
     pub page_size: usize,
+    /// `ttlMs` the gateway puts on modern list and discovery results (capped by the smallest
+    /// ttl a modern backend gives).
+    #[serde(with = "humantime_field")]
+    pub cache_ttl: Duration,
 }
 
 impl Default for CatalogConfig {
     fn default() -> Self {
-        Self { refresh_interval: Duration::from_secs(300), health_interval: Duration::from_secs(10), page_size: 500 }
+        Self { refresh_interval: Duration::from_secs(300), health_interval: Duration::from_secs(10), page_size: 500, cache_ttl: Duration::from_secs(60) }
     }
 }
 

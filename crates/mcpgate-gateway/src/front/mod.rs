@@ -6,7 +6,7 @@
 mod authorize;
 mod checks;
 mod health;
-mod post;
+pub(crate) mod post;
 mod stream;
 
 use std::sync::Arc;

@@ -48,7 +48,7 @@ async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, body: Body) -> Result
     let env = Envelope::parse(&bytes).map_err(|_| Reject::Invalid("the body must be a JSON-RPC object".into()))?;
     let kind = dispatch::kind_of(&env)?;
     if is_modern(&env) {
-        return Err(Reject::ModernEra);
+        return Ok(crate::modern::handle(shared, headers, &env, kind, access).await);
     }
     let method = env.method();
     if method.as_deref() == Some("initialize") && checks::session_id(headers).is_none() {

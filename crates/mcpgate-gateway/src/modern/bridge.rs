@@ -1,0 +1,371 @@
+//! Modern client, legacy backend.
+//!
+//! The call runs on a backend session the gateway keeps for the caller: one per (principal,
+//! declared client capabilities), never shared across identities (see [`stateless_session`]).
+//! When the backend sends `elicitation/create`, `sampling/createMessage` or `roots/list` during
+//! the call, the call is parked: the client gets `resultType: "input_required"` with those
+//! requests and a sealed `requestState` (see `state`). The client's retry, carrying
+//! `inputResponses` and that state, answers the backend's pending requests and the same call
+//! continues. A state is bound to the caller, the request and an expiry; the parked call is
+//! taken out once, so a replay finds nothing and nothing runs twice.
+
+use std::collections::HashMap;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use bytes::Bytes;
+use mcpgate_protocol::envelope::{Envelope, Kind, json_string};
+use mcpgate_protocol::errors::{notification, result_response};
+use mcpgate_protocol::modern::may_require_input;
+use mcpgate_protocol::versions::LATEST_LEGACY;
+use mcpgate_protocol::{ErrorCode, ObjectWriter, RpcError};
+use mcpgate_upstream::{Connection, Exchange, UpstreamError};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep, timeout_at};
+
+use super::call::{final_response, respond, send_final};
+use super::state::{Sealer, request_digest};
+use super::validate::level_rank;
+use super::{ModernRequest, error};
+use crate::backend::Backend;
+use crate::forward::{ResultRewrite, Target, credential, open, unavailable};
+use crate::identity::Access;
+use crate::session::{ClientCaps, ClientSession};
+use crate::state::Shared;
+
+/// How long a parked call waits for the client's retry (a person may be answering).
+const PARK_FOR: Duration = Duration::from_secs(300);
+/// After the first server request, how long further ones are gathered into the same round
+/// (a backend that asks several things at once sends them back to back).
+const GATHER: Duration = Duration::from_millis(50);
+
+/// One server request of a parked call, shown to the client under `key`.
+struct Asked {
+    key: String,
+    /// The backend's id for it (raw JSON).
+    backend_id: String,
+    /// `{"method":…,"params":…}` as the client sees it.
+    request: String,
+}
+
+/// A call waiting for the client's `inputResponses`.
+struct Parked {
+    call: Running,
+    asked: Vec<Asked>,
+    principal: String,
+    digest: [u8; 32],
+}
+
+/// A call in progress on a legacy backend session.
+struct Running {
+    session: Arc<ClientSession>,
+    backend: Arc<Backend>,
+    conn: Arc<Connection>,
+    exchange: Exchange,
+    rewrite: ResultRewrite,
+    method: String,
+    caps: ClientCaps,
+    log_level: Option<u8>,
+}
+
+impl Drop for Running {
+    /// A call abandoned before its response (client gone, state expired) is cancelled upstream.
+    fn drop(&mut self) {
+        if self.exchange.is_finished() {
+            return;
+        }
+        let msg = notification("notifications/cancelled", Some(&format!(r#"{{"requestId":{},"reason":"the client went away"}}"#, self.exchange.backend_id())));
+        let conn = self.conn.clone();
+        tokio::spawn(async move {
+            let _ = conn.notify(msg).await;
+        });
+    }
+}
+
+/// The parked calls of this gateway process and the key their states are sealed with.
+#[derive(Default)]
+pub struct Bridges {
+    sealer: Sealer,
+    parked: Mutex<HashMap<[u8; 16], Parked>>,
+}
+
+impl Bridges {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 16], Parked>> {
+        self.parked.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+pub async fn call(shared: &Arc<Shared>, access: Access, req: ModernRequest, target: Target) -> Response {
+    let principal = access.principal().unwrap_or_default();
+    let params = req.params_value();
+    let digest = request_digest(&req.method, &params);
+    if let Some(state) = params.get("requestState") {
+        let Some(state) = state.as_str() else {
+            return error(StatusCode::OK, Some(&req.id), &RpcError::new(ErrorCode::InvalidParams, "requestState must be a string"));
+        };
+        return resume(shared, &req, state, &principal, &digest, params.get("inputResponses")).await;
+    }
+    let deadline = Instant::now() + target.backend.timeouts.call;
+    let credential = match timeout_at(deadline, credential(shared, &access, &target)).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => return error(StatusCode::OK, Some(&req.id), &e),
+        Err(_) => return error(StatusCode::OK, Some(&req.id), &unavailable(&target.backend, &UpstreamError::Timeout)),
+    };
+    let session = match stateless_session(shared, &access, &req) {
+        Ok(s) => s,
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, Some(&req.id), &e),
+    };
+    let (conn, exchange) = match timeout_at(deadline, open(shared, &session, &target, credential.as_ref())).await {
+        Ok(Ok(pair)) => pair,
+        Ok(Err(e)) => return error(StatusCode::OK, Some(&req.id), &unavailable(&target.backend, &e)),
+        Err(_) => return error(StatusCode::OK, Some(&req.id), &unavailable(&target.backend, &UpstreamError::Timeout)),
+    };
+    let running = Running {
+        session,
+        backend: target.backend.clone(),
+        conn,
+        exchange,
+        rewrite: target.rewrite,
+        method: req.method.clone(),
+        caps: req.caps,
+        log_level: req.log_level,
+    };
+    start(shared, running, req.id.clone(), principal, digest, deadline).await
+}
+
+/// The gateway's session with legacy backends for one stateless caller: keyed by the
+/// authenticated principal and the client capabilities declared, so two identities never
+/// share a backend session (and a backend only sees capabilities this caller declared).
+fn stateless_session(shared: &Shared, access: &Access, req: &ModernRequest) -> Result<Arc<ClientSession>, RpcError> {
+    let principal = access.principal();
+    let mut h = DefaultHasher::new();
+    principal.hash(&mut h);
+    req.capabilities.hash(&mut h);
+    let id = format!("stateless-{:016x}", h.finish());
+    if let Some(s) = shared.stateless.get(&id) {
+        if s.principal == principal {
+            return Ok(s);
+        }
+    }
+    let s = ClientSession::with_id(id, LATEST_LEGACY, req.capabilities.clone(), req.client_info.clone(), principal);
+    if !shared.stateless.insert(s.clone(), shared.config.load().limits.max_sessions) {
+        return Err(RpcError::new(ErrorCode::Internal, "too many sessions; try again later"));
+    }
+    Ok(s)
+}
+
+async fn start(shared: &Arc<Shared>, running: Running, client_id: String, principal: String, digest: [u8; 32], deadline: Instant) -> Response {
+    let (tx, rx) = mpsc::channel(16);
+    tokio::spawn(drive(shared.clone(), running, client_id, principal, digest, deadline, tx));
+    respond(rx).await
+}
+
+/// Relays the call's messages until its response, or until the backend asks the client
+/// something: then the call is parked and the client gets `input_required`.
+async fn drive(shared: Arc<Shared>, mut call: Running, client_id: String, principal: String, digest: [u8; 32], deadline: Instant, tx: mpsc::Sender<(Bytes, bool)>) {
+    let mut asked: Vec<Asked> = Vec::new();
+    let mut gather_until: Option<Instant> = None;
+    loop {
+        let next = tokio::select! {
+            () = tx.closed() => return,
+            () = sleep_until_opt(gather_until) => break,
+            n = timeout_at(deadline, call.exchange.next()) => n,
+        };
+        let msg = match next {
+            Ok(Ok(Some(m))) => m,
+            Ok(Ok(None)) => return send_final(&tx, unavailable(&call.backend, &UpstreamError::Closed).response(Some(&client_id))).await,
+            Ok(Err(e)) => {
+                if matches!(e, UpstreamError::Closed | UpstreamError::Connect(_) | UpstreamError::SessionExpired) {
+                    call.session.forget_backend(&call.backend.name, &call.conn);
+                }
+                return send_final(&tx, unavailable(&call.backend, &e).response(Some(&client_id))).await;
+            }
+            Err(_) => return send_final(&tx, unavailable(&call.backend, &UpstreamError::Timeout).response(Some(&client_id))).await,
+        };
+        if msg.is_final {
+            let out = final_response(&call.backend, call.rewrite, &msg.bytes, &client_id, true)
+                .unwrap_or_else(|| unavailable(&call.backend, &UpstreamError::Protocol("unreadable response".into())).response(Some(&client_id)));
+            return send_final(&tx, out).await;
+        }
+        let Ok(env) = Envelope::parse(&msg.bytes) else { continue };
+        match env.kind() {
+            Some(Kind::Request) => {
+                let method = env.method().unwrap_or_default().into_owned();
+                let (Some(id), true) = (env.id(), may_require_input(&call.method) && call.caps.allows(&method)) else {
+                    refuse(&call.conn, &env, &format!("the client did not declare the capability for {method}"));
+                    continue;
+                };
+                let mut w = ObjectWriter::new();
+                w.raw("method", &json_string(&method));
+                if let Some(p) = env.get("params") {
+                    w.raw("params", p.get());
+                }
+                let key = format!("{}-{}", short_method(&method), asked.len() + 1);
+                asked.push(Asked { key, backend_id: id.get().to_owned(), request: String::from_utf8(w.finish()).unwrap_or_default() });
+                gather_until.get_or_insert_with(|| Instant::now() + GATHER);
+            }
+            Some(Kind::Notification) if crate::session::is_list_changed(&env) => call.backend.request_relist(),
+            Some(Kind::Notification) => {
+                if !wanted(&env, call.log_level) {
+                    continue;
+                }
+                if tx.send((msg.bytes, false)).await.is_err() {
+                    return;
+                }
+            }
+            _ => {}
+        }
+    }
+    park(&shared, Parked { call, asked, principal, digest }, &client_id, &tx).await;
+}
+
+async fn sleep_until_opt(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn short_method(method: &str) -> &str {
+    match method {
+        "elicitation/create" => "elicitation",
+        "sampling/createMessage" => "sampling",
+        "roots/list" => "roots",
+        _ => "input",
+    }
+}
+
+/// A request-scoped notification for a modern client: log messages only when it asked for
+/// them (`_meta` logLevel) and at or above that level.
+fn wanted(env: &Envelope<'_>, log_level: Option<u8>) -> bool {
+    if env.method().as_deref() != Some("notifications/message") {
+        return true;
+    }
+    let Some(min) = log_level else { return false };
+    let level = env.params_object().ok().flatten().and_then(|p| p.str("level").and_then(|l| level_rank(&l)));
+    level.is_none_or(|l| l >= min)
+}
+
+/// Stores the call and sends the client `input_required` with a fresh sealed state.
+async fn park(shared: &Arc<Shared>, parked: Parked, client_id: &str, tx: &mpsc::Sender<(Bytes, bool)>) {
+    let id: [u8; 16] = rand::random();
+    let expires = now_ms() + PARK_FOR.as_millis() as u64;
+    let state = shared.bridges.sealer.seal(&id, expires, &parked.principal, &parked.digest);
+    let mut requests = ObjectWriter::new();
+    for a in &parked.asked {
+        requests.raw(&a.key, &a.request);
+    }
+    let requests = String::from_utf8(requests.finish()).unwrap_or_default();
+    let mut result = ObjectWriter::new();
+    result.string("resultType", "input_required").raw("inputRequests", &requests).string("requestState", &state);
+    let result = String::from_utf8(result.finish()).unwrap_or_default();
+    tracing::debug!(server = %parked.call.backend.name, asked = parked.asked.len(), "call parked for input");
+    shared.bridges.lock().insert(id, parked);
+    // Forget the call when the client never comes back (dropping it cancels upstream).
+    let weak = Arc::downgrade(shared);
+    tokio::spawn(async move {
+        sleep(PARK_FOR + Duration::from_secs(1)).await;
+        if let Some(shared) = weak.upgrade() {
+            let gone = shared.bridges.lock().remove(&id);
+            drop(gone);
+        }
+    });
+    send_final(tx, result_response(client_id, &result)).await;
+}
+
+/// The client's retry: checks the state, answers the backend's pending requests with the
+/// client's `inputResponses`, and continues the call (asking again for anything missing).
+async fn resume(shared: &Arc<Shared>, req: &ModernRequest, state: &str, principal: &str, digest: &[u8; 32], responses: Option<&serde_json::Value>) -> Response {
+    let invalid = |msg: &str| error(StatusCode::OK, Some(&req.id), &RpcError::new(ErrorCode::InvalidParams, msg.to_owned()));
+    let id = match shared.bridges.sealer.open(state, principal, digest, now_ms()) {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::warn!(target: "mcpgate::audit", method = %req.method, "requestState refused: {}", e.message());
+            return invalid(e.message());
+        }
+    };
+    let empty = serde_json::Map::new();
+    let responses = match responses {
+        None => &empty,
+        Some(serde_json::Value::Object(m)) => m,
+        Some(_) => return invalid("inputResponses must be an object"),
+    };
+    let Some(mut parked) = shared.bridges.lock().remove(&id) else {
+        return invalid("requestState was already used, or its call has ended; send the request again without it");
+    };
+    // Check every answer before delivering any, so a bad one changes nothing.
+    for a in &parked.asked {
+        if let Some(answer) = responses.get(&a.key) {
+            if let Err(why) = check_answer(&a.request, answer) {
+                let msg = format!("inputResponses[{:?}]: {why}", a.key);
+                shared.bridges.lock().insert(id, parked);
+                return invalid(&msg);
+            }
+        }
+    }
+    let mut missing = Vec::new();
+    for a in std::mem::take(&mut parked.asked) {
+        match responses.get(&a.key) {
+            Some(answer) => {
+                let reply = format!(r#"{{"jsonrpc":"2.0","id":{},"result":{}}}"#, a.backend_id, answer);
+                if let Err(e) = parked.call.conn.respond(reply.into_bytes()).await {
+                    return error(StatusCode::OK, Some(&req.id), &unavailable(&parked.call.backend, &e));
+                }
+            }
+            None => missing.push(a),
+        }
+    }
+    let (tx, rx) = mpsc::channel(16);
+    if !missing.is_empty() {
+        // Ask again for what the client left out, under a fresh state.
+        parked.asked = missing;
+        park(shared, parked, &req.id, &tx).await;
+        return respond(rx).await;
+    }
+    let Parked { mut call, principal, digest, .. } = parked;
+    call.log_level = req.log_level;
+    let deadline = Instant::now() + call.backend.timeouts.call;
+    tokio::spawn(drive(shared.clone(), call, req.id.clone(), principal, digest, deadline, tx));
+    respond(rx).await
+}
+
+/// The minimum an answer must be to be worth delivering: an object shaped like the result of
+/// the request it answers.
+fn check_answer(request: &str, answer: &serde_json::Value) -> Result<(), String> {
+    let obj = answer.as_object().ok_or("must be an object")?;
+    let method = Envelope::parse(request.as_bytes()).ok().and_then(|e| e.str("method").map(|m| m.into_owned())).unwrap_or_default();
+    match method.as_str() {
+        "elicitation/create" => match obj.get("action").and_then(|a| a.as_str()) {
+            Some("accept" | "decline" | "cancel") => Ok(()),
+            _ => Err("an elicitation result needs action accept, decline or cancel".into()),
+        },
+        "sampling/createMessage" if !obj.contains_key("content") => Err("a sampling result needs content".into()),
+        "roots/list" if !obj.get("roots").is_some_and(|r| r.is_array()) => Err("a roots result needs a roots array".into()),
+        _ => Ok(()),
+    }
+}
+
+fn refuse(conn: &Arc<Connection>, request: &Envelope<'_>, why: &str) {
+    let id = request.id().map_or_else(|| "null".to_owned(), |i| i.get().to_owned());
+    let reply = RpcError::new(ErrorCode::MethodNotFound, why).response(Some(&id));
+    let conn = conn.clone();
+    tokio::spawn(async move {
+        let _ = conn.respond(reply).await;
+    });
+}

@@ -1,0 +1,116 @@
+//! The stateless (2026-07-28) era on the MCP endpoint, beside legacy sessions.
+//!
+//! A POST whose `params._meta` carries `io.modelcontextprotocol/protocolVersion` is served
+//! here: validated against its SEP-2243 headers, answered from the catalog (lists, discovery)
+//! or forwarded to the owning backend in that backend's own era (see `call`). Nothing about
+//! the caller outlives the request except calls parked for an `input_required` round trip.
+
+pub mod bridge;
+pub mod call;
+pub mod listen;
+pub mod state;
+mod validate;
+
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use mcpgate_protocol::envelope::{Envelope, Kind, json_string};
+use mcpgate_protocol::errors::result_response;
+use mcpgate_protocol::modern::{LEGACY_ONLY_METHODS, META_SERVER_INFO};
+use mcpgate_protocol::versions::MODERN_VERSION;
+use mcpgate_protocol::{ErrorCode, ObjectWriter, RpcError};
+
+use crate::catalog::ItemKind;
+use crate::identity::Access;
+use crate::state::Shared;
+
+pub use validate::ModernRequest;
+
+/// Answers one modern-era message.
+pub async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, env: &Envelope<'_>, kind: Kind, access: Access) -> Response {
+    match kind {
+        // This revision defines no client notifications over HTTP; accepting them is harmless.
+        Kind::Notification => return StatusCode::ACCEPTED.into_response(),
+        Kind::Response => {
+            let e = RpcError::new(ErrorCode::InvalidRequest, "a 2026-07-28 client never sends responses; answer input requests by retrying with inputResponses");
+            return error(StatusCode::BAD_REQUEST, None, &e);
+        }
+        Kind::Request => {}
+    }
+    let req = match ModernRequest::parse(shared, headers, env) {
+        Ok(r) => r,
+        Err((status, e, id)) => return error(status, id.as_deref(), &e),
+    };
+    let catalog = shared.catalog.load();
+    let page_size = shared.config.load().catalog.page_size;
+    let list = |kind| {
+        let (ttl, scope) = cache_hints(shared, &access);
+        let scope = json_string(scope);
+        let extra = [("resultType", r#""complete""#), ("ttlMs", ttl.as_str()), ("cacheScope", scope.as_str())];
+        match crate::dispatch::list_result(shared, &catalog, kind, Some(&req.params()), page_size, &req.id, &access, &extra) {
+            Ok(result) => json(StatusCode::OK, result_response(&req.id, &result)),
+            Err(e) => error(StatusCode::OK, Some(&req.id), &e),
+        }
+    };
+    match req.method.as_str() {
+        "server/discover" => json(StatusCode::OK, result_response(&req.id, &discover(shared, &access))),
+        "tools/list" => list(ItemKind::Tool),
+        "prompts/list" => list(ItemKind::Prompt),
+        "resources/list" => list(ItemKind::Resource),
+        "resources/templates/list" => list(ItemKind::ResourceTemplate),
+        "tools/call" | "prompts/get" | "resources/read" | "completion/complete" => call::handle(shared, access, req).await,
+        "subscriptions/listen" => listen::handle(shared, &req),
+        m if LEGACY_ONLY_METHODS.contains(&m) => {
+            let e = RpcError::new(ErrorCode::MethodNotFound, format!("Method not found: {m} does not exist in protocol version {MODERN_VERSION}"));
+            error(StatusCode::NOT_FOUND, Some(&req.id), &e)
+        }
+        m => error(StatusCode::NOT_FOUND, Some(&req.id), &RpcError::new(ErrorCode::MethodNotFound, format!("Method not found: {m}"))),
+    }
+}
+
+/// `ttlMs` and `cacheScope` for catalog answers. Lists filtered per caller are `private`; the
+/// ttl never exceeds the smallest one a modern backend gave for its own lists.
+fn cache_hints(shared: &Shared, access: &Access) -> (String, &'static str) {
+    let configured = shared.config.load().catalog.cache_ttl.as_millis() as u64;
+    let ttl = shared.catalog.load().backend_ttl_ms.map_or(configured, |b| b.min(configured));
+    let personal = access.identity.is_some() || access.is_restricted() || shared.config.load().auth.is_some();
+    (ttl.to_string(), if personal { "private" } else { "public" })
+}
+
+fn discover(shared: &Shared, access: &Access) -> String {
+    let catalog = shared.catalog.load();
+    let (ttl, scope) = cache_hints(shared, access);
+    let mut w = ObjectWriter::new();
+    w.string("resultType", "complete")
+        .raw("supportedVersions", &format!(r#"["{MODERN_VERSION}"]"#))
+        .raw("capabilities", &capabilities(&catalog));
+    if let Some(text) = &catalog.instructions {
+        w.string("instructions", text);
+    }
+    w.raw("ttlMs", &ttl).string("cacheScope", scope).raw("_meta", &server_info_meta());
+    String::from_utf8(w.finish()).unwrap_or_default()
+}
+
+/// What the gateway offers a modern client: the legacy union, with change notifications
+/// delivered through `subscriptions/listen`.
+fn capabilities(c: &crate::catalog::Catalog) -> String {
+    let mut w = ObjectWriter::new();
+    w.raw("tools", r#"{"listChanged":true}"#).raw("prompts", r#"{"listChanged":true}"#).raw("resources", r#"{"listChanged":true}"#);
+    if c.caps.completions {
+        w.raw("completions", "{}");
+    }
+    String::from_utf8(w.finish()).unwrap_or_default()
+}
+
+pub(crate) fn server_info_meta() -> String {
+    format!(r#"{{"{META_SERVER_INFO}":{{"name":"mcpgate","title":"mcpgate MCP gateway","version":"{}"}}}}"#, env!("CARGO_PKG_VERSION"))
+}
+
+pub(crate) fn json(status: StatusCode, body: Vec<u8>) -> Response {
+    (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+pub(crate) fn error(status: StatusCode, id: Option<&str>, e: &RpcError) -> Response {
+    json(status, e.response(id))
+}
