@@ -200,6 +200,18 @@ pub fn with_meta(params: Option<&str>, meta: &str) -> String {
     String::from_utf8(env.rewrite(&[("_meta", Some(&merged))])).unwrap_or_default()
 }
 
+/// `params` for a legacy backend: the per-request protocol keys of `_meta` removed (a
+/// session carries them), everything else (progress token, trace context) kept.
+pub fn without_protocol_meta(params: &str) -> String {
+    let Ok(env) = Envelope::parse(params.as_bytes()) else { return params.to_owned() };
+    let Some(meta) = env.get("_meta").and_then(|m| Envelope::parse_raw(m).ok()) else { return params.to_owned() };
+    let drop = [crate::versions::META_PROTOCOL_VERSION, META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_LOG_LEVEL];
+    let remove: Vec<(&str, Option<&str>)> = drop.iter().map(|k| (*k, None)).collect();
+    let meta = String::from_utf8(meta.rewrite(&remove)).unwrap_or_default();
+    let replacement = if meta == "{}" { None } else { Some(meta.as_str()) };
+    String::from_utf8(env.rewrite(&[("_meta", replacement)])).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,5 +277,13 @@ mod tests {
         assert_eq!(v["name"], "t");
         let bare = with_meta(None, &meta);
         assert!(bare.contains("clientCapabilities"));
+    }
+
+    #[test]
+    fn legacy_backends_get_no_protocol_meta_but_keep_the_rest() {
+        let modern = r#"{"name":"t","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"progressToken":"p","traceparent":"00-ab-cd-01"}}"#;
+        assert_eq!(without_protocol_meta(modern), r#"{"name":"t","_meta":{"progressToken":"p","traceparent":"00-ab-cd-01"}}"#);
+        let only = r#"{"name":"t","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}"#;
+        assert_eq!(without_protocol_meta(only), r#"{"name":"t"}"#);
     }
 }

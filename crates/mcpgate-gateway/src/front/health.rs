@@ -50,6 +50,7 @@ pub async fn status(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value
                 "transport": transport,
                 "enabled": true,
                 "state": h.state,
+                "era": b.era(),
                 "tools": catalog.count(&b.name, ItemKind::Tool),
                 "prompts": catalog.count(&b.name, ItemKind::Prompt),
                 "resources": catalog.count(&b.name, ItemKind::Resource),
@@ -59,7 +60,12 @@ pub async fn status(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value
             })
         })
         .collect();
-    Json(json!({"servers": servers, "sessions": shared.sessions.len()}))
+    Json(json!({
+        "servers": servers,
+        "sessions": shared.sessions.len(),
+        "stateless_backend_sessions": shared.stateless.len(),
+        "parked_calls": shared.bridges.len(),
+    }))
 }
 
 /// RFC 9728 metadata (404 when the gateway requires no token).

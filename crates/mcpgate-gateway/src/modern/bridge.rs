@@ -111,7 +111,8 @@ fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-pub async fn call(shared: &Arc<Shared>, access: Access, req: ModernRequest, target: Target) -> Response {
+pub async fn call(shared: &Arc<Shared>, access: Access, req: ModernRequest, mut target: Target) -> Response {
+    target.params = mcpgate_protocol::modern::without_protocol_meta(&target.params);
     let principal = access.principal().unwrap_or_default();
     let params = req.params_value();
     let digest = request_digest(&req.method, &params);
