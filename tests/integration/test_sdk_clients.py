@@ -1,5 +1,5 @@
-"""Official SDK clients through the gateway: Python 2.x (probes the modern era first, must fall back
-to initialize), Python mcp<2, TypeScript."""
+"""Official SDK clients through the gateway: Python 2.x (probes the modern era first and stays
+modern), Python mcp<2, TypeScript."""
 
 from __future__ import annotations
 
@@ -8,9 +8,6 @@ import json
 import pytest
 from harness import HANDSHAKE_VERSIONS, MODERN_VERSION, McpHttp, run_ts_client, run_v1_client
 from sdk2 import Callbacks, run, text_of
-
-MODERN_ERRORS = {-32020, -32021, -32022}  # "stay modern" signals: must not answer the probe with these
-
 
 def discover_probe() -> dict:
     """The request the Python SDK 2.x client sends first (mcp/client/session.py send_discover)."""
@@ -28,25 +25,32 @@ def discover_probe() -> dict:
     }
 
 
-def test_modern_discover_probe_gets_a_400_that_means_fall_back(backends, start_gateway):
+def test_modern_discover_probe_is_answered_statelessly_by_the_gateway(backends, start_gateway):
     a = backends.v2("a")
     gw = start_gateway([a.config()])
     client = McpHttp(gw.url)
+    mark = a.log.mark()
 
     response = client.post_raw(
         discover_probe(), headers={"MCP-Protocol-Version": MODERN_VERSION, "Mcp-Method": "server/discover"}
     )
 
-    assert response.status_code == 400
-    assert not response.headers.get("mcp-session-id"), "a probe must not open a session"
-    if response.headers.get("content-type", "").startswith("application/json") and response.content.strip():
-        error = json.loads(response.text).get("error") or {}
-        assert error.get("code") not in MODERN_ERRORS, f"probe answer would keep clients modern: {error}"
-    assert a.log.find(rpc_method="server/discover") == [], "the probe must not be forwarded"
+    assert response.status_code == 200
+    assert not response.headers.get("mcp-session-id"), "the modern era has no sessions"
+    result = response.json()["result"]
+    assert result["supportedVersions"] == [MODERN_VERSION]
+    assert result["resultType"] == "complete"
+    assert result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"] == "mcpgate"
+    assert "tools" in result["capabilities"]
+    # Answered from the catalog: the client's probe itself never reaches a backend (the
+    # gateway's own discovery probes carry the gateway's clientInfo).
+    probes = a.log.find(since=mark, rpc_method="server/discover")
+    assert all("probe" not in json.dumps(r) for r in probes)
+    # The same endpoint still serves sessions.
     assert McpHttp(gw.url).initialize()["protocolVersion"] in HANDSHAKE_VERSIONS
 
 
-def test_python_sdk2_client_falls_back_to_initialize_and_lists_and_calls(backends, start_gateway):
+def test_python_sdk2_client_stays_modern_and_lists_and_calls(backends, start_gateway):
     a, b = backends.pair()
     gw = start_gateway([a.config(), b.config()])
 
@@ -61,7 +65,7 @@ def test_python_sdk2_client_falls_back_to_initialize_and_lists_and_calls(backend
 
     version, names, echoed, prompt, resource = run(session)
 
-    assert version in HANDSHAKE_VERSIONS
+    assert version == MODERN_VERSION
     assert {"a_echo", "b_echo", "a_only_a", "b_only_b"} <= set(names)
     assert echoed == "through the gateway"
     assert prompt.messages[0].content.text == "Hello sdk2, from a."

@@ -32,7 +32,13 @@ async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, body: Body) -> Result
     checks::origin(&config, headers)?;
     let access = match shared.security.load().access(headers).await {
         Ok(a) => a,
-        Err(e) => return Ok(shared.security.load().challenge(&e)),
+        Err(e) => {
+            // The body is left unread; tell the client not to reuse this connection for its
+            // next request (it would race the server closing it).
+            let mut resp = shared.security.load().challenge(&e);
+            resp.headers_mut().insert(axum::http::header::CONNECTION, HeaderValue::from_static("close"));
+            return Ok(resp);
+        }
     };
     checks::content_type(headers)?;
     checks::accept_post(headers)?;
