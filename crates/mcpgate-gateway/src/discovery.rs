@@ -204,25 +204,33 @@ pub(crate) async fn list_all(lister: &Lister<'_>, greeting: &RawValue) -> Result
     let greeting = Envelope::parse_raw(greeting).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
     let caps = backend_caps(greeting.get("capabilities"));
     let mut listing = Listing { caps, instructions: greeting.get("instructions").and_then(raw_str).map(|s| s.into_owned()), ..Default::default() };
-    let mut ttl = None;
+    let mut hints = Hints::default();
     if caps.tools {
-        listing.tools = list_kind(lister, "tools/list", "tools", &mut ttl).await?;
+        listing.tools = list_kind(lister, "tools/list", "tools", &mut hints).await?;
     }
     if caps.prompts {
-        listing.prompts = list_kind(lister, "prompts/list", "prompts", &mut ttl).await?;
+        listing.prompts = list_kind(lister, "prompts/list", "prompts", &mut hints).await?;
     }
     if caps.resources {
-        listing.resources = list_kind(lister, "resources/list", "resources", &mut ttl).await?;
+        listing.resources = list_kind(lister, "resources/list", "resources", &mut hints).await?;
         // Templates are optional even for servers with resources.
-        listing.templates = list_kind(lister, "resources/templates/list", "resourceTemplates", &mut ttl).await.unwrap_or_default();
+        listing.templates = list_kind(lister, "resources/templates/list", "resourceTemplates", &mut hints).await.unwrap_or_default();
     }
-    listing.ttl_ms = ttl;
+    listing.ttl_ms = hints.ttl_ms;
+    listing.private = hints.private;
     Ok(listing)
 }
 
 const MAX_PAGES: usize = 1000;
 
-async fn list_kind(lister: &Lister<'_>, method: &str, key: &str, ttl: &mut Option<u64>) -> Result<Vec<Box<RawValue>>, UpstreamError> {
+/// The caching hints a modern backend put on its lists.
+#[derive(Default)]
+struct Hints {
+    ttl_ms: Option<u64>,
+    private: bool,
+}
+
+async fn list_kind(lister: &Lister<'_>, method: &str, key: &str, hints: &mut Hints) -> Result<Vec<Box<RawValue>>, UpstreamError> {
     let mut items = Vec::new();
     let mut cursor: Option<String> = None;
     for _ in 0..MAX_PAGES {
@@ -235,8 +243,9 @@ async fn list_kind(lister: &Lister<'_>, method: &str, key: &str, ttl: &mut Optio
         let result = Envelope::parse_raw(result).map_err(|e| UpstreamError::Protocol(format!("{method}: {e}")))?;
         if let Some(t) = result.get("ttlMs").and_then(|t| t.get().parse::<i64>().ok()) {
             let t = t.max(0) as u64;
-            *ttl = Some(ttl.map_or(t, |old| old.min(t)));
+            hints.ttl_ms = Some(hints.ttl_ms.map_or(t, |old| old.min(t)));
         }
+        hints.private |= result.str("cacheScope").as_deref() == Some("private");
         let page: Vec<Box<RawValue>> = result
             .get(key)
             .map(|raw| serde_json::from_str(raw.get()))

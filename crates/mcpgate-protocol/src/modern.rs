@@ -40,11 +40,12 @@ const SENTINEL_END: &str = "?=";
 /// A header value for `value`: as-is when it is plain visible ASCII (spaces inside allowed),
 /// else (or when it looks like the sentinel itself) the `=?base64?…?=` form.
 pub fn encode_header_value(value: &str) -> String {
+    let looks_encoded = value.starts_with(SENTINEL_START) && value.ends_with(SENTINEL_END);
     let plain = !value.is_empty()
         && value.bytes().all(|b| b == b' ' || b == b'\t' || (0x21..=0x7e).contains(&b))
         && !value.starts_with([' ', '\t'])
         && !value.ends_with([' ', '\t'])
-        && !(value.starts_with(SENTINEL_START) && value.ends_with(SENTINEL_END));
+        && !looks_encoded;
     if plain { value.to_owned() } else { format!("{SENTINEL_START}{}{SENTINEL_END}", STANDARD.encode(value.as_bytes())) }
 }
 
@@ -167,12 +168,27 @@ pub fn param_value(arguments: Option<&serde_json::Value>, h: &ParamHeader) -> Op
 /// Whether a header value equals the body's value; integers compare numerically.
 pub fn param_matches(h: &ParamHeader, header: &str, body: &str) -> bool {
     match h.kind {
-        ParamKind::Integer => match (header.trim().parse::<f64>(), body.parse::<f64>()) {
-            (Ok(a), Ok(b)) => a == b,
+        ParamKind::Integer => match (integer_of(header), body.parse::<i128>()) {
+            (Some(a), Ok(b)) => a == b,
             _ => header == body,
         },
         _ => header == body,
     }
+}
+
+/// A header's integer: decimal digits exactly, or a plain decimal with a zero fraction
+/// (`42.0`) when it is within JavaScript's safe range. Exponents and anything else: none.
+fn integer_of(header: &str) -> Option<i128> {
+    let h = header.trim();
+    if let Ok(i) = h.parse::<i128>() {
+        return Some(i);
+    }
+    let (int, frac) = h.split_once('.')?;
+    if frac.is_empty() || !frac.bytes().all(|b| b == b'0') {
+        return None;
+    }
+    let i = int.parse::<i128>().ok()?;
+    (i.abs() < (1i128 << 53)).then_some(i)
 }
 
 /// `params._meta` for a request the gateway sends to a modern backend on behalf of a legacy
@@ -250,6 +266,9 @@ mod tests {
         assert_eq!(param_value(Some(&args), &by("Dry-Run")).as_deref(), Some("true"));
         assert_eq!(param_value(Some(&args), &by("N")).as_deref(), Some("42"));
         assert!(param_matches(&by("N"), "42.0", "42"));
+        assert!(!param_matches(&by("N"), "4.2e1", "42"));
+        assert!(!param_matches(&by("N"), "42.5", "42"));
+        assert!(!param_matches(&by("N"), "9007199254740992", "9007199254740993"));
         assert_eq!(param_value(Some(&json!({})), &by("Region")), None);
     }
 

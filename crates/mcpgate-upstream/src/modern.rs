@@ -52,10 +52,8 @@ impl ModernLink {
         if let Ok(v) = HeaderValue::from_str(method) {
             headers.insert(HeaderName::from_static(HEADER_METHOD), v);
         }
-        if let Some(name) = &meta_headers.name {
-            if let Ok(v) = HeaderValue::from_str(&encode_header_value(name)) {
-                headers.insert(HeaderName::from_static(HEADER_NAME), v);
-            }
+        if let Some(Ok(v)) = meta_headers.name.as_ref().map(|n| HeaderValue::from_str(&encode_header_value(n))) {
+            headers.insert(HeaderName::from_static(HEADER_NAME), v);
         }
         for (name, value) in &meta_headers.params {
             let header = HeaderName::from_bytes(format!("{HEADER_PARAM_PREFIX}{name}").as_bytes());

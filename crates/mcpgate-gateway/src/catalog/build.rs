@@ -24,6 +24,7 @@ pub fn build(servers: &[ServerEntry]) -> Catalog {
     for s in servers {
         let Some(listing) = &s.listing else { continue };
         merge_caps(&mut cat.caps, listing.caps);
+        cat.backend_private |= listing.private;
         if let Some(ttl) = listing.ttl_ms {
             cat.backend_ttl_ms = Some(cat.backend_ttl_ms.map_or(ttl, |t| t.min(ttl)));
         }

@@ -29,6 +29,8 @@ pub struct Listing {
     pub caps: BackendCaps,
     /// The smallest `ttlMs` a modern backend gave its lists (legacy backends give none).
     pub ttl_ms: Option<u64>,
+    /// A modern backend marked one of its lists `cacheScope: "private"`.
+    pub private: bool,
 }
 
 impl Listing {
@@ -127,6 +129,8 @@ pub struct Catalog {
     pub instructions: Option<String>,
     /// The smallest list `ttlMs` among modern backends; the aggregate's never exceeds it.
     pub backend_ttl_ms: Option<u64>,
+    /// Some modern backend's lists are per caller: the aggregate is too.
+    pub backend_private: bool,
     pub withheld: HashMap<ServerName, Vec<Withheld>>,
     tool_index: HashMap<String, usize>,
     prompt_index: HashMap<String, usize>,

@@ -53,7 +53,7 @@ async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, body: Body) -> Result
     }
     let env = Envelope::parse(&bytes).map_err(|_| Reject::Invalid("the body must be a JSON-RPC object".into()))?;
     let kind = dispatch::kind_of(&env)?;
-    if is_modern(&env) {
+    if is_modern(&env, headers) {
         return Ok(crate::modern::handle(shared, headers, &env, kind, access).await);
     }
     let method = env.method();
@@ -77,10 +77,23 @@ async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, body: Body) -> Result
     Ok(into_response(reply))
 }
 
-/// A modern-era (2026-07-28) request carries its protocol version in `params._meta`.
-fn is_modern(env: &Envelope<'_>) -> bool {
-    let Ok(Some(params)) = env.params_object() else { return false };
-    params.get("_meta").and_then(|m| Envelope::parse_raw(m).ok()).is_some_and(|m| m.has(META_PROTOCOL_VERSION))
+/// A modern-era (2026-07-28) request carries its protocol version in `params._meta`. One that
+/// announces a non-legacy version in its header, outside any session, is treated as modern
+/// too (so a missing `_meta` gets the modern error, not "initialize first").
+fn is_modern(env: &Envelope<'_>, headers: &HeaderMap) -> bool {
+    let in_meta = env
+        .params_object()
+        .ok()
+        .flatten()
+        .and_then(|p| p.get("_meta").and_then(|m| Envelope::parse_raw(m).ok()))
+        .is_some_and(|m| m.has(META_PROTOCOL_VERSION));
+    if in_meta {
+        return true;
+    }
+    let header = headers.get(checks::VERSION_HEADER).and_then(|v| v.to_str().ok());
+    header.is_some_and(|v| !mcpgate_protocol::versions::is_supported_legacy(v))
+        && checks::session_id(headers).is_none()
+        && env.method().as_deref() != Some("initialize")
 }
 
 fn json(body: Vec<u8>) -> Response {

@@ -70,6 +70,9 @@ struct Running {
     method: String,
     caps: ClientCaps,
     log_level: Option<u8>,
+    /// `inputResponses` the client sent with this attempt: a backend request whose key is
+    /// among them is answered at once instead of parking the call.
+    preset: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Drop for Running {
@@ -146,6 +149,10 @@ pub async fn call(shared: &Arc<Shared>, access: Access, req: ModernRequest, mut 
         method: req.method.clone(),
         caps: req.caps,
         log_level: req.log_level,
+        preset: match params.get("inputResponses") {
+            Some(serde_json::Value::Object(m)) => m.clone(),
+            _ => serde_json::Map::new(),
+        },
     };
     start(shared, running, req.id.clone(), principal, digest, deadline).await
 }
@@ -217,8 +224,17 @@ async fn drive(shared: Arc<Shared>, mut call: Running, client_id: String, princi
                 if let Some(p) = env.get("params") {
                     w.raw("params", p.get());
                 }
-                let key = format!("{}-{}", short_method(&method), asked.len() + 1);
-                asked.push(Asked { key, backend_id: id.get().to_owned(), request: String::from_utf8(w.finish()).unwrap_or_default() });
+                let request = String::from_utf8(w.finish()).unwrap_or_default();
+                let key = input_key(&env, &asked).unwrap_or_else(|| format!("{}-{}", short_method(&method), asked.len() + 1));
+                if let Some(answer) = call.preset.get(&key).filter(|a| check_answer(&request, a).is_ok()) {
+                    // The client already sent this answer (e.g. a retry that asks again).
+                    let reply = format!(r#"{{"jsonrpc":"2.0","id":{},"result":{}}}"#, id.get(), answer);
+                    if let Err(e) = call.conn.respond(reply.into_bytes()).await {
+                        return send_final(&tx, unavailable(&call.backend, &e).response(Some(&client_id))).await;
+                    }
+                    continue;
+                }
+                asked.push(Asked { key, backend_id: id.get().to_owned(), request });
                 gather_until.get_or_insert_with(|| Instant::now() + GATHER);
             }
             Some(Kind::Notification) if crate::session::is_list_changed(&env) => call.backend.request_relist(),
@@ -242,6 +258,19 @@ async fn sleep_until_opt(t: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+/// The key a legacy backend chose for its request (`params._meta["mcpgate/inputKey"]`), when it
+/// is usable and not taken in this round.
+fn input_key(request: &Envelope<'_>, asked: &[Asked]) -> Option<String> {
+    let params = request.params_object().ok().flatten()?;
+    let meta = Envelope::parse_raw(params.get("_meta")?).ok()?;
+    let key = meta.str(INPUT_KEY_META)?.into_owned();
+    (!key.is_empty() && key.len() <= 128 && !asked.iter().any(|a| a.key == key)).then_some(key)
+}
+
+/// `_meta` key by which a legacy backend may name an input request (a gateway convention; a
+/// backend that does not set it gets keys like `elicitation-1`).
+pub const INPUT_KEY_META: &str = "mcpgate/inputKey";
 
 fn short_method(method: &str) -> &str {
     match method {
@@ -341,6 +370,7 @@ async fn resume(shared: &Arc<Shared>, req: &ModernRequest, state: &str, principa
     }
     let Parked { mut call, principal, digest, .. } = parked;
     call.log_level = req.log_level;
+    call.preset = responses.clone();
     let deadline = Instant::now() + call.backend.timeouts.call;
     tokio::spawn(drive(shared.clone(), call, req.id.clone(), principal, digest, deadline, tx));
     respond(rx).await

@@ -182,6 +182,16 @@ pub(crate) fn final_response(backend: &Backend, rewrite: ResultRewrite, bytes: &
     Some(env.rewrite(&[("id", Some(client_id)), ("result", Some(&result))]))
 }
 
+/// The HTTP status a final JSON answer travels with: the modern protocol errors a backend
+/// answered (header mismatch, missing capability, unsupported version) keep their 400.
+fn status_of(response: &[u8]) -> StatusCode {
+    let code = Envelope::parse(response).ok().and_then(|e| e.get("error").and_then(|e| Envelope::parse_raw(e).ok()).and_then(|e| e.get("code").map(|c| c.get().to_owned())));
+    match code.as_deref() {
+        Some("-32020" | "-32021" | "-32022") => StatusCode::BAD_REQUEST,
+        _ => StatusCode::OK,
+    }
+}
+
 /// Turns the messages of one call into the HTTP answer: one JSON body when the first message
 /// is the response, else an SSE stream that ends with it.
 pub(crate) async fn respond(mut rx: mpsc::Receiver<(Bytes, bool)>) -> Response {
@@ -190,7 +200,7 @@ pub(crate) async fn respond(mut rx: mpsc::Receiver<(Bytes, bool)>) -> Response {
         return error(StatusCode::OK, None, &e);
     };
     if is_final {
-        return super::json(StatusCode::OK, first.to_vec());
+        return super::json(status_of(&first), first.to_vec());
     }
     let rest = futures::stream::unfold((rx, false), |(mut rx, done)| async move {
         if done {

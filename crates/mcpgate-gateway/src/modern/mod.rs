@@ -69,12 +69,13 @@ pub async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, env: &Envelope<'_
     }
 }
 
-/// `ttlMs` and `cacheScope` for catalog answers. Lists filtered per caller are `private`; the
+/// `ttlMs` and `cacheScope` for catalog answers. Lists filtered per caller (or built from a
+/// backend's private lists) are `private`; the
 /// ttl never exceeds the smallest one a modern backend gave for its own lists.
 fn cache_hints(shared: &Shared, access: &Access) -> (String, &'static str) {
     let configured = shared.config.load().catalog.cache_ttl.as_millis() as u64;
     let ttl = shared.catalog.load().backend_ttl_ms.map_or(configured, |b| b.min(configured));
-    let personal = access.identity.is_some() || access.is_restricted() || shared.config.load().auth.is_some();
+    let personal = access.identity.is_some() || access.is_restricted() || shared.config.load().auth.is_some() || shared.catalog.load().backend_private;
     (ttl.to_string(), if personal { "private" } else { "public" })
 }
 

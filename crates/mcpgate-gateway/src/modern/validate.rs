@@ -46,6 +46,11 @@ impl ModernRequest {
         let id = env.id().map(|i| i.get().to_owned());
         let refuse = |status, code, msg: String| (status, RpcError::new(code, msg), id.clone());
         let method = env.method().ok_or_else(|| refuse(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, "method must be a string".into()))?.into_owned();
+        let header_version = match header(headers, "mcp-protocol-version") {
+            None => return Err(mismatch(&id, "the MCP-Protocol-Version header is required".into())),
+            Some(Err(_)) => return Err(mismatch(&id, "the MCP-Protocol-Version header has invalid characters".into())),
+            Some(Ok(h)) => h,
+        };
         let params = env
             .params_object()
             .ok()
@@ -58,26 +63,18 @@ impl ModernRequest {
         let Some(version) = meta.get(META_PROTOCOL_VERSION).and_then(raw_str) else {
             return Err(refuse(StatusCode::BAD_REQUEST, ErrorCode::InvalidParams, format!("_meta[\"{META_PROTOCOL_VERSION}\"] must be a string")));
         };
-        let header_version = header(headers, "mcp-protocol-version");
-        match header_version {
-            None => return Err(mismatch(&id, "the MCP-Protocol-Version header is required".into())),
-            Some(Err(_)) => return Err(mismatch(&id, "the MCP-Protocol-Version header has invalid characters".into())),
-            Some(Ok(h)) if h != version => {
-                return Err(mismatch(&id, format!("MCP-Protocol-Version header {h:?} does not match _meta protocolVersion {version:?}")));
-            }
-            Some(Ok(_)) => {}
+        if meta.get(META_CLIENT_CAPABILITIES).is_none_or(|c| !c.get().starts_with('{')) {
+            return Err(refuse(StatusCode::BAD_REQUEST, ErrorCode::InvalidParams, format!("_meta[\"{META_CLIENT_CAPABILITIES}\"] must be an object")));
+        }
+        if header_version != version {
+            return Err(mismatch(&id, format!("MCP-Protocol-Version header {header_version:?} does not match _meta protocolVersion {version:?}")));
         }
         if version != MODERN_VERSION {
             let data = format!(r#"{{"supported":["{MODERN_VERSION}"],"requested":{}}}"#, json_string(&version));
             let e = RpcError::new(ErrorCode::UnsupportedVersion, format!("Unsupported protocol version: {version}")).with_data(data);
             return Err((StatusCode::BAD_REQUEST, e, id));
         }
-        let capabilities = meta
-            .get(META_CLIENT_CAPABILITIES)
-            .filter(|c| c.get().starts_with('{'))
-            .ok_or_else(|| refuse(StatusCode::BAD_REQUEST, ErrorCode::InvalidParams, format!("_meta[\"{META_CLIENT_CAPABILITIES}\"] must be an object")))?
-            .get()
-            .to_owned();
+        let capabilities = meta.get(META_CLIENT_CAPABILITIES).map_or_else(|| "{}".to_owned(), |c| c.get().to_owned());
         let client_info = meta.get(META_CLIENT_INFO).map_or_else(|| r#"{"name":"unknown-client","version":"0"}"#.to_owned(), |c| c.get().to_owned());
         let log_level = match meta.get(META_LOG_LEVEL) {
             None => None,
