@@ -37,5 +37,8 @@ step "integration tests (pytest, real binary, real SDK servers and clients)"
 step "demo walkthrough"
 "$MCPGATE_BIN" demo --once --listen 127.0.0.1:0 >/dev/null
 
-step "MCP conformance suite through the gateway"
+step "MCP conformance suite through the gateway (legacy era, 0.1.16)"
 tests/conformance/run-with-fixture.sh gateway --mcpgate "$MCPGATE_BIN"
+
+step "MCP conformance suite through the gateway (2026-07-28 requirement set, 0.2.0 alpha)"
+tests/conformance/run-with-fixture.sh gateway --modern --mcpgate "$MCPGATE_BIN"

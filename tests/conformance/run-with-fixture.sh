@@ -10,8 +10,15 @@
 #            tests/conformance/expected-failures.yml as the baseline.
 #   both     direct, then gateway; fails if either fails.
 # options:
+#   --modern                   the 2026-07-28 (stateless era) requirement set of the 0.2.0 alpha
+#                              suite instead of the 0.1.16 default suite: passes
+#                              `--requirements 2026-07-28` to run.sh, and the gateway baseline
+#                              becomes expected-failures-2026-07-28.yml. The fixture is a legacy
+#                              server, so only the gateway run can pass (`gateway --modern`); a
+#                              direct run shows what a legacy server fails (see MODERN-SCENARIOS.md).
 #   --mcpgate BIN              gateway binary (default: <repo>/target/debug/mcpgate)
-#   --expected-failures FILE   baseline for the gateway run (default: expected-failures.yml here)
+#   --expected-failures FILE   baseline for the gateway run (default: expected-failures.yml here,
+#                              expected-failures-2026-07-28.yml with --modern)
 #   -o, --output-dir DIR       keep results: DIR/direct/, DIR/gateway/ (run.sh layout) and the
 #                              fixture/gateway logs and config in DIR/
 #   -- ...                     passed on to run.sh (e.g. --scenario tools-list, --suite all,
@@ -25,12 +32,14 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 
 mode="direct"
 mcpgate="$ROOT/target/debug/mcpgate"
-baseline="$HERE/expected-failures.yml"
+baseline=""
+modern=0
 outdir=""
 run_args=()
 while [ $# -gt 0 ]; do
     case "$1" in
         direct|gateway|both) mode="$1"; shift ;;
+        --modern) modern=1; shift ;;
         --mcpgate) mcpgate="$2"; shift 2 ;;
         --mcpgate=*) mcpgate="${1#*=}"; shift ;;
         --expected-failures) baseline="$2"; shift 2 ;;
@@ -44,6 +53,12 @@ while [ $# -gt 0 ]; do
 done
 
 log() { printf '[conformance] %s\n' "$*" >&2; }
+
+if [ "$modern" = 1 ]; then
+    run_args=(--requirements 2026-07-28 "${run_args[@]}")
+    [ -n "$baseline" ] || baseline="$HERE/expected-failures-2026-07-28.yml"
+fi
+[ -n "$baseline" ] || baseline="$HERE/expected-failures.yml"
 
 eval "$("$HERE/install.sh" --print-env --no-next)"
 node="$MCPGATE_CONFORMANCE_NODE"
@@ -108,6 +123,7 @@ if [ "$mode" = direct ] || [ "$mode" = both ]; then
     empty="$outdir/empty-baseline.yml"
     printf 'server: []\n' >"$empty"
     log "direct run (strict: no expected failures, warnings fail)"
+    [ "$modern" = 1 ] && log "note: the fixture is a legacy-era server; most 2026-07-28 scenarios fail against it directly (expected)"
     if "$HERE/run.sh" "$fixture_url" --expected-failures "$empty" -o "$outdir/direct" "${run_args[@]}"; then
         log "direct: OK"
     else
@@ -175,17 +191,18 @@ fi
 # shellcheck disable=SC2016 # JavaScript, not shell
 "$node" -e '
     const fs = require("fs");
-    const t = { passed: 0, failed: 0, skipped: 0 };
+    const t = { passed: 0, failed: 0, skipped: 0, notScored: 0 };
     const runs = [];
     for (const dir of process.argv.slice(1)) {
         const f = dir + "/summary.json";
         if (!fs.existsSync(f)) continue;
         const s = JSON.parse(fs.readFileSync(f, "utf8"));
-        for (const k of Object.keys(t)) t[k] += s[k];
+        for (const k of Object.keys(t)) t[k] += s[k] ?? 0;
         runs.push(dir.split("/").pop() + " " + (s.ok ? "ok" : "FAILED"));
     }
     if (runs.length > 1) console.log("runs: " + runs.join(", "));
-    console.log(`conformance: ${t.passed} passed, ${t.failed} failed` + (t.skipped ? `, ${t.skipped} skipped` : ""));
+    console.log(`conformance: ${t.passed} passed, ${t.failed} failed` + (t.skipped ? `, ${t.skipped} skipped` : "") +
+        (t.notScored ? `, ${t.notScored} not scored` : ""));
 ' "$outdir/direct" "$outdir/gateway"
 
 if [ "$rc" = 0 ] && [ "$keep" = 0 ]; then

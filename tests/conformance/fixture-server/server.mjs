@@ -8,13 +8,21 @@
 // Written for mcpgate on the low-level Server class of the TypeScript SDK
 // (@modelcontextprotocol/sdk 1.x, pinned in ../package.json). See ../README.md.
 //
+// It also serves the tools and the prompt the 2026-07-28 (modern, stateless) scenarios call
+// (test_input_required_result_*, test_missing_capability, test_logging_tool,
+// test_streaming_elicitation, test_trigger_*_change, test_header_param), still as a legacy
+// server: the input ones ask with server->client requests, which a bridging gateway turns
+// into MRTR `input_required` results. Each such request carries the inputRequests key to
+// use in params._meta["mcpgate/inputKey"]. See ../MODERN-SCENARIOS.md.
+//
 // Usage: node server.mjs [--port N] [--path /mcp] [--no-event-store] [--no-host-check] [--verbose]
 //   --port / env PORT: TCP port on 127.0.0.1 (0 = pick a free one; the chosen URL is printed).
 //   --no-event-store:  no resumability (no SSE event ids, no priming events, no replay).
 //   --no-host-check:   accept any Host/Origin (DNS-rebinding protection off).
 // It prints one line `mcpgate-conformance-fixture listening on http://127.0.0.1:PORT/mcp`
 // on stdout once ready. SIGTERM/SIGINT stop it. Env FIXTURE_MAX_SESSIONS (default 1000): open
-// sessions kept; past it the least recently used one is closed.
+// sessions kept; past it the least recently used one is closed. Env FIXTURE_INPUT_TIMEOUT_MS
+// (default 60000): how long a tool waits for the client's answer to one of its requests.
 //
 // The SDK is loaded from the directory tests/conformance/install.sh fills:
 // $MCPGATE_CONFORMANCE_DIR, else ${MCPGATE_TEST_CACHE:-~/.cache/mcpgate-test}/conformance.
@@ -207,6 +215,14 @@ const EMPTY_INPUT = { type: 'object', properties: {}, additionalProperties: fals
 const LOG_LEVELS = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'];
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const text = (t) => ({ type: 'text', text: t });
+
+// Added to / removed from tools/list by test_trigger_tool_change.
+const DYNAMIC_TOOL = {
+    name: 'test_dynamic_tool',
+    description: 'Present only while test_trigger_tool_change has toggled it on.',
+    inputSchema: EMPTY_INPUT,
+    run: async () => ({ content: [text('Dynamic tool called')] }),
+};
 
 const TOOLS = [
     {
@@ -440,12 +456,15 @@ const TOOLS = [
     },
     {
         name: 'json_schema_2020_12_tool',
-        description: 'Tool with JSON Schema 2020-12 features ($schema, $defs, $ref, additionalProperties).',
+        description:
+            'Tool with JSON Schema 2020-12 features ($schema, $defs with $anchor, $ref, additionalProperties, ' +
+            'allOf/anyOf, if/then/else).',
         inputSchema: {
             $schema: 'https://json-schema.org/draft/2020-12/schema',
             type: 'object',
             $defs: {
                 address: {
+                    $anchor: 'addressDef',
                     type: 'object',
                     properties: { street: { type: 'string' }, city: { type: 'string' } },
                 },
@@ -453,7 +472,15 @@ const TOOLS = [
             properties: {
                 name: { type: 'string' },
                 address: { $ref: '#/$defs/address' },
+                contactMethod: { type: 'string', enum: ['phone', 'email'] },
+                phone: { type: 'string' },
+                email: { type: 'string' },
             },
+            // SEP-2106 vocabulary (checked by the 0.2 alpha's json-schema-2020-12 scenario).
+            allOf: [{ anyOf: [{ required: ['phone'] }, { required: ['email'] }] }],
+            if: { properties: { contactMethod: { const: 'phone' } }, required: ['contactMethod'] },
+            then: { required: ['phone'] },
+            else: { required: ['email'] },
             additionalProperties: false,
         },
         run: async (args) => ({ content: [text(`Received: ${JSON.stringify(args)}`)] }),
@@ -477,8 +504,212 @@ const TOOLS = [
             };
         },
     },
+
+    // --- Tools the 2026-07-28 (modern, stateless) scenarios call ------------------------
+    // This fixture stays a legacy-era server: these tools ask for input the legacy way, with
+    // server->client requests (elicitation/create, sampling/createMessage, roots/list) on the
+    // tools/call response stream. A bridging gateway turns them into an MRTR
+    // `resultType: "input_required"` result for a modern client and answers them from the
+    // client's `inputResponses` on the retry. Each request names the inputRequests key it
+    // should get in params._meta["mcpgate/inputKey"] (see INPUT_KEY_META). Several inputs
+    // needed at once are requested concurrently, so a gateway can gather them into one
+    // input_required result.
+    {
+        name: 'test_input_required_result_elicitation',
+        description: 'Asks the user for their name (elicitation key "user_name"), then greets them.',
+        inputSchema: EMPTY_INPUT,
+        run: async (_args, ctx) => {
+            const name = await askField(ctx, 'user_name', 'What is your name?', 'name', 'string');
+            if (name.error) return name.error;
+            return { content: [text(`Hello, ${name.value}!`)] };
+        },
+    },
+    {
+        name: 'test_input_required_result_sampling',
+        description: 'Asks the client\'s LLM for the capital of France (sampling key "capital_question").',
+        inputSchema: EMPTY_INPUT,
+        run: async (_args, ctx) => {
+            const answer = await sample(ctx, 'capital_question', 'What is the capital of France?', 100);
+            return { content: [text(`LLM answered: ${answer}`)] };
+        },
+    },
+    {
+        name: 'test_input_required_result_list_roots',
+        description: 'Asks the client for its roots (roots/list key "client_roots") and lists them.',
+        inputSchema: EMPTY_INPUT,
+        run: async (_args, ctx) => {
+            const roots = await listRoots(ctx, 'client_roots');
+            return { content: [text(`Client roots (${roots.length}): ${describeRoots(roots)}`)] };
+        },
+    },
+    {
+        name: 'test_input_required_result_request_state',
+        description: 'Asks for a confirmation (elicitation key "confirm"); answers "state-ok" once it has it.',
+        inputSchema: EMPTY_INPUT,
+        run: async (_args, ctx) => {
+            const ok = await askField(ctx, 'confirm', 'Please confirm', 'ok', 'boolean');
+            if (ok.error) return ok.error;
+            return { content: [text(`state-ok: confirmation received (ok=${ok.value})`)] };
+        },
+    },
+    {
+        name: 'test_input_required_result_multiple_inputs',
+        description:
+            'Needs three inputs at once, requested concurrently: elicitation "user_name", sampling "greeting", ' +
+            'roots/list "client_roots" (each only when the client declared the capability).',
+        inputSchema: EMPTY_INPUT,
+        run: async (_args, ctx) => {
+            const caps = ctx.clientCapabilities ?? {};
+            if (!caps.elicitation && !caps.sampling && !caps.roots) {
+                throw missingCapability('elicitation', 'sampling', 'roots');
+            }
+            const [name, greeting, roots] = await Promise.all([
+                caps.elicitation ? askField(ctx, 'user_name', 'What is your name?', 'name', 'string') : undefined,
+                caps.sampling ? sample(ctx, 'greeting', 'Generate a greeting', 50) : undefined,
+                caps.roots ? listRoots(ctx, 'client_roots') : undefined,
+            ]);
+            if (name?.error) return name.error;
+            const parts = [];
+            if (name) parts.push(`name=${name.value}`);
+            if (greeting !== undefined) parts.push(`greeting=${JSON.stringify(greeting)}`);
+            if (roots) parts.push(`roots=${describeRoots(roots)}`);
+            return { content: [text(`All inputs received: ${parts.join('; ')}`)] };
+        },
+    },
+    {
+        name: 'test_input_required_result_multi_round',
+        description: 'Asks two questions one after the other: elicitation "step1" (name), then "step2" (color).',
+        inputSchema: EMPTY_INPUT,
+        run: async (_args, ctx) => {
+            const name = await askField(ctx, 'step1', 'Step 1: What is your name?', 'name', 'string');
+            if (name.error) return name.error;
+            const color = await askField(ctx, 'step2', 'Step 2: What is your favorite color?', 'color', 'string');
+            if (color.error) return color.error;
+            return { content: [text(`${name.value}'s favorite color is ${color.value}`)] };
+        },
+    },
+    {
+        name: 'test_input_required_result_tampered_state',
+        description: 'Asks for a confirmation (elicitation key "confirm"); used to test that tampered requestState is rejected.',
+        inputSchema: EMPTY_INPUT,
+        run: async (_args, ctx) => {
+            const ok = await askField(ctx, 'confirm', 'Please confirm', 'ok', 'boolean');
+            if (ok.error) return ok.error;
+            return { content: [text(`Confirmed (ok=${ok.value})`)] };
+        },
+    },
+    {
+        name: 'test_input_required_result_capabilities',
+        description:
+            'Would like a user answer (elicitation "user_name") and an LLM summary (sampling "summary"); asks only ' +
+            'for what the client declared it supports.',
+        inputSchema: EMPTY_INPUT,
+        run: async (_args, ctx) => {
+            const caps = ctx.clientCapabilities ?? {};
+            if (!caps.elicitation && !caps.sampling) throw missingCapability('sampling');
+            const [name, summary] = await Promise.allSettled([
+                caps.elicitation ? askField(ctx, 'user_name', 'What is your name?', 'name', 'string') : undefined,
+                caps.sampling ? sample(ctx, 'summary', 'Summarize the capabilities test in one sentence', 50) : undefined,
+            ]);
+            const parts = [];
+            if (name.status === 'fulfilled' && name.value && !name.value.error) parts.push(`name=${name.value.value}`);
+            if (summary.status === 'fulfilled' && summary.value !== undefined) parts.push(`summary=${JSON.stringify(summary.value)}`);
+            if (parts.length === 0) {
+                const reason = [name, summary].find((r) => r.status === 'rejected')?.reason;
+                return toolError(`No input could be obtained${reason ? `: ${reason.message ?? reason}` : ''}`);
+            }
+            return { content: [text(`Inputs used: ${parts.join('; ')}`)] };
+        },
+    },
+    {
+        name: 'test_missing_capability',
+        description:
+            'Needs the client\'s sampling capability: without it fails with -32021 ' +
+            '(data.requiredCapabilities = {"sampling": {}}); with it asks the LLM (sampling key "completion").',
+        inputSchema: EMPTY_INPUT,
+        run: async (_args, ctx) => {
+            if (!ctx.clientCapabilities?.sampling) throw missingCapability('sampling');
+            const answer = await sample(ctx, 'completion', 'Say hello', 20);
+            return { content: [text(`LLM said: ${answer}`)] };
+        },
+    },
+    {
+        name: 'test_logging_tool',
+        description: 'Sends two info log notifications (honouring logging/setLevel), then returns.',
+        inputSchema: EMPTY_INPUT,
+        run: async (_args, ctx) => {
+            await ctx.log('info', 'test_logging_tool started');
+            await sleep(10);
+            await ctx.log('info', 'test_logging_tool finished');
+            return { content: [text('Logging tool executed')] };
+        },
+    },
+    {
+        name: 'test_streaming_elicitation',
+        description: 'Asks the user to confirm (elicitation key "confirmation") mid-call; needs the elicitation capability.',
+        inputSchema: EMPTY_INPUT,
+        run: async (_args, ctx) => {
+            const ok = await askField(ctx, 'confirmation', 'Continue with the streaming elicitation test?', 'confirm', 'boolean');
+            if (ok.error) return ok.error;
+            return { content: [text(`Streaming elicitation answered (confirm=${ok.value})`)] };
+        },
+    },
+    {
+        // For the 0.2 alpha's (pending, not scored) http-custom-header-server-validation: a
+        // tool with an x-mcp-header parameter, which a SEP-2243 client mirrors in a header.
+        name: 'test_header_param',
+        description: 'Echoes its "region" argument (mirrored by SEP-2243 clients in the Mcp-Param-Region header).',
+        inputSchema: {
+            type: 'object',
+            properties: { region: { type: 'string', description: 'Any region name', 'x-mcp-header': 'Region' } },
+            required: ['region'],
+        },
+        run: async (args) => ({ content: [text(`region=${args.region}`)] }),
+    },
+    {
+        name: 'test_trigger_tool_change',
+        description:
+            'Changes the tool list (adds test_dynamic_tool, or removes it when present), then sends ' +
+            'notifications/tools/list_changed to every open session (on its standalone GET stream).',
+        inputSchema: EMPTY_INPUT,
+        run: async () => {
+            dynamic.tool = !dynamic.tool;
+            const n = await broadcast((s) => s.server.sendToolListChanged());
+            return {
+                content: [
+                    text(`${DYNAMIC_TOOL.name} ${dynamic.tool ? 'added' : 'removed'}; notifications/tools/list_changed sent to ${n} session(s)`),
+                ],
+            };
+        },
+    },
+    {
+        name: 'test_trigger_prompt_change',
+        description:
+            'Changes the prompt list (adds test_dynamic_prompt, or removes it when present), then sends ' +
+            'notifications/prompts/list_changed to every open session (on its standalone GET stream).',
+        inputSchema: EMPTY_INPUT,
+        run: async () => {
+            dynamic.prompt = !dynamic.prompt;
+            const n = await broadcast((s) => s.server.sendPromptListChanged());
+            return {
+                content: [
+                    text(`${DYNAMIC_PROMPT.name} ${dynamic.prompt ? 'added' : 'removed'}; notifications/prompts/list_changed sent to ${n} session(s)`),
+                ],
+            };
+        },
+    },
 ];
+
+// The tool and the prompt the test_trigger_*_change tools add and remove (server-wide, for
+// every session). Absent at start.
+const dynamic = { tool: false, prompt: false };
 const TOOLS_BY_NAME = new Map(TOOLS.map((t) => [t.name, t]));
+function listedTools() {
+    return dynamic.tool ? [...TOOLS, DYNAMIC_TOOL] : TOOLS;
+}
+function findTool(name) {
+    return TOOLS_BY_NAME.get(name) ?? (dynamic.tool && name === DYNAMIC_TOOL.name ? DYNAMIC_TOOL : undefined);
+}
 
 function toolError(message) {
     return { isError: true, content: [text(message)] };
@@ -486,6 +717,93 @@ function toolError(message) {
 
 function describeElicitation(result) {
     return `action=${result.action}, content=${JSON.stringify(result.content ?? {})}`;
+}
+
+// ---------------------------------------------------------------------------------------
+// Input from the client (server->client requests), for the tools and prompts above
+// ---------------------------------------------------------------------------------------
+// params._meta key naming the MRTR inputRequests key a bridging gateway should use for a
+// request (mcpgate convention; a legacy client just ignores it).
+const INPUT_KEY_META = 'mcpgate/inputKey';
+const INPUT_TIMEOUT_MS =
+    Number(process.env.FIXTURE_INPUT_TIMEOUT_MS) > 0 ? Number(process.env.FIXTURE_INPUT_TIMEOUT_MS) : 60_000;
+const CAPABILITY_FOR_METHOD = {
+    'elicitation/create': 'elicitation',
+    'sampling/createMessage': 'sampling',
+    'roots/list': 'roots',
+};
+const MAX_ASKS = 3;
+
+// MissingRequiredClientCapabilityError (the code and data shape of the 2026-07-28 schema; a
+// legacy client sees an ordinary implementation-defined server error). A plain Error with
+// code/data: the SDK sends its message as is (McpError would prefix "MCP error -32021: ").
+function missingCapability(...capabilities) {
+    return Object.assign(new Error(`Missing required client capability: ${capabilities.join(', ')}`), {
+        code: -32021,
+        data: { requiredCapabilities: Object.fromEntries(capabilities.map((c) => [c, {}])) },
+    });
+}
+
+// The input helpers shared by tools/call and prompts/get handlers.
+function inputContext(server, extra) {
+    const clientCapabilities = server.getClientCapabilities();
+    return {
+        clientCapabilities,
+        // Sends one server->client request on the calling request's stream and waits for the
+        // answer (bounded by INPUT_TIMEOUT_MS; abandoned when the calling request is cancelled).
+        input: async (key, method, params, resultSchema) => {
+            const capability = CAPABILITY_FOR_METHOD[method];
+            if (capability && !clientCapabilities?.[capability]) throw missingCapability(capability);
+            const withKey = { ...params, _meta: { ...(params?._meta ?? {}), [INPUT_KEY_META]: key } };
+            return extra.sendRequest({ method, params: withKey }, resultSchema, {
+                signal: extra.signal,
+                timeout: INPUT_TIMEOUT_MS,
+            });
+        },
+    };
+}
+
+// Elicits one required field of a primitive type. An accepted answer without a usable value
+// is asked again (up to MAX_ASKS times in all); decline/cancel ends the call with a tool error.
+// Returns { value } or { error: <CallToolResult> }.
+async function askField(ctx, key, message, field, type) {
+    const params = {
+        message,
+        requestedSchema: { type: 'object', properties: { [field]: { type } }, required: [field] },
+    };
+    for (let attempt = 1; attempt <= MAX_ASKS; attempt++) {
+        const result = await ctx.input(key, 'elicitation/create', params, sdk.ElicitResultSchema);
+        if (result.action !== 'accept') return { error: toolError(`Elicitation "${key}" ended: ${result.action}`) };
+        const value = result.content?.[field];
+        if (typeof value === type) return { value };
+    }
+    return { error: toolError(`Elicitation "${key}" gave no usable "${field}" (${type}) after ${MAX_ASKS} attempts`) };
+}
+
+async function sample(ctx, key, prompt, maxTokens) {
+    const result = await ctx.input(
+        key,
+        'sampling/createMessage',
+        { messages: [{ role: 'user', content: text(prompt) }], maxTokens },
+        sdk.CreateMessageResultSchema,
+    );
+    const blocks = Array.isArray(result.content) ? result.content : [result.content];
+    return blocks.map((c) => (c && c.type === 'text' ? c.text : JSON.stringify(c))).join('\n');
+}
+
+async function listRoots(ctx, key) {
+    const result = await ctx.input(key, 'roots/list', {}, sdk.ListRootsResultSchema);
+    return result.roots;
+}
+
+function describeRoots(roots) {
+    return roots.map((r) => (r.name ? `${r.uri} (${r.name})` : r.uri)).join(', ') || '(none)';
+}
+
+// Runs fn for every open session (list_changed notifications); returns how many it reached.
+async function broadcast(fn) {
+    const results = await Promise.allSettled([...sessions.values()].map((s) => fn(s)));
+    return results.filter((r) => r.status === 'fulfilled').length;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -580,8 +898,33 @@ const PROMPTS = [
             { role: 'user', content: text('Please analyze the image above.') },
         ],
     },
+    {
+        // 2026-07-28 scenario input-required-result-non-tool-request: a prompts/get that needs
+        // input (legacy way: elicitation/create on the prompts/get response stream).
+        name: 'test_input_required_result_prompt',
+        description: 'A prompt that first asks the user for context (elicitation key "user_context").',
+        arguments: [],
+        get: async (_args, ctx) => {
+            const context = await askField(ctx, 'user_context', 'What context should the prompt use?', 'context', 'string');
+            if (context.error) throw new McpError(ErrorCode.InvalidParams, context.error.content[0].text);
+            return [{ role: 'user', content: text(`Use this context: ${context.value}`) }];
+        },
+    },
 ];
 const PROMPTS_BY_NAME = new Map(PROMPTS.map((p) => [p.name, p]));
+// Added to / removed from prompts/list by test_trigger_prompt_change.
+const DYNAMIC_PROMPT = {
+    name: 'test_dynamic_prompt',
+    description: 'Present only while test_trigger_prompt_change has toggled it on.',
+    arguments: [],
+    get: () => [{ role: 'user', content: text('This is the dynamic prompt.') }],
+};
+function listedPrompts() {
+    return dynamic.prompt ? [...PROMPTS, DYNAMIC_PROMPT] : PROMPTS;
+}
+function findPrompt(name) {
+    return PROMPTS_BY_NAME.get(name) ?? (dynamic.prompt && name === DYNAMIC_PROMPT.name ? DYNAMIC_PROMPT : undefined);
+}
 
 const COMPLETIONS = {
     'ref/prompt': {
@@ -619,11 +962,11 @@ function createMcpServer(session) {
     });
 
     server.setRequestHandler(sdk.ListToolsRequestSchema, async () => ({
-        tools: TOOLS.map(({ name, description, inputSchema }) => ({ name, description, inputSchema })),
+        tools: listedTools().map(({ name, description, inputSchema }) => ({ name, description, inputSchema })),
     }));
 
     server.setRequestHandler(sdk.CallToolRequestSchema, async (request, extra) => {
-        const tool = TOOLS_BY_NAME.get(request.params.name);
+        const tool = findTool(request.params.name);
         if (!tool) throw new McpError(ErrorCode.InvalidParams, `Unknown tool: ${request.params.name}`);
         const progressToken = request.params._meta?.progressToken;
         const ctx = {
@@ -645,6 +988,7 @@ function createMcpServer(session) {
                 });
             },
             request: (req, schema) => extra.sendRequest(req, schema),
+            ...inputContext(server, extra),
             elicit: async (params) => {
                 if (!server.getClientCapabilities()?.elicitation) {
                     return toolError('client does not support elicitation');
@@ -697,11 +1041,11 @@ function createMcpServer(session) {
     });
 
     server.setRequestHandler(sdk.ListPromptsRequestSchema, async () => ({
-        prompts: PROMPTS.map(({ name, description, arguments: args }) => ({ name, description, arguments: args })),
+        prompts: listedPrompts().map(({ name, description, arguments: args }) => ({ name, description, arguments: args })),
     }));
 
-    server.setRequestHandler(sdk.GetPromptRequestSchema, async (request) => {
-        const prompt = PROMPTS_BY_NAME.get(request.params.name);
+    server.setRequestHandler(sdk.GetPromptRequestSchema, async (request, extra) => {
+        const prompt = findPrompt(request.params.name);
         if (!prompt) throw new McpError(ErrorCode.InvalidParams, `Unknown prompt: ${request.params.name}`);
         const args = request.params.arguments ?? {};
         const missing = prompt.arguments.filter((a) => a.required && typeof args[a.name] !== 'string');
@@ -711,7 +1055,7 @@ function createMcpServer(session) {
                 `Missing required argument(s) for prompt ${prompt.name}: ${missing.map((a) => a.name).join(', ')}`,
             );
         }
-        return { description: prompt.description, messages: prompt.get(args) };
+        return { description: prompt.description, messages: await prompt.get(args, inputContext(server, extra)) };
     });
 
     server.setRequestHandler(sdk.CompleteRequestSchema, async (request) => {
