@@ -268,7 +268,12 @@ fn backend_caps(raw: Option<&RawValue>) -> BackendCaps {
         .and_then(|r| Envelope::parse_raw(r).ok())
         .and_then(|r| r.get("subscribe").map(|v| v.get() == "true"))
         .unwrap_or(false);
+    let tasks = env
+        .get("extensions")
+        .and_then(|e| Envelope::parse_raw(e).ok())
+        .is_some_and(|e| e.has(crate::modern::tasks::EXTENSION));
     BackendCaps {
+        tasks,
         tools: env.has("tools"),
         prompts: env.has("prompts"),
         resources: env.has("resources"),

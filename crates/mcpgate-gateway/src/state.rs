@@ -33,6 +33,8 @@ pub struct Shared {
     pub stateless: Sessions,
     /// Calls parked for a modern client's `input_required` round trip.
     pub bridges: crate::modern::bridge::Bridges,
+    /// Tasks created by modern backends, under the ids clients see.
+    pub tasks: crate::modern::tasks::Tasks,
     /// Which list changed, for `subscriptions/listen` streams.
     pub changes: tokio::sync::broadcast::Sender<ItemKind>,
     changed: mpsc::UnboundedSender<()>,
@@ -65,6 +67,7 @@ impl Shared {
             http,
             stateless: Sessions::default(),
             bridges: Default::default(),
+            tasks: Default::default(),
             changes: tokio::sync::broadcast::channel(64).0,
             changed,
         });

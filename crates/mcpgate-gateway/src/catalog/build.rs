@@ -56,6 +56,7 @@ fn merge_caps(into: &mut BackendCaps, c: BackendCaps) {
     into.subscribe |= c.subscribe;
     into.logging |= c.logging;
     into.completions |= c.completions;
+    into.tasks |= c.tasks;
 }
 
 fn expose_items(s: &ServerEntry, kind: ItemKind, items: &[Box<RawValue>], out: &mut Vec<Entry>, withheld: &mut Vec<Withheld>) {

@@ -53,6 +53,8 @@ pub struct BackendCaps {
     pub subscribe: bool,
     pub logging: bool,
     pub completions: bool,
+    /// A modern backend offering the Tasks extension.
+    pub tasks: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

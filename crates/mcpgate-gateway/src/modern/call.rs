@@ -96,8 +96,26 @@ async fn send_modern(shared: &Shared, access: &Access, target: &Target, params: 
 }
 
 /// Modern client, modern backend: the request goes through with its `_meta`, `inputResponses`
-/// and `requestState` untouched; headers are recomputed from the backend's names.
+/// and `requestState` untouched; headers are recomputed from the backend's names. A task the
+/// backend creates is shown under a gateway-minted id (see `tasks`).
 async fn stateless(shared: &Arc<Shared>, access: &Access, req: &ModernRequest, target: Target) -> Response {
+    let server = target.backend.name.clone();
+    let principal = access.principal().unwrap_or_default();
+    let weak = Arc::downgrade(shared);
+    relay_modern(shared, access, req, target, move |response| match weak.upgrade() {
+        Some(shared) => super::tasks::expose_created(&shared, &server, &principal, response),
+        None => response,
+    })
+    .await
+}
+
+/// A `tasks/*` request for a task of a modern backend.
+pub(crate) async fn task_call(shared: &Arc<Shared>, access: &Access, req: &ModernRequest, target: Target, client_task: &str, backend_task: &str) -> Response {
+    let (client_task, backend_task) = (client_task.to_owned(), backend_task.to_owned());
+    relay_modern(shared, access, req, target, move |response| super::tasks::expose_task_id(response, &backend_task, &client_task)).await
+}
+
+async fn relay_modern(shared: &Arc<Shared>, access: &Access, req: &ModernRequest, target: Target, map_final: impl Fn(Vec<u8>) -> Vec<u8> + Send + 'static) -> Response {
     let deadline = Instant::now() + target.backend.timeouts.call;
     let mut ex = match send_modern(shared, access, &target, &target.params, deadline).await {
         Ok(ex) => ex,
@@ -122,6 +140,7 @@ async fn stateless(shared: &Arc<Shared>, access: &Access, req: &ModernRequest, t
             };
             if msg.is_final {
                 let out = final_response(&backend, rewrite, &msg.bytes, &client_id, false)
+                    .map(&map_final)
                     .unwrap_or_else(|| unavailable(&backend, &UpstreamError::Protocol("unreadable response".into())).response(Some(&client_id)));
                 return send_final(&tx, out).await;
             }

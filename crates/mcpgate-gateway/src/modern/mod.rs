@@ -9,6 +9,7 @@ pub mod bridge;
 pub mod call;
 pub mod listen;
 pub mod state;
+pub mod tasks;
 mod validate;
 
 use std::sync::Arc;
@@ -61,6 +62,7 @@ pub async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, env: &Envelope<'_
         "resources/templates/list" => list(ItemKind::ResourceTemplate),
         "tools/call" | "prompts/get" | "resources/read" | "completion/complete" => call::handle(shared, access, req).await,
         "subscriptions/listen" => listen::handle(shared, &req),
+        "tasks/get" | "tasks/update" | "tasks/cancel" => tasks::handle(shared, access, req).await,
         m if LEGACY_ONLY_METHODS.contains(&m) => {
             let e = RpcError::new(ErrorCode::MethodNotFound, format!("Method not found: {m} does not exist in protocol version {MODERN_VERSION}"));
             error(StatusCode::NOT_FOUND, Some(&req.id), &e)
@@ -100,6 +102,9 @@ fn capabilities(c: &crate::catalog::Catalog) -> String {
     w.raw("tools", r#"{"listChanged":true}"#).raw("prompts", r#"{"listChanged":true}"#).raw("resources", r#"{"listChanged":true}"#);
     if c.caps.completions {
         w.raw("completions", "{}");
+    }
+    if c.caps.tasks {
+        w.raw("extensions", &format!(r#"{{"{}":{{}}}}"#, tasks::EXTENSION));
     }
     String::from_utf8(w.finish()).unwrap_or_default()
 }
