@@ -44,6 +44,12 @@ pub async fn run(shared: Arc<Shared>, config: &GatewayConfig) -> std::io::Result
     let listener = tokio::net::TcpListener::bind(&config.listen).await?;
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!("listening on http://{addr}{}", config.mcp_path);
+    // Streamed responses (progress, SSE) are many small writes: never hold them back (Nagle).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("TCP_NODELAY: {e}");
+        }
+    });
     axum::serve(listener, front::router(shared)).with_graceful_shutdown(shutdown()).await
 }
 
