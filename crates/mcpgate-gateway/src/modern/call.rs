@@ -238,7 +238,8 @@ pub(crate) async fn respond(mut rx: mpsc::Receiver<(Bytes, bool)>) -> Response {
 /// call completes. The client sees an ordinary legacy call.
 pub async fn for_session(shared: &Arc<Shared>, session: &Arc<ClientSession>, access: &Access, target: Target, client_id: String) -> Reply {
     let init = session.init_options();
-    let meta = request_meta(&init.capabilities, &init.client_info);
+    // A session cannot poll tasks (`tasks/*` is modern-only): never let a backend create one.
+    let meta = request_meta(&super::tasks::without_tasks_extension(&init.capabilities), &init.client_info);
     let base = with_meta(Some(&target.params), &meta);
     let (tx, rx) = mpsc::channel(16);
     let cancel = session.start_cancellable(&client_id);

@@ -108,9 +108,31 @@ pub async fn handle(shared: &Arc<Shared>, access: Access, req: ModernRequest) ->
     super::call::task_call(shared, &access, &req, target, &id, &backend_task).await
 }
 
-/// The response to a task request with the backend's task id replaced by the client's.
+/// Client capabilities without the Tasks extension.
+pub fn without_tasks_extension(capabilities: &str) -> String {
+    let Ok(caps) = Envelope::parse(capabilities.as_bytes()) else { return capabilities.to_owned() };
+    let Some(ext) = caps.get("extensions").and_then(|e| Envelope::parse_raw(e).ok()) else { return capabilities.to_owned() };
+    if !ext.has(EXTENSION) {
+        return capabilities.to_owned();
+    }
+    let ext = String::from_utf8(ext.rewrite(&[(EXTENSION, None)])).unwrap_or_default();
+    String::from_utf8(caps.rewrite(&[("extensions", Some(&ext))])).unwrap_or_default()
+}
+
+/// The response to a task request with the backend's task id replaced by the client's (in
+/// the result, and in an error's text: the backend's id is never shown).
 pub fn expose_task_id(response: Vec<u8>, backend_task: &str, client_task: &str) -> Vec<u8> {
     let Ok(env) = Envelope::parse(&response) else { return response };
+    if let Some(err) = env.get("error") {
+        let quoted = json_string(backend_task);
+        let inner = &quoted[1..quoted.len() - 1];
+        if inner.is_empty() || !err.get().contains(inner) {
+            return response;
+        }
+        let client = json_string(client_task);
+        let err = err.get().replace(inner, &client[1..client.len() - 1]);
+        return env.rewrite(&[("error", Some(&err))]);
+    }
     let Some(result) = env.get("result").and_then(|r| Envelope::parse_raw(r).ok()) else { return response };
     if result.get("taskId").and_then(raw_str).as_deref() != Some(backend_task) {
         return response;
@@ -144,5 +166,13 @@ mod tests {
         assert_eq!(out, br#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"task","taskId":"mcpgate-task-x","status":"working"}}"#.to_vec());
         let other = br#"{"jsonrpc":"2.0","id":1,"result":{"taskId":"zzz"}}"#.to_vec();
         assert_eq!(expose_task_id(other.clone(), "b-1", "x"), other);
+        let lost = br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"Unknown task: b-1"}}"#.to_vec();
+        assert_eq!(expose_task_id(lost, "b-1", "mcpgate-task-x"), br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"Unknown task: mcpgate-task-x"}}"#.to_vec());
+    }
+
+    #[test]
+    fn sessions_never_declare_the_tasks_extension_to_backends() {
+        assert_eq!(without_tasks_extension(r#"{"sampling":{},"extensions":{"io.modelcontextprotocol/tasks":{},"x/y":{}}}"#), r#"{"sampling":{},"extensions":{"x/y":{}}}"#);
+        assert_eq!(without_tasks_extension(r#"{"sampling":{}}"#), r#"{"sampling":{}}"#);
     }
 }
