@@ -898,3 +898,99 @@ def run_ts_client(url: str, calls: list[tuple[str, dict[str, Any]]] = (), timeou
     out = json.loads(lines[-1])
     out["_returncode"] = p.returncode
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Era tests (test_eras.py): fixture servers with the interactive tools, the 1.x client's extra steps
+# ---------------------------------------------------------------------------------------------
+
+
+def interactive_backend(backends: Backends, kind: str, name: str, start: bool | None = True) -> Backend:
+    """server_v2.py (kind "modern": SDK 2.x, serves 2026-07-28 and the legacy era) or server_v1.py
+    (kind "legacy": mcp<2, legacy era only), with --interactive-tools (the tools chain and ask_all)."""
+    port = free_port()
+    log = backends._log(name)
+    if kind == "modern":
+        script, py, sdk = "server_v2.py", python2(), "v2"
+    elif kind == "legacy":
+        script, py, sdk = "server_v1.py", str(VENV1_PY), "v1"
+    else:
+        raise ValueError(f"unknown backend kind {kind!r}")
+    argv = [py, str(PY_FIXTURES / script), "--name", name, "--port", str(port), "--log", str(log)]
+    argv += ["--interactive-tools"]
+    backend = Backend(backends.registry, name, sdk, "streamable-http", port, argv, log)
+    return backends._maybe_start(backend, start)
+
+
+def _v1_client_argv(url: str, steps: list[str], timeout: float) -> list[str]:
+    return [str(VENV1_PY), str(PY_FIXTURES / "client_v1.py"), "--timeout", str(timeout), "--url", url, *steps]
+
+
+def _v1_client_output(stdout: str, stderr: str, returncode: int | None) -> dict[str, Any]:
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+    assert lines, f"client_v1 printed no JSON (rc={returncode}):\n{stdout}\n{stderr[-3000:]}"
+    out = json.loads(lines[-1])
+    out["_returncode"] = returncode
+    out["_stderr"] = stderr[-3000:]
+    return out
+
+
+def v1_steps(
+    calls: Iterable[tuple[str, dict[str, Any]]] = (),
+    cancels: Iterable[tuple[str, dict[str, Any], float]] = (),
+    wait_notification: str | None = None,
+    relist: bool = False,
+    ready_file: Path | None = None,
+) -> list[str]:
+    """client_v1.py arguments for calls, --cancel, --wait-notification, --relist, --ready-file."""
+    argv: list[str] = []
+    for name, args in calls:
+        argv += ["--call", name, json.dumps(args)]
+    for name, args, after in cancels:
+        argv += ["--cancel", name, json.dumps(args), str(after)]
+    if ready_file is not None:
+        argv += ["--ready-file", str(ready_file)]
+    if wait_notification:
+        argv += ["--wait-notification", wait_notification]
+    if relist:
+        argv.append("--relist")
+    return argv
+
+
+def run_v1_client_steps(url: str, steps: list[str], timeout: float = 30.0) -> dict[str, Any]:
+    """Run client_v1.py (mcp<2) with arbitrary step arguments (see `v1_steps`); return its JSON."""
+    p = subprocess.run(
+        _v1_client_argv(url, steps, timeout),
+        capture_output=True,
+        text=True,
+        timeout=timeout + 15,
+        stdin=subprocess.DEVNULL,
+    )
+    return _v1_client_output(p.stdout, p.stderr, p.returncode)
+
+
+class V1ClientRun:
+    """client_v1.py running in the background (e.g. waiting for a notification another client causes)."""
+
+    def __init__(self, url: str, steps: list[str], timeout: float = 30.0) -> None:
+        self.timeout = timeout
+        self.popen = subprocess.Popen(
+            _v1_client_argv(url, steps, timeout),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
+
+    def result(self) -> dict[str, Any]:
+        try:
+            stdout, stderr = self.popen.communicate(timeout=self.timeout + 15)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            stdout, stderr = self.popen.communicate()
+        return _v1_client_output(stdout, stderr, self.popen.returncode)
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            Proc._kill_group_of(self.popen.pid, signal.SIGKILL)

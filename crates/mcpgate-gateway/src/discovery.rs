@@ -17,7 +17,7 @@ use tokio::time::{Instant, sleep, sleep_until, timeout};
 
 use crate::backend::{Backend, Era, State};
 use crate::catalog::{BackendCaps, Listing};
-use crate::config::CatalogConfig;
+use crate::config::{CatalogConfig, EraSetting};
 
 /// Runs until aborted. Each change of the backend's listing or health is announced on `changed`.
 pub(crate) async fn run(backend: Arc<Backend>, http: reqwest::Client, cfg: CatalogConfig, changed: mpsc::UnboundedSender<()>, credentials: Resolver) {
@@ -31,12 +31,16 @@ pub(crate) async fn run(backend: Arc<Backend>, http: reqwest::Client, cfg: Catal
                 headers.insert(name.clone(), value.clone());
             }
             // A Streamable HTTP backend is asked first whether it speaks 2026-07-28.
-            if let Some(url) = backend.http_url() {
+            let setting = backend.config.era;
+            if let (Some(url), true) = (backend.http_url(), setting != EraSetting::Legacy) {
                 let link = ModernLink::new(http.clone(), url.clone(), headers.clone());
                 if let Some(found) = probe(&link).await? {
                     let listing = list_all(&Lister::Modern(&link), &found.result).await?;
                     return Ok::<_, UpstreamError>((Upstream::Modern(link), listing));
                 }
+            }
+            if setting == EraSetting::Modern {
+                return Err(UpstreamError::Protocol("configured as era: modern, but server/discover does not offer 2026-07-28".into()));
             }
             let conn = Connection::connect(backend.spec.clone(), &http, headers, &InitOptions::gateway(LATEST_LEGACY)).await?;
             let listing = list_all(&Lister::Legacy(&conn), &conn.init_result().raw).await?;
@@ -148,13 +152,16 @@ impl Lister<'_> {
 /// (when the backend offers it), periodic re-listing, and `server/discover` as health check.
 async fn watch_modern(backend: &Backend, link: &ModernLink, cfg: &CatalogConfig, changed: &mpsc::UnboundedSender<()>) -> UpstreamError {
     let (tx, mut events) = mpsc::unbounded_channel::<()>();
-    let listen = listen_for_changes(link, tx);
-    tokio::pin!(listen);
+    let mut listen = Box::pin(listen_for_changes(link, tx.clone()));
     let mut listening = true;
+    // Whether the backend offers subscriptions at all (a stream was acknowledged once).
+    let mut reopen = false;
     let mut next_refresh = Instant::now() + cfg.refresh_interval;
     loop {
         let relist = tokio::select! {
-            _ = &mut listen, if listening => { listening = false; false }
+            // A stream that ends (backend restarting, or no subscriptions) is not a failure by
+            // itself: the next health check decides, and re-opens it.
+            acknowledged = &mut listen, if listening => { listening = false; reopen = acknowledged; continue }
             Some(()) = events.recv() => true,
             _ = sleep_until(next_refresh) => true,
             _ = backend.relist.notified() => true,
@@ -163,7 +170,7 @@ async fn watch_modern(backend: &Backend, link: &ModernLink, cfg: &CatalogConfig,
         };
         let outcome = timeout(backend.timeouts.discovery, async {
             let found = probe(link).await?.ok_or_else(|| UpstreamError::Protocol("server/discover no longer offers 2026-07-28".into()))?;
-            if relist {
+            if relist || (reopen && !listening) {
                 next_refresh = Instant::now() + cfg.refresh_interval;
                 let listing = list_all(&Lister::Modern(link), &found.result).await?;
                 tracing::info!(server = %backend.name, tools = listing.tools.len(), "backend lists refreshed");
@@ -177,25 +184,33 @@ async fn watch_modern(backend: &Backend, link: &ModernLink, cfg: &CatalogConfig,
         if let Err(e) = outcome {
             return e;
         }
+        if reopen && !listening {
+            listen = Box::pin(listen_for_changes(link, tx.clone()));
+            listening = true;
+        }
     }
 }
 
 /// Reads a backend `subscriptions/listen` stream until it ends; each list change is sent on
-/// `tx`. Returns at once when the backend does not offer subscriptions.
-async fn listen_for_changes(link: &ModernLink, tx: mpsc::UnboundedSender<()>) {
+/// `tx`. Returns at once when the backend does not offer subscriptions; true when a stream was
+/// established (worth opening again).
+async fn listen_for_changes(link: &ModernLink, tx: mpsc::UnboundedSender<()>) -> bool {
     let params = mcpgate_protocol::modern::with_meta(
         Some(r#"{"notifications":{"toolsListChanged":true,"promptsListChanged":true,"resourcesListChanged":true}}"#),
         &mcpgate_protocol::modern::request_meta("{}", &mcpgate_upstream::gateway_client_info()),
     );
-    let Ok(mut ex) = link.request("subscriptions/listen", &params, &Default::default()).await else { return };
+    let Ok(mut ex) = link.request("subscriptions/listen", &params, &Default::default()).await else { return false };
+    let mut established = false;
     while let Ok(Some(msg)) = ex.next().await {
         if msg.is_final {
-            return;
+            return established;
         }
+        established = true;
         if is_list_changed(&msg.bytes) && tx.send(()).is_err() {
-            return;
+            return established;
         }
     }
+    established
 }
 
 /// Lists everything the backend advertises (per its `initialize` or `server/discover`

@@ -182,6 +182,11 @@ impl ClientSession {
         }
     }
 
+    /// The level the client set with `logging/setLevel`, if it did.
+    pub fn log_level(&self) -> Option<String> {
+        lock(&self.log_level).clone()
+    }
+
     pub fn set_log_level(&self, level: String) {
         *lock(&self.log_level) = Some(level);
     }

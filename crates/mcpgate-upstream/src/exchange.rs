@@ -18,7 +18,7 @@ pub struct Inbound {
     pub is_final: bool,
 }
 
-type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
+pub(crate) type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, UpstreamError>> + Send>>;
 
 /// The backend's answer to one request, read message by message. Dropping it abandons the
 /// request (the HTTP stream is closed; for multiplexed transports the slot is freed).
@@ -91,7 +91,7 @@ impl Exchange {
                         }
                         Ok(None) => match body.next().await {
                             Some(Ok(chunk)) => decoder.push(&chunk),
-                            Some(Err(e)) => return Err(UpstreamError::from_reqwest(&e)),
+                            Some(Err(e)) => return Err(e),
                             None => return Err(UpstreamError::Closed),
                         },
                     }

@@ -11,6 +11,7 @@
 
 mod error;
 mod exchange;
+mod h1;
 mod legacy_sse;
 mod modern;
 mod mux;

@@ -72,7 +72,7 @@ impl ModernLink {
         let status = resp.status();
         let ctype = resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
         if status.is_success() && ctype.starts_with("text/event-stream") {
-            return Ok(Exchange::sse(id, Box::pin(resp.bytes_stream())));
+            return Ok(Exchange::sse(id, crate::streamable::byte_stream(resp)));
         }
         if ctype.starts_with("application/json") {
             // Modern servers answer protocol errors with 4xx and a JSON-RPC error body: that

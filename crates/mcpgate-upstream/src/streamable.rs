@@ -11,7 +11,8 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
 use crate::error::UpstreamError;
-use crate::exchange::Exchange;
+use crate::exchange::{ByteStream, Exchange};
+use crate::h1::{self, Answer};
 
 pub(crate) const SESSION_HEADER: HeaderName = HeaderName::from_static("mcp-session-id");
 pub(crate) const VERSION_HEADER: HeaderName = HeaderName::from_static("mcp-protocol-version");
@@ -21,6 +22,8 @@ const JSON: HeaderValue = HeaderValue::from_static("application/json");
 pub(crate) struct HttpLink {
     client: reqwest::Client,
     url: url::Url,
+    /// Plain-HTTP backends: the in-task client (see `h1`), and the request target.
+    fast: Option<(std::sync::Arc<h1::Pool>, String)>,
     /// Headers sent on every request: the creator's, plus session id and version once known.
     headers: HeaderMap,
     has_session: bool,
@@ -39,7 +42,14 @@ impl HttpLink {
     ) -> Result<(Self, Vec<u8>), UpstreamError> {
         headers.insert(ACCEPT, ACCEPT_BOTH);
         headers.insert(CONTENT_TYPE, JSON);
-        let mut link = Self { client, url, headers, has_session: false, events, get_task: Mutex::new(None) };
+        let fast = h1::pool_for(&url).map(|p| {
+            let target = match url.query() {
+                Some(q) => format!("{}?{q}", url.path()),
+                None => url.path().to_owned(),
+            };
+            (p, target)
+        });
+        let mut link = Self { client, url, fast, headers, has_session: false, events, get_task: Mutex::new(None) };
         let resp = link.post(init).await?;
         if let Some(sid) = resp.headers().get(SESSION_HEADER).cloned() {
             link.headers.insert(SESSION_HEADER, sid);
@@ -55,33 +65,41 @@ impl HttpLink {
         }
     }
 
-    async fn post(&self, body: Vec<u8>) -> Result<reqwest::Response, UpstreamError> {
-        let resp = self
-            .client
-            .post(self.url.clone())
-            .headers(self.headers.clone())
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| UpstreamError::from_reqwest(&e))?;
-        match resp.status() {
-            s if s.is_success() => Ok(resp),
+    async fn post(&self, body: Vec<u8>) -> Result<Answer, UpstreamError> {
+        let answer = match &self.fast {
+            Some((pool, target)) => pool.post(target, &self.headers, body).await?,
+            None => {
+                let resp = self
+                    .client
+                    .post(self.url.clone())
+                    .headers(self.headers.clone())
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(|e| UpstreamError::from_reqwest(&e))?;
+                answer_of(resp).await?
+            }
+        };
+        match answer.status() {
+            s if s.is_success() => Ok(answer),
             StatusCode::NOT_FOUND if self.has_session => Err(UpstreamError::SessionExpired),
             s => Err(UpstreamError::Status { status: s.as_u16() }),
         }
     }
 
-    async fn exchange(&self, id: u64, resp: reqwest::Response) -> Result<Exchange, UpstreamError> {
-        let ctype = resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
-        if ctype.starts_with("text/event-stream") {
-            Ok(Exchange::sse(id, Box::pin(resp.bytes_stream())))
-        } else if ctype.starts_with("application/json") {
-            let body = resp.bytes().await.map_err(|e| UpstreamError::from_reqwest(&e))?;
-            Ok(Exchange::single(id, body))
-        } else if resp.status() == StatusCode::ACCEPTED {
-            Err(UpstreamError::Protocol("backend accepted a request without answering it".into()))
-        } else {
-            Err(UpstreamError::Protocol(format!("unexpected content type {ctype:?}")))
+    async fn exchange(&self, id: u64, answer: Answer) -> Result<Exchange, UpstreamError> {
+        match answer {
+            Answer::Streaming { body, .. } => Ok(Exchange::sse(id, body)),
+            Answer::Full { status, headers, body } => {
+                let ctype = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+                if ctype.starts_with("application/json") {
+                    Ok(Exchange::single(id, body))
+                } else if status == StatusCode::ACCEPTED {
+                    Err(UpstreamError::Protocol("backend accepted a request without answering it".into()))
+                } else {
+                    Err(UpstreamError::Protocol(format!("unexpected content type {ctype:?}")))
+                }
+            }
         }
     }
 
@@ -143,4 +161,36 @@ impl Drop for HttpLink {
             t.abort();
         }
     }
+}
+
+impl Answer {
+    fn status(&self) -> StatusCode {
+        match self {
+            Answer::Full { status, .. } => *status,
+            Answer::Streaming { .. } => StatusCode::OK,
+        }
+    }
+
+    pub(crate) fn headers(&self) -> &HeaderMap {
+        match self {
+            Answer::Full { headers, .. } | Answer::Streaming { headers, .. } => headers,
+        }
+    }
+}
+
+/// A reqwest response as an [`Answer`]: an SSE body left streaming, anything else read.
+async fn answer_of(resp: reqwest::Response) -> Result<Answer, UpstreamError> {
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let is_sse = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.to_ascii_lowercase().starts_with("text/event-stream"));
+    if is_sse && status.is_success() {
+        return Ok(Answer::Streaming { headers, body: byte_stream(resp) });
+    }
+    let body = resp.bytes().await.map_err(|e| UpstreamError::from_reqwest(&e))?;
+    Ok(Answer::Full { status, headers, body })
+}
+
+/// A reqwest body as the byte stream an SSE [`Exchange`] reads.
+pub(crate) fn byte_stream(resp: reqwest::Response) -> ByteStream {
+    Box::pin(resp.bytes_stream().map(|r| r.map_err(|e| UpstreamError::from_reqwest(&e))))
 }

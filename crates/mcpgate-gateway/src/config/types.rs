@@ -98,6 +98,15 @@ impl Default for CatalogConfig {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
+pub enum EraSetting {
+    #[default]
+    Auto,
+    Legacy,
+    Modern,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
 pub enum Transport {
     #[default]
     StreamableHttp,
@@ -114,6 +123,10 @@ pub struct ServerConfig {
     pub url: Option<String>,
     #[serde(default)]
     pub transport: Transport,
+    /// Which protocol era to speak to it: `auto` (probe 2026-07-28, fall back to
+    /// `initialize`), `legacy` (sessions only) or `modern` (2026-07-28 only).
+    #[serde(default)]
+    pub era: EraSetting,
     /// Prepended to tool and prompt names. Default `<name>_`.
     #[serde(default)]
     pub prefix: Option<String>,

@@ -7,7 +7,7 @@ use mcpgate_protocol::names::{ServerName, is_valid_prefix};
 
 use mcpgate_credentials::SourceConfig;
 
-use super::types::{GatewayConfig, ServerConfig, Transport};
+use super::types::{EraSetting, GatewayConfig, ServerConfig, Transport};
 
 /// One thing wrong with a config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +137,9 @@ fn check_server(at: &str, s: &ServerConfig, p: &mut Vec<Problem>) {
                 p.push(Problem::new(format!("{at}.url"), "stdio servers have no URL", "remove url or change transport"));
             }
         }
+    }
+    if s.era == EraSetting::Modern && s.transport != Transport::StreamableHttp {
+        p.push(Problem::new(format!("{at}.era"), "the 2026-07-28 era is served over Streamable HTTP only", "use era: auto or legacy, or transport: streamable_http"));
     }
     if let Some(prefix) = &s.prefix {
         if !is_valid_prefix(prefix) {

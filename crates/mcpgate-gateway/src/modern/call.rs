@@ -240,6 +240,13 @@ pub async fn for_session(shared: &Arc<Shared>, session: &Arc<ClientSession>, acc
     let init = session.init_options();
     // A session cannot poll tasks (`tasks/*` is modern-only): never let a backend create one.
     let meta = request_meta(&super::tasks::without_tasks_extension(&init.capabilities), &init.client_info);
+    // A session gets log messages unless it lowered their level (logging/setLevel); a modern
+    // backend sends none unless asked per request.
+    let level = session.log_level().unwrap_or_else(|| "info".to_owned());
+    let meta = match Envelope::parse(meta.as_bytes()) {
+        Ok(m) => String::from_utf8(m.rewrite(&[(mcpgate_protocol::modern::META_LOG_LEVEL, Some(&json_string(&level)))])).unwrap_or(meta.clone()),
+        Err(_) => meta.clone(),
+    };
     let base = with_meta(Some(&target.params), &meta);
     let (tx, rx) = mpsc::channel(16);
     let cancel = session.start_cancellable(&client_id);

@@ -1,0 +1,162 @@
+//! A plain-HTTP/1.1 client for the per-call hot path.
+//!
+//! A general-purpose pooled client runs every connection as its own task: a request is handed
+//! to that task and the response handed back, two cross-task wake-ups per call on top of the
+//! socket's own. Here the calling task drives the connection itself while it waits for the
+//! response and reads a JSON body; only a streamed (SSE) response hands the connection to a
+//! task of its own. Idle connections are shared per backend address (`host:port`) and checked
+//! for a close by the backend before reuse. Used for `http://` backends; `https://` goes
+//! through reqwest.
+
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use futures::future::{Either, select};
+use futures::{Stream, StreamExt};
+use http::header::{CONTENT_TYPE, HOST};
+use http::{HeaderMap, HeaderValue, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::error::UpstreamError;
+
+type Conn = http1::Connection<TokioIo<TcpStream>, Full<Bytes>>;
+
+struct Idle {
+    sender: http1::SendRequest<Full<Bytes>>,
+    conn: Conn,
+}
+
+/// Idle connections to one backend address.
+pub(crate) struct Pool {
+    authority: String,
+    host: HeaderValue,
+    idle: Mutex<Vec<Idle>>,
+}
+
+const MAX_IDLE: usize = 256;
+
+/// The shared pool for `url` (plain `http` only).
+pub(crate) fn pool_for(url: &url::Url) -> Option<Arc<Pool>> {
+    static POOLS: OnceLock<Mutex<HashMap<String, Arc<Pool>>>> = OnceLock::new();
+    if url.scheme() != "http" {
+        return None;
+    }
+    let authority = format!("{}:{}", url.host_str()?, url.port_or_known_default()?);
+    let host = HeaderValue::from_str(&match url.port() {
+        Some(p) => format!("{}:{p}", url.host_str()?),
+        None => url.host_str()?.to_owned(),
+    })
+    .ok()?;
+    let mut pools = POOLS.get_or_init(Mutex::default).lock().unwrap_or_else(|p| p.into_inner());
+    Some(pools.entry(authority.clone()).or_insert_with(|| Arc::new(Pool { authority, host, idle: Mutex::default() })).clone())
+}
+
+/// A response whose body is either read (JSON and everything else) or left streaming (SSE).
+pub(crate) enum Answer {
+    Full { status: StatusCode, headers: HeaderMap, body: Bytes },
+    Streaming { headers: HeaderMap, body: Pin<Box<dyn Stream<Item = Result<Bytes, UpstreamError>> + Send>> },
+}
+
+impl Pool {
+    fn checkout(&self) -> Option<Idle> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(mut c) = idle.pop() {
+            // Let the connection notice a close the backend sent while it was idle.
+            let mut cx = Context::from_waker(Waker::noop());
+            if matches!(c.conn.poll_without_shutdown(&mut cx), Poll::Pending) && !c.sender.is_closed() {
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    fn checkin(&self, c: Idle) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(c);
+        }
+    }
+
+    async fn connect(&self) -> Result<Idle, UpstreamError> {
+        let tcp = TcpStream::connect(&self.authority).await.map_err(|_| UpstreamError::Connect("connection refused or unreachable".into()))?;
+        let _ = tcp.set_nodelay(true);
+        let (sender, conn) = http1::handshake(TokioIo::new(tcp)).await.map_err(|e| UpstreamError::Connect(e.to_string()))?;
+        Ok(Idle { sender, conn })
+    }
+
+    /// POSTs `body` to `path` with `headers`.
+    pub(crate) async fn post(&self, path: &str, headers: &HeaderMap, body: Vec<u8>) -> Result<Answer, UpstreamError> {
+        let mut c = match self.checkout() {
+            Some(c) => c,
+            None => self.connect().await?,
+        };
+        let mut req = Request::post(path).body(Full::new(Bytes::from(body))).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+        *req.headers_mut() = headers.clone();
+        req.headers_mut().insert(HOST, self.host.clone());
+        let resp = drive(&mut c.conn, c.sender.send_request(req)).await?.map_err(|e| from_hyper(&e))?;
+        let (parts, body) = resp.into_parts();
+        let is_sse = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.to_ascii_lowercase().starts_with("text/event-stream"));
+        if is_sse && parts.status.is_success() {
+            // A stream outlives this call: the connection gets a task of its own (and is not
+            // reused: it serves this stream until it ends).
+            let conn = c.conn;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            let frames = http_body_util::BodyStream::new(body).filter_map(|f| async move {
+                match f {
+                    Ok(frame) => frame.into_data().ok().map(Ok),
+                    Err(e) => Some(Err(from_hyper(&e))),
+                }
+            });
+            return Ok(Answer::Streaming { headers: parts.headers, body: Box::pin(frames) });
+        }
+        let body = drive(&mut c.conn, collect(body)).await??;
+        let reusable = parts.headers.get(http::header::CONNECTION).is_none_or(|v| !v.as_bytes().eq_ignore_ascii_case(b"close"));
+        if reusable {
+            self.checkin(c);
+        }
+        Ok(Answer::Full { status: parts.status, headers: parts.headers, body })
+    }
+}
+
+async fn collect(body: Incoming) -> Result<Bytes, UpstreamError> {
+    body.collect().await.map(|b| b.to_bytes()).map_err(|e| from_hyper(&e))
+}
+
+/// Runs `work` while driving the connection it needs. The connection ending first (closed by
+/// the backend) is an error; `work` finishing first leaves the connection usable.
+async fn drive<F: std::future::Future>(conn: &mut Conn, work: F) -> Result<F::Output, UpstreamError> {
+    let conn_done = poll_fn(|cx| conn.poll_without_shutdown(cx));
+    let work = std::pin::pin!(work);
+    let conn_done = std::pin::pin!(conn_done);
+    match select(work, conn_done).await {
+        Either::Left((out, _)) => Ok(out),
+        Either::Right((Ok(()), work)) => {
+            // The backend closed the connection: the answer may already be complete.
+            match futures::FutureExt::now_or_never(work) {
+                Some(out) => Ok(out),
+                None => Err(UpstreamError::Closed),
+            }
+        }
+        Either::Right((Err(e), _)) => Err(from_hyper(&e)),
+    }
+}
+
+fn from_hyper(e: &hyper::Error) -> UpstreamError {
+    if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
+        UpstreamError::Closed
+    } else if e.is_timeout() {
+        UpstreamError::Timeout
+    } else {
+        UpstreamError::Protocol(format!("HTTP: {e}"))
+    }
+}
