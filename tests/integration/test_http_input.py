@@ -11,7 +11,8 @@ from harness import GetStream, McpHttp
 @pytest.fixture
 def gw_one(backends, start_gateway):
     a = backends.v2("a")
-    gw = start_gateway([a.config()], limits={"max_body_bytes": 4096})
+    # Backend sessions are a legacy-era matter: pin the dual-era fixture to it.
+    gw = start_gateway([a.config(era="legacy")], limits={"max_body_bytes": 4096})
     gw.backend = a
     return gw
 

@@ -990,11 +990,12 @@ def test_unknown_resource_is_200_invalid_params_not_resource_not_found(client, u
 def own(registry, mcpgate_bin, legacy_sdk):
     """own(backends, entries=None, **config) -> a started Gateway of this test's own."""
 
-    def make(servers: list[Backend], entries: list[dict[str, Any]] | None = None, **config: Any) -> Gateway:
-        """`entries`: the servers' config entries when not plain `b.config()`."""
+    def make(servers: list[Backend], entries: list[dict[str, Any]] | None = None, ready: list[str] | None = None, **config: Any) -> Gateway:
+        """`entries`: the servers' config entries when not plain `b.config()`; `ready`: the
+        servers to wait for (default: all)."""
         gw = Gateway(registry, mcpgate_bin, registry.workdir)
         entries = entries if entries is not None else [b.config() for b in servers]
-        return start_gateway_retrying(gw, entries, [b.name for b in servers], **config)
+        return start_gateway_retrying(gw, entries, [b.name for b in servers] if ready is None else ready, **config)
 
     return make
 
@@ -1279,3 +1280,33 @@ def test_closing_the_connection_of_a_modern_backend_call_cancels_it_at_the_backe
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-v"]))
+
+
+# ---------------------------------------------------------------------------------------------
+# The per-server era setting
+# ---------------------------------------------------------------------------------------------
+
+
+def test_era_legacy_keeps_a_dual_era_backend_on_sessions(backends, own):
+    mod = backends.v2("mod")
+    gw = own([mod], entries=[mod.config(era="legacy")])
+
+    assert gw.server_status("mod")["era"] == "legacy"
+    assert mod.log.find(rpc_method="server/discover") == [], "no probe when the era is pinned"
+    assert mod.log.find(rpc_method="initialize"), "discovery used a session"
+
+
+def test_era_auto_finds_a_dual_era_backend_modern(backends, own):
+    mod = backends.v2("mod")
+    gw = own([mod])
+
+    assert gw.server_status("mod")["era"] == "modern"
+
+
+def test_era_modern_refuses_a_legacy_only_backend_with_a_reason(backends, own):
+    leg = backends.v1("leg")
+    gw = own([leg], entries=[leg.config(era="modern")], ready=[])
+
+    status = gw.wait_servers(["leg"], "unreachable", timeout=20)
+    leg_status = next(s for s in status["servers"] if s["name"] == "leg")
+    assert "era: modern" in leg_status["last_error"]

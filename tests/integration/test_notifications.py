@@ -46,11 +46,12 @@ def test_backend_tool_added_reaches_listening_client_and_new_list(backends, star
 
 def test_python_sdk_client_is_told_about_list_changes(backends, start_gateway, connect):
     a = backends.v2("a")
-    gw = start_gateway([a.config()])
+    gw = start_gateway([a.config(era="legacy")])
     callbacks = Callbacks("listener")
 
     async def scenario():
-        async with callbacks.client(gw.url) as client:
+        # A session's GET stream (the modern client's subscriptions/listen: test_eras).
+        async with callbacks.client(gw.url, mode="legacy") as client:
             before = [t.name for t in (await client.list_tools()).tools]
             actor = connect(gw)
             await anyio.to_thread.run_sync(lambda: actor.call_tool("a_add_tool", {"tool_name": "late_tool"}))
@@ -131,7 +132,7 @@ def test_log_notifications_are_relayed_on_the_request_stream(backends, start_gat
 
 def test_cancellation_is_relayed_to_the_backend_with_its_own_request_id(backends, start_gateway, connect):
     a = backends.v2("a")
-    gw = start_gateway([a.config()])
+    gw = start_gateway([a.config(era="legacy")])  # a legacy backend session (modern: test_eras)
     client = connect(gw)
     caller = client.fork(id_base=500)
     mark = a.log.mark()

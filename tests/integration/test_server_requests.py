@@ -110,7 +110,7 @@ def test_legacy_python_client_answers_relayed_requests(backends, start_gateway, 
 
 def test_backend_is_offered_only_the_capabilities_the_client_declared(backends, start_gateway, connect):
     a = backends.v2("a")
-    gw = start_gateway([a.config()])
+    gw = start_gateway([a.config(era="legacy")])  # capabilities in initialize (modern: in _meta)
 
     mark = a.log.mark()
     plain = connect(gw, capabilities={})

@@ -227,6 +227,15 @@ mod tests {
     }
 
     #[test]
+    fn the_modern_era_needs_streamable_http() {
+        let p = problems("servers:\n  - {name: a, url: 'http://x/sse', transport: sse, era: modern}\n");
+        assert!(p.len() == 1 && p[0].starts_with("error: servers[0].era:"), "{p:?}");
+        assert!(problems("servers:\n  - {name: a, url: 'http://x/mcp', era: legacy}\n").is_empty());
+        let bad = problems("servers:\n  - {name: a, url: 'http://x/mcp', era: newest}\n");
+        assert!(bad[0].contains("era"), "{bad:?}");
+    }
+
+    #[test]
     fn unknown_keys_are_rejected_with_their_path() {
         let p = problems("servers:\n  - name: a\n    urll: http://x/mcp\n");
         assert!(p[0].contains("servers[0]") && p[0].contains("urll"), "{p:?}");
