@@ -893,6 +893,18 @@ def test_modern_request_gets_no_session_id(client):
 # ---------------------------------------------------------------------------------------------
 
 
+def test_escaped_meta_keys_are_still_a_modern_request(client):
+    body = client.body("tools/list")
+    # JSON may escape "/" as "\/": the request is the same one.
+    raw = json.dumps(body).replace("io.modelcontextprotocol/", "io.modelcontextprotocol\\/")
+    assert "\\/" in raw
+
+    r = client.http.post(client.url, content=raw.encode(), headers=client.headers_for(body, None))
+
+    assert r.status_code == 200, r.text
+    assert result_of(r)["resultType"] == "complete"
+
+
 def test_server_discover_describes_the_gateway(client):
     r = client.post("server/discover")
 

@@ -53,7 +53,7 @@ async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, body: Body) -> Result
     }
     let env = Envelope::parse(&bytes).map_err(|_| Reject::Invalid("the body must be a JSON-RPC object".into()))?;
     let kind = dispatch::kind_of(&env)?;
-    if is_modern(&env, headers) {
+    if is_modern(&bytes, &env, headers) {
         return Ok(crate::modern::handle(shared, headers, &env, kind, access).await);
     }
     let method = env.method();
@@ -80,8 +80,12 @@ async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, body: Body) -> Result
 /// A modern-era (2026-07-28) request carries its protocol version in `params._meta`. One that
 /// announces a non-legacy version in its header, outside any session, is treated as modern
 /// too (so a missing `_meta` gets the modern error, not "initialize first").
-fn is_modern(env: &Envelope<'_>, headers: &HeaderMap) -> bool {
-    let in_meta = env
+fn is_modern(body: &[u8], env: &Envelope<'_>, headers: &HeaderMap) -> bool {
+    // Without escapes in the body, the key is there only if its bytes are: most legacy
+    // requests are told apart without parsing params.
+    let maybe = memchr::memchr(b'\\', body).is_some() || memchr::memmem::find(body, META_PROTOCOL_VERSION.as_bytes()).is_some();
+    let in_meta = maybe
+        && env
         .params_object()
         .ok()
         .flatten()
