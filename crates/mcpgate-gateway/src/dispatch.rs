@@ -225,7 +225,7 @@ fn resource_not_found(uri: &str) -> RpcError {
 }
 
 /// The server a namespaced URI belongs to, and the backend's own URI.
-fn resource_owner(shared: &Shared, uri: &str) -> Option<(ServerName, String)> {
+pub(crate) fn resource_owner(shared: &Shared, uri: &str) -> Option<(ServerName, String)> {
     let backends = shared.backends.load();
     if let [only] = backends.as_slice() {
         if only.prefix.is_empty() {

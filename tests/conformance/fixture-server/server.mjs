@@ -667,6 +667,21 @@ const TOOLS = [
         run: async (args) => ({ content: [text(`region=${args.region}`)] }),
     },
     {
+        name: 'test_touch_resource',
+        description:
+            'Sends notifications/resources/updated for test://watched-resource to every session ' +
+            'subscribed to it (on its standalone GET stream).',
+        inputSchema: EMPTY_INPUT,
+        run: async () => {
+            const uri = 'test://watched-resource';
+            const n = await broadcast(async (s) => {
+                if (!s.subscriptions.has(uri)) throw new Error('not subscribed');
+                await s.server.sendResourceUpdated({ uri });
+            });
+            return { content: [text(`resource update sent to ${n} session(s)`)] };
+        },
+    },
+    {
         name: 'test_trigger_tool_change',
         description:
             'Changes the tool list (adds test_dynamic_tool, or removes it when present), then sends ' +

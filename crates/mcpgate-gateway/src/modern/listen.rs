@@ -1,27 +1,44 @@
-//! `subscriptions/listen`: a long-lived response stream of list changes for a modern client.
+//! `subscriptions/listen`: a long-lived response stream of list changes and resource updates
+//! for a modern client.
 //!
-//! The gateway fans in every backend's changes already (discovery re-lists on a backend's
-//! `list_changed`, from its own session, from clients' sessions, or from a modern backend's
-//! own listen stream) and rebuilds the catalog; each rebuild that changes a list is told to
-//! every listener that asked for that list. Closing the stream ends the subscription.
+//! List changes: the gateway fans in every backend's changes already (discovery re-lists on a
+//! backend's `list_changed`, from its own session, from clients' sessions, or from a modern
+//! backend's own listen stream) and rebuilds the catalog; each rebuild that changes a list is
+//! told to every listener that asked for that list.
+//!
+//! Resource updates: each requested URI the caller may read is subscribed at its backend for
+//! the life of the stream, with the caller's credential: a modern backend through its own
+//! `subscriptions/listen`, a legacy one through `resources/subscribe` on a backend session
+//! opened for this stream alone (closed, which ends the subscription, when the stream ends).
+//! Only what a backend accepted is acknowledged. Closing the stream ends everything upstream.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
 use futures::StreamExt;
-use mcpgate_protocol::ObjectWriter;
+use mcpgate_protocol::envelope::{Envelope, Kind, json_string};
 use mcpgate_protocol::errors::notification;
-use mcpgate_protocol::modern::META_SUBSCRIPTION_ID;
+use mcpgate_protocol::modern::{META_SUBSCRIPTION_ID, with_meta};
+use mcpgate_protocol::names::{ServerName, expose_uri};
 use mcpgate_protocol::sse::encode_message;
-use tokio::sync::broadcast;
+use mcpgate_protocol::versions::LATEST_LEGACY;
+use mcpgate_protocol::ObjectWriter;
+use tokio::sync::{broadcast, mpsc};
 
 use super::ModernRequest;
+use crate::backend::{Backend, Era};
 use crate::catalog::ItemKind;
+use crate::forward::{ResultRewrite, Target, credential};
+use crate::identity::Access;
+use crate::session::ClientSession;
 use crate::state::Shared;
 
 const KEEP_ALIVE: Duration = Duration::from_secs(20);
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Which list changes a listener asked for (and the gateway honours).
 #[derive(Debug, Clone, Copy, Default)]
@@ -40,9 +57,8 @@ impl Filter {
         }
     }
 
-    /// The acknowledged subset. Resource update subscriptions are not offered, so they are
-    /// left out (the spec's way of saying "not honoured").
-    fn ack(self) -> String {
+    /// The acknowledged subset.
+    fn ack(self, resources: &[String]) -> String {
         let mut w = ObjectWriter::new();
         if self.tools {
             w.raw("toolsListChanged", "true");
@@ -53,28 +69,44 @@ impl Filter {
         if self.resources {
             w.raw("resourcesListChanged", "true");
         }
+        if !resources.is_empty() {
+            let list: Vec<String> = resources.iter().map(|u| json_string(u)).collect();
+            w.raw("resourceSubscriptions", &format!("[{}]", list.join(",")));
+        }
         String::from_utf8(w.finish()).unwrap_or_default()
     }
 }
 
-pub fn handle(shared: &Shared, req: &ModernRequest) -> Response {
+pub async fn handle(shared: &Arc<Shared>, access: &Access, req: &ModernRequest) -> Response {
     let params = req.params();
     let asked = params.get("notifications").map(|n| serde_json::from_str::<serde_json::Value>(n.get()).unwrap_or_default()).unwrap_or_default();
     let flag = |k: &str| asked.get(k).and_then(serde_json::Value::as_bool).unwrap_or(false);
     let filter = Filter { tools: flag("toolsListChanged"), prompts: flag("promptsListChanged"), resources: flag("resourcesListChanged") };
+    let uris: Vec<String> = asked
+        .get("resourceSubscriptions")
+        .and_then(|v| v.as_array())
+        .map(|a| a.iter().filter_map(|u| u.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
     let meta = format!(r#"{{"{META_SUBSCRIPTION_ID}":{}}}"#, req.id);
-    let ack = notification("notifications/subscriptions/acknowledged", Some(&format!(r#"{{"_meta":{meta},"notifications":{}}}"#, filter.ack())));
+    let (updates_tx, updates_rx) = mpsc::channel::<Bytes>(64);
+    let honoured = subscribe_resources(shared, access, req, &uris, &meta, updates_tx).await;
+    let ack = notification("notifications/subscriptions/acknowledged", Some(&format!(r#"{{"_meta":{meta},"notifications":{}}}"#, filter.ack(&honoured))));
     let rx = shared.changes.subscribe();
     let first = futures::stream::iter([Bytes::from(encode_message(&ack))]);
-    let rest = futures::stream::unfold((rx, meta), move |(mut rx, meta)| async move {
+    let rest = futures::stream::unfold((rx, updates_rx, meta), move |(mut rx, mut updates, meta)| async move {
         loop {
-            let next = tokio::time::timeout(KEEP_ALIVE, rx.recv()).await;
-            let kind = match next {
-                Err(_) => return Some((Bytes::from_static(b":\n\n"), (rx, meta))),
-                Ok(Ok(kind)) => kind,
-                // Missed some changes: tell about every list the listener follows.
-                Ok(Err(broadcast::error::RecvError::Lagged(_))) => ItemKind::Tool,
-                Ok(Err(broadcast::error::RecvError::Closed)) => return None,
+            let kind = tokio::select! {
+                update = updates.recv(), if !updates.is_closed() => match update {
+                    Some(msg) => return Some((msg, (rx, updates, meta))),
+                    None => continue,
+                },
+                next = tokio::time::timeout(KEEP_ALIVE, rx.recv()) => match next {
+                    Err(_) => return Some((Bytes::from_static(b":\n\n"), (rx, updates, meta))),
+                    Ok(Ok(kind)) => kind,
+                    // Missed some changes: tell about every list the listener follows.
+                    Ok(Err(broadcast::error::RecvError::Lagged(_))) => ItemKind::Tool,
+                    Ok(Err(broadcast::error::RecvError::Closed)) => return None,
+                },
             };
             if !filter.wants(kind) {
                 continue;
@@ -85,9 +117,173 @@ pub fn handle(shared: &Shared, req: &ModernRequest) -> Response {
                 ItemKind::Resource | ItemKind::ResourceTemplate => "notifications/resources/list_changed",
             };
             let msg = notification(method, Some(&format!(r#"{{"_meta":{meta}}}"#)));
-            return Some((Bytes::from(encode_message(&msg)), (rx, meta)));
+            return Some((Bytes::from(encode_message(&msg)), (rx, updates, meta)));
         }
     });
     let body = first.chain(rest).map(Ok::<_, std::convert::Infallible>);
     crate::front::post::sse_response(Body::from_stream(body))
 }
+
+/// Subscribes every requested URI the caller may read, grouped by backend; returns the URIs
+/// (as the client named them) that a backend accepted. Each backend's updates are relayed to
+/// `out` by a task that ends with the stream (when `out` is closed).
+async fn subscribe_resources(shared: &Arc<Shared>, access: &Access, req: &ModernRequest, uris: &[String], meta: &str, out: mpsc::Sender<Bytes>) -> Vec<String> {
+    let mut by_backend: BTreeMap<ServerName, Vec<(String, String)>> = BTreeMap::new();
+    for uri in uris {
+        let Some((server, original)) = crate::dispatch::resource_owner(shared, uri) else { continue };
+        if !access.decide(&server, ItemKind::Resource, &original, None).allowed {
+            continue;
+        }
+        by_backend.entry(server).or_default().push((uri.clone(), original));
+    }
+    let mut honoured = Vec::new();
+    for (server, items) in by_backend {
+        let Some(backend) = shared.backend(&server) else { continue };
+        let target = Target {
+            backend: backend.clone(),
+            method: "resources/subscribe".into(),
+            tool: None,
+            params: "{}".into(),
+            rewrite: ResultRewrite::None,
+            name: None,
+            param_headers: Vec::new(),
+        };
+        let Ok(Ok(cred)) = tokio::time::timeout(SUBSCRIBE_TIMEOUT, credential(shared, access, &target)).await else { continue };
+        let accepted = match backend.era() {
+            Era::Modern => modern_subscription(shared, &backend, cred.as_ref(), req, &items, meta, out.clone()).await,
+            Era::Legacy | Era::Unknown => legacy_subscription(shared, &backend, cred.as_ref(), access, req, &items, meta, out.clone()).await,
+        };
+        honoured.extend(accepted);
+    }
+    honoured
+}
+
+/// `notifications/resources/updated` as the client sees it: the exposed URI, its subscription id.
+fn relay_update(backend: &Backend, msg: &[u8], meta: &str) -> Option<Bytes> {
+    let env = Envelope::parse(msg).ok()?;
+    if env.kind() != Some(Kind::Notification) || env.method().as_deref() != Some("notifications/resources/updated") {
+        return None;
+    }
+    let params = env.params_object().ok()??;
+    let uri = params.str("uri")?;
+    let exposed = if backend.prefix.is_empty() { uri.into_owned() } else { expose_uri(&backend.name, &uri) };
+    let params = params.rewrite(&[("uri", Some(&json_string(&exposed))), ("_meta", Some(meta))]);
+    let msg = notification("notifications/resources/updated", std::str::from_utf8(&params).ok());
+    Some(Bytes::from(encode_message(&msg)))
+}
+
+async fn modern_subscription(
+    shared: &Shared,
+    backend: &Arc<Backend>,
+    cred: Option<&mcpgate_credentials::Resolved>,
+    req: &ModernRequest,
+    items: &[(String, String)],
+    meta: &str,
+    out: mpsc::Sender<Bytes>,
+) -> Vec<String> {
+    let Some(url) = backend.http_url() else { return Vec::new() };
+    let mut headers = backend.headers.clone();
+    for (name, value) in cred.iter().flat_map(|c| c.headers.iter()) {
+        headers.insert(name.clone(), value.clone());
+    }
+    let link = mcpgate_upstream::ModernLink::new(shared.http.clone(), url.clone(), headers);
+    let list: Vec<String> = items.iter().map(|(_, o)| json_string(o)).collect();
+    let params = with_meta(
+        Some(&format!(r#"{{"notifications":{{"resourceSubscriptions":[{}]}}}}"#, list.join(","))),
+        &mcpgate_protocol::modern::request_meta(&req.capabilities, &req.client_info),
+    );
+    let Ok(Ok(mut ex)) = tokio::time::timeout(SUBSCRIBE_TIMEOUT, link.request("subscriptions/listen", &params, &Default::default())).await else { return Vec::new() };
+    // The backend's acknowledgement says what it honours.
+    let Ok(Ok(Some(first))) = tokio::time::timeout(SUBSCRIBE_TIMEOUT, ex.next()).await else { return Vec::new() };
+    let accepted: Vec<String> = Envelope::parse(&first.bytes)
+        .ok()
+        .and_then(|e| e.params_object().ok().flatten().and_then(|p| p.get("notifications").and_then(|n| serde_json::from_str::<serde_json::Value>(n.get()).ok())))
+        .and_then(|n| n.get("resourceSubscriptions").and_then(|r| r.as_array()).map(|a| a.iter().filter_map(|u| u.as_str().map(str::to_owned)).collect()))
+        .unwrap_or_default();
+    let honoured: Vec<String> = items.iter().filter(|(_, o)| accepted.contains(o)).map(|(c, _)| c.clone()).collect();
+    if honoured.is_empty() {
+        return honoured;
+    }
+    let backend = backend.clone();
+    let meta = meta.to_owned();
+    tokio::spawn(async move {
+        loop {
+            let next = tokio::select! {
+                () = out.closed() => return,
+                n = ex.next() => n,
+            };
+            match next {
+                Ok(Some(m)) if !m.is_final => {
+                    if let Some(msg) = relay_update(&backend, &m.bytes, &meta) {
+                        if out.send(msg).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                _ => return,
+            }
+        }
+    });
+    honoured
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn legacy_subscription(
+    shared: &Shared,
+    backend: &Arc<Backend>,
+    cred: Option<&mcpgate_credentials::Resolved>,
+    access: &Access,
+    req: &ModernRequest,
+    items: &[(String, String)],
+    meta: &str,
+    out: mpsc::Sender<Bytes>,
+) -> Vec<String> {
+    if !backend.health().listing.is_some_and(|l| l.caps.subscribe) {
+        return Vec::new();
+    }
+    // A backend session for this stream alone: its updates are this stream's, and closing it
+    // ends the subscriptions.
+    let session = ClientSession::new(LATEST_LEGACY, req.capabilities.clone(), req.client_info.clone(), access.principal());
+    let mut events = session.open_stream();
+    let Ok(Ok(conn)) = tokio::time::timeout(SUBSCRIBE_TIMEOUT, session.backend(backend, &shared.http, cred)).await else {
+        session.close().await;
+        return Vec::new();
+    };
+    let mut honoured = Vec::new();
+    for (client_uri, original) in items {
+        let params = format!(r#"{{"uri":{}}}"#, json_string(original));
+        let answer = tokio::time::timeout(SUBSCRIBE_TIMEOUT, async {
+            let ex = conn.request("resources/subscribe", Some(&params)).await.ok()?;
+            ex.response().await.ok()
+        })
+        .await
+        .ok()
+        .flatten();
+        if answer.as_deref().and_then(|a| Envelope::parse(a).ok()).is_some_and(|e| e.has("result")) {
+            honoured.push(client_uri.clone());
+        }
+    }
+    if honoured.is_empty() {
+        session.close().await;
+        return honoured;
+    }
+    let backend = backend.clone();
+    let meta = meta.to_owned();
+    tokio::spawn(async move {
+        loop {
+            let next = tokio::select! {
+                () = out.closed() => break,
+                n = events.recv() => n,
+            };
+            let Some(msg) = next else { break };
+            if let Some(msg) = relay_update(&backend, &msg, &meta) {
+                if out.send(msg).await.is_err() {
+                    break;
+                }
+            }
+        }
+        session.close().await;
+    });
+    honoured
+}
+

@@ -61,7 +61,7 @@ pub async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, env: &Envelope<'_
         "resources/list" => list(ItemKind::Resource),
         "resources/templates/list" => list(ItemKind::ResourceTemplate),
         "tools/call" | "prompts/get" | "resources/read" | "completion/complete" => call::handle(shared, access, req).await,
-        "subscriptions/listen" => listen::handle(shared, &req),
+        "subscriptions/listen" => listen::handle(shared, &access, &req).await,
         "tasks/get" | "tasks/update" | "tasks/cancel" => tasks::handle(shared, access, req).await,
         m if LEGACY_ONLY_METHODS.contains(&m) => {
             let e = RpcError::new(ErrorCode::MethodNotFound, format!("Method not found: {m} does not exist in protocol version {MODERN_VERSION}"));
@@ -99,7 +99,9 @@ fn discover(shared: &Shared, access: &Access) -> String {
 /// delivered through `subscriptions/listen`.
 fn capabilities(c: &crate::catalog::Catalog) -> String {
     let mut w = ObjectWriter::new();
-    w.raw("tools", r#"{"listChanged":true}"#).raw("prompts", r#"{"listChanged":true}"#).raw("resources", r#"{"listChanged":true}"#);
+    w.raw("tools", r#"{"listChanged":true}"#)
+        .raw("prompts", r#"{"listChanged":true}"#)
+        .raw("resources", if c.caps.subscribe { r#"{"listChanged":true,"subscribe":true}"# } else { r#"{"listChanged":true}"# });
     if c.caps.completions {
         w.raw("completions", "{}");
     }
