@@ -139,6 +139,11 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// Whether `uri` (as exposed) is a listed resource or matches a listed template.
+    pub fn has_resource(&self, uri: &str) -> bool {
+        self.resources.iter().any(|e| e.exposed == uri) || self.templates.iter().any(|e| template_matches(&e.exposed, uri))
+    }
+
     pub fn items(&self, kind: ItemKind) -> &[Entry] {
         match kind {
             ItemKind::Tool => &self.tools,
@@ -179,3 +184,45 @@ impl Catalog {
 
 /// Shared handle to the current catalog.
 pub type SharedCatalog = Arc<Catalog>;
+
+/// Whether `uri` is an expansion of the RFC 6570 `template`: literal parts must appear in
+/// order; each `{…}` expression stands for one or more characters.
+pub fn template_matches(template: &str, uri: &str) -> bool {
+    let mut parts: Vec<&str> = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else { return false };
+        parts.push(&rest[..open]);
+        rest = &rest[open + close + 1..];
+    }
+    parts.push(rest);
+    fn go(parts: &[&str], uri: &str, first: bool) -> bool {
+        let Some((lit, more)) = parts.split_first() else { return uri.is_empty() };
+        if first {
+            return uri.strip_prefix(lit).is_some_and(|u| go(more, u, false));
+        }
+        // An expression ate at least one character before this literal.
+        if more.is_empty() && lit.is_empty() {
+            return !uri.is_empty();
+        }
+        (1..=uri.len()).filter(|i| uri.is_char_boundary(*i)).any(|i| uri[i..].starts_with(lit) && go(more, &uri[i + lit.len()..], false))
+    }
+    go(&parts, uri, true)
+}
+
+#[cfg(test)]
+mod template_tests {
+    use super::template_matches;
+
+    #[test]
+    fn templates_match_their_expansions_only() {
+        assert!(template_matches("a+fixture://a/items/{id}", "a+fixture://a/items/5"));
+        assert!(template_matches("test://t/{x}/data", "test://t/abc/data"));
+        assert!(template_matches("file:///{path}", "file:///a/b/c"));
+        assert!(!template_matches("a+fixture://a/items/{id}", "a+fixture://a/items/"));
+        assert!(!template_matches("test://t/{x}/data", "test://t/abc/other"));
+        assert!(!template_matches("test://t/{x}/data", "test://u/abc/data"));
+        assert!(template_matches("test://static", "test://static"));
+        assert!(!template_matches("test://static", "test://static2"));
+    }
+}

@@ -129,7 +129,12 @@ pub async fn handle(shared: &Arc<Shared>, access: &Access, req: &ModernRequest) 
 /// `out` by a task that ends with the stream (when `out` is closed).
 async fn subscribe_resources(shared: &Arc<Shared>, access: &Access, req: &ModernRequest, uris: &[String], meta: &str, out: mpsc::Sender<Bytes>) -> Vec<String> {
     let mut by_backend: BTreeMap<ServerName, Vec<(String, String)>> = BTreeMap::new();
+    let catalog = shared.catalog.load_full();
     for uri in uris {
+        // Only what the catalog knows: a listed resource or an expansion of a listed template.
+        if !catalog.has_resource(uri) {
+            continue;
+        }
         let Some((server, original)) = crate::dispatch::resource_owner(shared, uri) else { continue };
         if !access.decide(&server, ItemKind::Resource, &original, None).allowed {
             continue;
