@@ -68,7 +68,7 @@ pub async fn request(shared: &Arc<Shared>, session: &Arc<ClientSession>, env: &E
         Ok(p) => p,
         Err(e) => return error(&id, RpcError::new(ErrorCode::InvalidParams, format!("params must be an object: {e}"))),
     };
-    let catalog = shared.catalog.load();
+    let catalog = shared.catalog.load_full(); // held across the call: an Arc, not a guard
     let page_size = shared.config.load().catalog.page_size;
     let list = |kind| list(shared, &catalog, kind, params.as_ref(), page_size, &id, access);
     match method {

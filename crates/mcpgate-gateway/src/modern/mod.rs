@@ -43,7 +43,7 @@ pub async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, env: &Envelope<'_
         Ok(r) => r,
         Err((status, e, id)) => return error(status, id.as_deref(), &e),
     };
-    let catalog = shared.catalog.load();
+    let catalog = shared.catalog.load_full();
     let page_size = shared.config.load().catalog.page_size;
     let list = |kind| {
         let (ttl, scope) = cache_hints(shared, &access);
@@ -82,7 +82,7 @@ fn cache_hints(shared: &Shared, access: &Access) -> (String, &'static str) {
 }
 
 fn discover(shared: &Shared, access: &Access) -> String {
-    let catalog = shared.catalog.load();
+    let catalog = shared.catalog.load_full();
     let (ttl, scope) = cache_hints(shared, access);
     let mut w = ObjectWriter::new();
     w.string("resultType", "complete")
