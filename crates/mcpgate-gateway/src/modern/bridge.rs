@@ -39,6 +39,9 @@ use crate::state::Shared;
 
 /// How long a parked call waits for the client's retry (a person may be answering).
 const PARK_FOR: Duration = Duration::from_secs(300);
+/// At most this many calls wait for their client at once; beyond it a backend's request is
+/// refused as if the client lacked the capability (the call still completes or fails).
+const MAX_PARKED: usize = 10_000;
 /// After the first server request, how long further ones are gathered into the same round
 /// (a backend that asks several things at once sends them back to back).
 const GATHER: Duration = Duration::from_millis(50);
@@ -219,6 +222,11 @@ async fn drive(shared: Arc<Shared>, mut call: Running, client_id: String, princi
                     refuse(&call.conn, &env, &format!("the client did not declare the capability for {method}"));
                     continue;
                 };
+                if shared.bridges.len() >= MAX_PARKED {
+                    tracing::warn!(server = %call.backend.name, "too many calls waiting for input; refusing {method}");
+                    refuse(&call.conn, &env, "the gateway has too many calls waiting for input; try again later");
+                    continue;
+                }
                 let mut w = ObjectWriter::new();
                 w.raw("method", &json_string(&method));
                 if let Some(p) = env.get("params") {
