@@ -543,8 +543,20 @@ class Gateway:
     ) -> Gateway:
         full_env = {"RUST_LOG": os.environ.get("RUST_LOG", "info"), "RUST_BACKTRACE": "1"}
         full_env.update(env or {})
-        self.proc = self.registry.start("gateway", [str(self.binary), *args], full_env)
-        self.wait_healthy(timeout)
+        for attempt in range(3):
+            self.proc = self.registry.start("gateway", [str(self.binary), *args], full_env)
+            try:
+                self.wait_healthy(timeout)
+                break
+            except AssertionError:
+                # free_port() only picked a free port: another process may have taken it
+                # before the gateway bound it. Move to a new port and try again.
+                if attempt == 2 or self.proc.alive() or "Address already in use" not in self.proc.stderr():
+                    raise
+                old, self.port = f"127.0.0.1:{self.port}", free_port()
+                args = [a.replace(old, f"127.0.0.1:{self.port}") for a in args]
+                if self.config_path.exists():
+                    self.config_path.write_text(self.config_path.read_text().replace(old, f"127.0.0.1:{self.port}"))
         if ready:
             self.wait_servers(ready, "ready", timeout)
         return self
