@@ -82,6 +82,74 @@ def proc_rss_mib(pid: int, key: str = "VmRSS") -> float:
     return 0.0
 
 
+MODERN_META = {
+    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+    "io.modelcontextprotocol/clientCapabilities": {},
+    "io.modelcontextprotocol/clientInfo": {"name": "mcpgate-bench", "version": "1"},
+}
+
+
+def password_token(issuer: str, user: str) -> str:
+    """An access token for `user` from the OpenID provider fixture (test-only password grant)."""
+    form = f"grant_type=password&username={user}&password={user}-password&ttl=3600".encode()
+    req = urllib.request.Request(f"{issuer}/token", data=form, headers={"Authorization": "Basic bWNwLWNsaWVudDptY3AtY2xpZW50LXNlY3JldA=="})
+    return json.loads(urllib.request.urlopen(req).read())["access_token"]
+
+
+def rpc_body(raw: bytes) -> dict:
+    """A JSON-RPC answer from a JSON or SSE response body (the last `data:` message)."""
+    text = raw.decode()
+    if text.lstrip().startswith("{"):
+        return json.loads(text)
+    messages = [line[5:].strip() for line in text.splitlines() if line.startswith("data:")]
+    return json.loads(messages[-1])
+
+
+def modern_tool_count(url: str, token: str | None = None) -> int:
+    """How many tools one stateless 2026-07-28 tools/list shows (a single page)."""
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+               "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/list"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": MODERN_META}}).encode()
+    with urllib.request.urlopen(urllib.request.Request(url, data=body, headers=headers), timeout=30) as r:
+        result = rpc_body(r.read())["result"]
+    assert not result.get("nextCursor"), "more than one page"
+    return len(result["tools"])
+
+
+def legacy_tool_count(url: str, timeout: float = 120) -> int:
+    """How many tools a legacy session's tools/list shows (following cursors)."""
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    init = {"jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "mcpgate-bench", "version": "1"}}}
+    with urllib.request.urlopen(urllib.request.Request(url, data=json.dumps(init).encode(), headers=headers), timeout=timeout) as r:
+        headers = {**headers, "Mcp-Session-Id": r.headers["Mcp-Session-Id"], "MCP-Protocol-Version": "2025-11-25"}
+        r.read()
+    note = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    urllib.request.urlopen(urllib.request.Request(url, data=json.dumps(note).encode(), headers=headers), timeout=timeout).read()
+    count, cursor = 0, None
+    while True:
+        req = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"cursor": cursor} if cursor else {}}
+        with urllib.request.urlopen(urllib.request.Request(url, data=json.dumps(req).encode(), headers=headers), timeout=timeout) as r:
+            result = rpc_body(r.read())["result"]
+        count += len(result["tools"])
+        cursor = result.get("nextCursor")
+        if not cursor:
+            return count
+
+
+def backend_stats(url: str) -> dict:
+    """Requests a bench backend has served so far, by kind (its GET /stats)."""
+    with urllib.request.urlopen(url.replace("/mcp", "/stats"), timeout=5) as r:
+        return json.loads(r.read())
+
+
+def backend_lists(urls: list[str]) -> int:
+    """tools/list requests the bench backends have served so far."""
+    return sum(backend_stats(u)["tools/list"] for u in urls)
+
+
 class Bench:
     def __init__(self, bin_dir: Path, smoke: bool) -> None:
         self.bin = bin_dir
@@ -90,14 +158,36 @@ class Bench:
         self.results: list[dict] = []
         self.work = Path(tempfile.mkdtemp(prefix="mcpgate-bench-"))
 
-    def backend(self, extra_tools: int = 0, sse: bool = False) -> str:
+    def backend(self, extra_tools: int = 0, sse: bool = False, era: str = "legacy") -> str:
+        """A bench backend. era="legacy" (`--legacy-only`): 2026-07-28 requests get HTTP 400,
+        so the gateway (and the peer) use legacy backend sessions, as every scenario measuring
+        the legacy path needs; era="both": it also answers server/discover and stateless
+        requests, so the gateway calls it statelessly."""
         port = free_port()
         argv = [str(self.bin / "mcpgate-bench-backend"), "--listen", f"127.0.0.1:{port}", "--tools", str(extra_tools)]
         if sse:
             argv.append("--sse")
+        if era == "legacy":
+            argv.append("--legacy-only")
+        elif era != "both":
+            raise ValueError(era)
         start(argv)
         wait_port(port)
         return f"http://127.0.0.1:{port}/mcp"
+
+    def wait_catalog(self, url: str, servers: int, tools: int, era: str | None = None, timeout: float = 60) -> list[dict]:
+        """Waits until /status shows `servers` ready backends listing `tools` tools in all (and,
+        when given, every backend in `era`); returns the servers' status."""
+        deadline = time.monotonic() + timeout
+        status: list[dict] = []
+        while time.monotonic() < deadline:
+            with urllib.request.urlopen(url.replace("/mcp", "/status")) as r:
+                status = json.loads(r.read())["servers"]
+            ready = [s for s in status if s.get("state") == "ready" and (era is None or s.get("era") == era)]
+            if len(ready) >= servers and sum(s["tools"] for s in ready) >= tools:
+                return status
+            time.sleep(0.1)
+        raise RuntimeError(f"gateway catalog not complete (want {servers} servers in era {era}, {tools} tools): {json.dumps(status)[:500]}")
 
     def gateway(self, config: str, name: str = "gw") -> tuple[subprocess.Popen, str]:
         port = free_port()
@@ -108,21 +198,31 @@ class Bench:
         wait_http(f"http://127.0.0.1:{port}/readyz")
         return p, f"http://127.0.0.1:{port}/mcp"
 
-    def load(self, url: str, concurrency: int, *, rate: float = 0, tool: str = "echo", op: str = "call", token: str | None = None) -> dict:
-        argv = [str(self.bin / "mcpgate-load"), "--url", url, "--concurrency", str(concurrency), "--duration", str(self.duration), "--op", op, "--tool", tool]
+    def load(self, url: str, concurrency: int, *, rate: float = 0, tool: str = "echo", op: str = "call", token: str | None = None,
+             tokens: list[str] | None = None, modern: bool = False, duration: float | None = None) -> dict:
+        """One mcpgate-load run. `modern`: stateless 2026-07-28 requests instead of legacy
+        sessions. `tokens`: several callers, worker w using tokens[w % n] (the result then has
+        `by_token`, in that order)."""
+        duration = duration or self.duration
+        argv = [str(self.bin / "mcpgate-load"), "--url", url, "--concurrency", str(concurrency), "--duration", str(duration), "--op", op, "--tool", tool]
         if rate:
             argv += ["--rate", str(rate)]
-        if token:
-            argv += ["--token", token]
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True).stdout
-        return json.loads(out.strip().splitlines()[-1])
+        for t in ([token] if token else []) + (tokens or []):
+            argv += ["--token", t]
+        if modern:
+            argv.append("--modern")
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 120, check=True)
+        if proc.stderr.strip():
+            print(proc.stderr.strip(), file=sys.stderr, flush=True)
+        return json.loads(proc.stdout.strip().splitlines()[-1])
 
     def measured(self, gw: subprocess.Popen, url: str, concurrency: int, **kw) -> dict:
         before = proc_cpu_seconds(gw.pid)
         r = self.load(url, concurrency, **kw)
         spent = proc_cpu_seconds(gw.pid) - before
         # The load driver warms up for 1 s before measuring; count those calls too (at the measured rate).
-        total_calls = r["calls"] * (self.duration + 1) / self.duration
+        duration = kw.get("duration") or self.duration
+        total_calls = r["calls"] * (duration + 1) / duration
         r["gateway_cpu_us_per_call"] = round(spent / max(total_calls, 1) * 1e6, 1)
         r["gateway_rss_mib"] = round(proc_rss_mib(gw.pid), 1)
         return r
@@ -134,8 +234,9 @@ class Bench:
 
     # -- scenarios ------------------------------------------------------------------------
     def echo_call(self) -> None:
-        backend = self.backend()
+        backend = self.backend(era="legacy")
         gw, url = self.gateway(f"listen: LISTEN\nservers:\n  - {{name: b, url: \"{backend}\"}}\n")
+        self.wait_catalog(url, 1, 1, era="legacy")
         levels = [1, 16] if self.smoke else [1, 16, 64]
         for c in levels:
             direct = self.load(backend, c)
@@ -148,6 +249,45 @@ class Bench:
         through = self.measured(gw, url, 16, rate=rate, tool="b_echo")
         self.record("1 tools/call echo, legacy, no auth", f"open loop {rate}/s", direct=direct, gateway=through,
                     added_p50_us=through["p50_us"] - direct["p50_us"], added_p99_us=through["p99_us"] - direct["p99_us"])
+        stop_all()
+
+    def echo_call_modern(self) -> None:
+        """Scenario 1 in the 2026-07-28 era: a modern client calling a modern (dual-era) backend
+        directly, and through the gateway (which calls it statelessly); then the bridge: a
+        modern client through the gateway to a legacy-only backend (a gateway-held backend
+        session), which has no direct counterpart."""
+        name = "1 tools/call echo, modern (stateless), no auth"
+        backend = self.backend(era="both")
+        gw, url = self.gateway(f"listen: LISTEN\nservers:\n  - {{name: b, url: \"{backend}\"}}\n", name="modern")
+        self.wait_catalog(url, 1, 1, era="modern")
+        levels = [1, 16] if self.smoke else [1, 16, 64]
+        for c in levels:
+            direct = self.load(backend, c, modern=True)
+            through = self.measured(gw, url, c, tool="b_echo", modern=True)
+            self.record(name, f"closed loop c={c}", direct=direct, gateway=through,
+                        throughput_ratio=round(through["throughput"] / max(direct["throughput"], 1), 3),
+                        added_p50_us=through["p50_us"] - direct["p50_us"])
+        rate = 500 if self.smoke else 2000
+        direct = self.load(backend, 16, rate=rate, modern=True)
+        through = self.measured(gw, url, 16, rate=rate, tool="b_echo", modern=True)
+        self.record(name, f"open loop {rate}/s", direct=direct, gateway=through,
+                    added_p50_us=through["p50_us"] - direct["p50_us"], added_p99_us=through["p99_us"] - direct["p99_us"])
+        stats = backend_stats(backend)
+        if stats["initialize"] or not stats["tools/call"]:
+            raise RuntimeError(f"the modern backend was not called statelessly: {stats}")
+        stop_all()
+
+        name = "1 tools/call echo, modern client → legacy-only backend (bridged), no auth"
+        legacy = self.backend(era="legacy")
+        gw, url = self.gateway(f"listen: LISTEN\nservers:\n  - {{name: b, url: \"{legacy}\"}}\n", name="bridged")
+        self.wait_catalog(url, 1, 1, era="legacy")
+        through = self.measured(gw, url, 16, tool="b_echo", modern=True)
+        self.record(name, "closed loop c=16", gateway=through)
+        through = self.measured(gw, url, 16, rate=rate, tool="b_echo", modern=True)
+        self.record(name, f"open loop {rate}/s", gateway=through)
+        stats = backend_stats(legacy)
+        if not stats["initialize"] or not stats["tools/call"]:
+            raise RuntimeError(f"the legacy-only backend was not called through a session: {stats}")
         stop_all()
 
     def full_pipeline(self) -> None:
@@ -165,10 +305,8 @@ class Bench:
         wait_http(f"http://127.0.0.1:{bao_port}/v1/sys/health")
         req = urllib.request.Request(f"http://127.0.0.1:{bao_port}/v1/secret/data/alice/bench.local", data=json.dumps({"data": {"token": "bench-pat"}}).encode(), headers={"X-Vault-Token": "root", "Content-Type": "application/json"})
         urllib.request.urlopen(req).read()
-        form = "grant_type=password&username=alice&password=alice-password&ttl=3600".encode()
-        req = urllib.request.Request(f"{issuer}/token", data=form, headers={"Authorization": "Basic bWNwLWNsaWVudDptY3AtY2xpZW50LXNlY3JldA=="})
-        token = json.loads(urllib.request.urlopen(req).read())["access_token"]
-        backend = self.backend()
+        token = password_token(issuer, "alice")
+        backend = self.backend(era="legacy")
         auth = f"auth:\n  issuers: [{{issuer: \"{issuer}\"}}]\n  audiences: [mcpgate]\n"
         server = f"  - {{name: b, url: \"{backend}\", auth: {{client_ids: [bench.local]}}"
         configs = {
@@ -195,24 +333,68 @@ class Bench:
         stop_all()
 
     def list_scale(self) -> None:
+        """Scenario 3: tools/list of the whole catalog through the gateway (100 backends x 50
+        tools; 10 x 50 in smoke mode), first without auth, then filtered per caller: three
+        users with different permission sets list at the same time, each with their own token."""
         backends_n, tools_per = (10, 50) if self.smoke else (100, 50)
-        urls = [self.backend(extra_tools=tools_per - 1) for _ in range(backends_n)]
-        servers = "".join(f"  - {{name: s{i:03d}, url: \"{u}\"}}\n" for i, u in enumerate(urls))
+        urls = [self.backend(extra_tools=tools_per - 1, era="legacy") for _ in range(backends_n)]
+        servers = "".join(f"  - {{name: s{i:03d}, url: \"{u}\", auth: {{client_ids: [s{i:03d}.bench.local]}}}}\n" for i, u in enumerate(urls))
+        shape = f"{backends_n} backends x {tools_per} tools"
         gw, url = self.gateway(f"listen: LISTEN\ncatalog: {{page_size: 10000}}\nservers:\n{servers}")
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with urllib.request.urlopen(url.replace("/mcp", "/status")) as r:
-                status = json.loads(r.read())
-            if sum(s["tools"] for s in status["servers"]) >= backends_n * tools_per:
-                break
-            time.sleep(0.2)
+        self.wait_catalog(url, backends_n, backends_n * tools_per)
+        lists_before = backend_lists(urls)
         r = self.measured(gw, url, 1, op="list")
-        self.record("3 tools/list", f"{backends_n} backends x {tools_per} tools, no auth", gateway=r)
+        self.record("3 tools/list", f"{shape}, no auth", gateway=r, backend_lists_during_run=backend_lists(urls) - lists_before)
+        gw.terminate()
+        gw.wait(5)
+        self.list_scale_auth(urls, servers, shape)
         stop_all()
+
+    def list_scale_auth(self, urls: list[str], servers: str, shape: str) -> None:
+        """Three callers, three permission sets, over the same backends:
+        alice — a CEL rule on a custom claim (`bench_tier: all`): every tool;
+        bob — a CEL rule: tools of the servers named in his `bench_servers` claim (every other one);
+        carol — Keycloak-style roles (`resource_access.<client>.roles: [echo]`): `echo` on every server.
+        """
+        variant = f"{shape}, filtered per caller (JWT; CEL rules and Keycloak roles)"
+        if not (CACHE / "oidc" / "node_modules").exists():
+            self.record("3 tools/list", f"{variant}: skipped", reason="OpenID provider not installed (scripts/test.sh installs it)")
+            return
+        names = [f"s{i:03d}" for i in range(len(urls))]
+        users_file = self.work / "list-users.json"
+        users_file.write_text(json.dumps({
+            "alice": {"roles": {}, "claims": {"bench_tier": "all"}},
+            "bob": {"roles": {}, "claims": {"bench_servers": names[::2]}},
+            "carol": {"roles": {f"{n}.bench.local": ["echo"] for n in names}},
+        }))
+        idp = start(["node", str(ROOT / "tests/fixtures/oidc/provider.mjs"), "--port", "0", "--users", str(users_file), "--ttl", "3600"], stdout=subprocess.PIPE)
+        issuer = json.loads(idp.stdout.readline())["issuer"]
+        users = ["alice", "bob", "carol"]
+        tokens = [password_token(issuer, u) for u in users]
+        auth = (
+            f"auth:\n  issuers: [{{issuer: \"{issuer}\"}}]\n  audiences: [mcpgate]\n  permissions:\n    sources:\n"
+            "      - claims: {path: \"resource_access.{client}.roles\"}\n"
+            "      - cel:\n          rules:\n"
+            "            - {name: tier-all, effect: allow, expr: 'has(claims.bench_tier) && claims.bench_tier == \"all\"'}\n"
+            "            - {name: listed-servers, effect: allow, expr: 'has(claims.bench_servers) && server in claims.bench_servers'}\n"
+        )
+        gw, url = self.gateway(f"listen: LISTEN\ncatalog: {{page_size: 10000}}\n{auth}servers:\n{servers}", name="list-auth")
+        total = len(urls) * 50
+        self.wait_catalog(url, len(urls), total)
+        visible = [modern_tool_count(url, t) for t in tokens]
+        expected = [total, (len(urls) + 1) // 2 * 50, len(urls)]
+        lists_before = backend_lists(urls)
+        # One worker per caller (closed loop), all three at once.
+        r = self.measured(gw, url, 3, op="list", tokens=tokens)
+        by_caller = {u: {**m, "visible_tools": v} for u, m, v in zip(users, r.pop("by_token"), visible)}
+        self.record("3 tools/list", variant, gateway=r, by_caller=by_caller, visible_tools=dict(zip(users, visible)),
+                    visible_as_expected=visible == expected, backend_lists_during_run=backend_lists(urls) - lists_before)
+        if visible != expected:
+            raise RuntimeError(f"filtered lists: visible {visible}, expected {expected}")
 
     def many_sessions(self) -> None:
         n = 500 if self.smoke else 10_000
-        a, b = self.backend(), self.backend()
+        a, b = self.backend(era="legacy"), self.backend(era="legacy")
         gw, url = self.gateway(f"listen: LISTEN\nservers:\n  - {{name: a, url: \"{a}\"}}\n  - {{name: b, url: \"{b}\"}}\n")
         before = proc_rss_mib(gw.pid)
         load = subprocess.Popen(
@@ -237,16 +419,39 @@ class Bench:
         if not python:
             self.record("7 peer: FastMCP proxy", "skipped", reason="MCPGATE_PEER_PYTHON not set (bench/run.sh installs fastmcp)")
             return
-        b, c = self.backend(), self.backend()
+        scenario = "7 peer: FastMCP 4.2.3 proxy vs mcpgate"
+        # Scenario 1 against the peer: the same two legacy-only backends behind both.
+        b, c = self.backend(era="legacy"), self.backend(era="legacy")
         port = free_port()
-        peer = start([python, str(ROOT / "bench" / "peer_fastmcp.py"), str(port), f"b={b}", f"c={c}"])
+        start([python, str(ROOT / "bench" / "peer_fastmcp.py"), str(port), f"b={b}", f"c={c}"])
         wait_port(port, timeout=60)
         gw, url = self.gateway(f"listen: LISTEN\nservers:\n  - {{name: b, url: \"{b}\"}}\n  - {{name: c, url: \"{c}\"}}\n")
         for conc in ([1] if self.smoke else [1, 16]):
             theirs = self.load(f"http://127.0.0.1:{port}/mcp", conc, tool="b_echo")
             ours = self.load(url, conc, tool="b_echo")
-            self.record("7 peer: FastMCP 4.2.3 proxy vs mcpgate", f"tools/call echo, c={conc}", direct=theirs, gateway=ours,
+            self.record(scenario, f"tools/call echo, c={conc}", direct=theirs, gateway=ours,
                         mcpgate_over_peer=round(ours["throughput"] / max(theirs["throughput"], 0.001), 1))
+        stop_all()
+
+        # Scenario 3 against the peer: tools/list over the same 100 x 50 (smoke: 10 x 50) tools.
+        # The proxy opens a session to every backend for each list (~0.07 s per backend on
+        # these machines), so a list takes seconds: it gets a longer run, and few samples.
+        backends_n, tools_per = (10, 50) if self.smoke else (100, 50)
+        urls = [self.backend(extra_tools=tools_per - 1, era="legacy") for _ in range(backends_n)]
+        port = free_port()
+        start([python, str(ROOT / "bench" / "peer_fastmcp.py"), str(port)] + [f"s{i:03d}={u}" for i, u in enumerate(urls)])
+        wait_port(port, timeout=120)
+        peer_url = f"http://127.0.0.1:{port}/mcp"
+        servers = "".join(f"  - {{name: s{i:03d}, url: \"{u}\"}}\n" for i, u in enumerate(urls))
+        gw, url = self.gateway(f"listen: LISTEN\ncatalog: {{page_size: 10000}}\nservers:\n{servers}")
+        self.wait_catalog(url, backends_n, backends_n * tools_per)
+        listed = {"peer": legacy_tool_count(peer_url), "mcpgate": legacy_tool_count(url)}
+        theirs = self.load(peer_url, 1, op="list", duration=self.duration if self.smoke else 20.0)
+        lists_before = backend_lists(urls)
+        ours = self.load(url, 1, op="list")
+        self.record(scenario, f"tools/list, {backends_n} backends x {tools_per} tools, c=1 (peer: {theirs['calls']} lists)", direct=theirs, gateway=ours,
+                    tools_listed=listed, mcpgate_backend_lists_during_run=backend_lists(urls) - lists_before,
+                    mcpgate_over_peer=round(ours["throughput"] / max(theirs["throughput"], 0.001), 1))
         stop_all()
 
     def startup(self) -> None:
@@ -265,6 +470,16 @@ class Bench:
 def machine() -> str:
     cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), "?")
     return f"{platform.system()} {platform.release()}, {os.cpu_count()} cores ({cpu}), {round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB"
+
+
+def rate(x: float) -> str:
+    return f"{x:.0f}" if x >= 10 else f"{x:.2g}"
+
+
+def row(scenario: str, variant: str, d: dict | None, g: dict) -> str:
+    dd = f"{d['p50_us']}/{d['p99_us']}" if d else ""
+    tp = f"{rate(d['throughput'])} → {rate(g['throughput'])}" if d else rate(g["throughput"])
+    return f"| {scenario} | {variant} | {dd} | {g['p50_us']}/{g['p99_us']} | {tp} | {g.get('gateway_cpu_us_per_call', '')} | {g.get('gateway_rss_mib', '')} |"
 
 
 def write_report(b: Bench, out: Path) -> None:
@@ -286,9 +501,16 @@ def write_report(b: Bench, out: Path) -> None:
             extra = ", ".join(f"{k}={v}" for k, v in r.items() if k not in ("scenario", "variant"))
             lines.append(f"| {r['scenario']} | {r['variant']} | | | | | {extra} |")
             continue
-        dd = f"{d['p50_us']}/{d['p99_us']}" if d else ""
-        tp = f"{d['throughput']:.0f} → {g['throughput']:.0f}" if d else f"{g['throughput']:.0f}"
-        lines.append(f"| {r['scenario']} | {r['variant']} | {dd} | {g['p50_us']}/{g['p99_us']} | {tp} | {g.get('gateway_cpu_us_per_call', '')} | {g.get('gateway_rss_mib', '')} |")
+        variant = r["variant"]
+        if "backend_lists_during_run" in r:
+            variant += f"; backend tools/list during the run: {r['backend_lists_during_run']}"
+        if "mcpgate_backend_lists_during_run" in r:
+            variant += f"; backend tools/list during mcpgate's run: {r['mcpgate_backend_lists_during_run']}"
+        if "tools_listed" in r:
+            variant += "; tools listed: " + ", ".join(f"{k} {v}" for k, v in r["tools_listed"].items())
+        lines.append(row(r["scenario"], variant, d, g))
+        for user, m in (r.get("by_caller") or {}).items():
+            lines.append(row(r["scenario"], f"… {user} (sees {m['visible_tools']} tools)", None, m))
     (out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
@@ -301,7 +523,7 @@ def main() -> None:
     ap.add_argument("--only", default="", help="comma-separated scenario methods to run")
     args = ap.parse_args()
     b = Bench(args.bin_dir, args.smoke)
-    scenarios = [b.startup, b.echo_call, b.full_pipeline, b.list_scale, b.many_sessions, b.peer]
+    scenarios = [b.startup, b.echo_call, b.echo_call_modern, b.full_pipeline, b.list_scale, b.many_sessions, b.peer]
     try:
         for s in scenarios:
             if not args.only or s.__name__ in args.only.split(","):

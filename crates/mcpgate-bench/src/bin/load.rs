@@ -1,8 +1,13 @@
 //! An MCP load driver: each worker opens its own legacy-era session (initialize +
-//! notifications/initialized), then sends `tools/call` (or `tools/list`) requests on it.
-//! Closed loop at a fixed concurrency, or open loop at a fixed rate. Prints one JSON line.
+//! notifications/initialized), then sends `tools/call` (or `tools/list`) requests on it; with
+//! `--modern` there is no session and every request is a stateless 2026-07-28 request
+//! (`params._meta` with the protocol version, client capabilities and client info; headers
+//! `MCP-Protocol-Version`, `Mcp-Method` and, for `tools/call`, `Mcp-Name`).
+//! Closed loop at a fixed concurrency, or open loop at a fixed rate. Prints one JSON line; with
+//! several `--token`s (worker `w` uses token `w % n`) it also summarises each token's requests.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -27,9 +32,13 @@ struct Args {
     /// Tool name to call.
     #[arg(long, default_value = "echo")]
     tool: String,
-    /// Bearer token to send.
+    /// Bearer token to send. Repeat it for several callers: worker `w` uses token `w % n`, and
+    /// the output has a summary per token (`by_token`, in the order given).
     #[arg(long)]
-    token: Option<String>,
+    token: Vec<String>,
+    /// Stateless 2026-07-28 requests (no initialize, no session).
+    #[arg(long)]
+    modern: bool,
     /// Session-scale mode: open this many sessions (each calling every `--tool` once, at most
     /// `--concurrency` at a time), keep them open, print a summary, then wait `--hold` seconds.
     #[arg(long, default_value_t = 0)]
@@ -56,28 +65,58 @@ async fn main() {
         let (client, args) = (client.clone(), Arc::new(args.clone()));
         tasks.push(tokio::spawn(async move { worker(w, client, args, start, end).await }));
     }
+    let tokens = args.token.len().max(1);
     let (mut lat, mut errors) = (Vec::new(), 0usize);
-    for t in tasks {
-        if let Ok((l, e)) = t.await {
-            lat.extend(l);
-            errors += e;
+    let mut per_token: Vec<(Vec<u64>, usize)> = vec![(Vec::new(), 0); tokens];
+    for (w, t) in tasks.into_iter().enumerate() {
+        let (l, e) = t.await.unwrap_or((vec![], 1));
+        lat.extend_from_slice(&l);
+        errors += e;
+        let slot = &mut per_token[w % tokens];
+        slot.0.extend(l);
+        slot.1 += e;
+    }
+    let secs = args.duration;
+    let summary = |lat: &mut Vec<u64>, errors: usize| {
+        let s = Summary::of(lat);
+        json!({"calls": s.count, "errors": errors, "throughput": s.count as f64 / secs,
+               "p50_us": s.p50, "p90_us": s.p90, "p99_us": s.p99, "max_us": s.max, "mean_us": s.mean})
+    };
+    let mut out = summary(&mut lat, errors);
+    let extra = json!({"url": args.url, "op": args.op, "era": if args.modern { "modern" } else { "legacy" }, "concurrency": args.concurrency, "rate": args.rate});
+    if let (Some(o), Some(e)) = (out.as_object_mut(), extra.as_object()) {
+        o.extend(e.clone());
+        if args.token.len() > 1 {
+            o.insert("by_token".into(), per_token.iter_mut().map(|(l, e)| summary(l, *e)).collect());
         }
     }
-    let s = Summary::of(&mut lat);
-    let secs = args.duration;
-    println!(
-        "{}",
-        json!({"url": args.url, "op": args.op, "concurrency": args.concurrency, "rate": args.rate, "calls": s.count, "errors": errors,
-               "throughput": s.count as f64 / secs, "p50_us": s.p50, "p90_us": s.p90, "p99_us": s.p99, "max_us": s.max, "mean_us": s.mean})
-    );
+    println!("{out}");
+}
+
+/// `params._meta` of a 2026-07-28 request.
+const MODERN_META: &str = r#"{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"mcpgate-load","version":"1"}}"#;
+const MODERN_VERSION: &str = "2026-07-28";
+
+/// Who a worker is to the server: its legacy session, or nothing (modern), and its token.
+struct Caller<'a> {
+    session: Option<String>,
+    token: Option<&'a str>,
 }
 
 async fn worker(w: usize, client: reqwest::Client, args: Arc<Args>, start: Instant, end: Instant) -> (Vec<u64>, usize) {
-    let Some(session) = initialize(&client, &args).await else { return (vec![], 1) };
-    let body = if args.op == "list" {
-        r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#.to_owned()
+    let token = (!args.token.is_empty()).then(|| args.token[w % args.token.len()].as_str());
+    let session = if args.modern {
+        None
     } else {
-        format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{}","arguments":{{"text":"hello from worker {w}"}}}}}}"#, args.tool)
+        let Some(s) = initialize(&client, &args, token).await else { return (vec![], 1) };
+        Some(s)
+    };
+    let caller = Caller { session, token };
+    let meta = if args.modern { format!(r#","_meta":{MODERN_META}"#) } else { String::new() };
+    let body = if args.op == "list" {
+        format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{{{}}}}}"#, meta.trim_start_matches(','))
+    } else {
+        format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{}","arguments":{{"text":"hello from worker {w}"}}{meta}}}}}"#, args.tool)
     };
     let interval = (args.rate > 0.0).then(|| Duration::from_secs_f64(args.concurrency as f64 / args.rate));
     let mut next_at = start + interval.map_or(Duration::ZERO, |i| i.mul_f64(w as f64 / args.concurrency as f64));
@@ -94,8 +133,7 @@ async fn worker(w: usize, client: reqwest::Client, args: Arc<Args>, start: Insta
         // Latency from the actual send: tokio's timer is millisecond-grained, so the scheduled
         // instant would add timer jitter that is not the server's.
         let sent = Instant::now();
-        let ok = send(&client, &args, &session, body.clone()).await;
-        let done = Instant::now();
+        let (ok, done) = send(&client, &args, &caller, body.clone()).await;
         if done < start {
             continue;
         }
@@ -108,30 +146,68 @@ async fn worker(w: usize, client: reqwest::Client, args: Arc<Args>, start: Insta
     (lat, errors)
 }
 
-fn request(client: &reqwest::Client, args: &Args, session: Option<&str>, body: String) -> reqwest::RequestBuilder {
+fn request(client: &reqwest::Client, args: &Args, caller: &Caller<'_>, body: String) -> reqwest::RequestBuilder {
     let mut r = client.post(&args.url).header("content-type", "application/json").header("accept", "application/json, text/event-stream").body(body);
-    if let Some(s) = session {
+    if let Some(s) = &caller.session {
         r = r.header("mcp-session-id", s).header("mcp-protocol-version", "2025-11-25");
+    } else if args.modern {
+        r = r.header("mcp-protocol-version", MODERN_VERSION);
+        if args.op == "list" {
+            r = r.header("mcp-method", "tools/list");
+        } else {
+            r = r.header("mcp-method", "tools/call").header("mcp-name", &args.tool);
+        }
     }
-    if let Some(t) = &args.token {
+    if let Some(t) = caller.token {
         r = r.bearer_auth(t);
     }
     r
 }
 
-async fn initialize(client: &reqwest::Client, args: &Args) -> Option<String> {
+async fn initialize(client: &reqwest::Client, args: &Args, token: Option<&str>) -> Option<String> {
     let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"mcpgate-load","version":"1"}}}"#;
-    let resp = request(client, args, None, init.to_owned()).send().await.ok()?;
+    let resp = request(client, args, &Caller { session: None, token }, init.to_owned()).send().await.ok()?;
     let sid = resp.headers().get("mcp-session-id")?.to_str().ok()?.to_owned();
     let _ = resp.bytes().await;
-    let _ = request(client, args, Some(&sid), r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.to_owned()).send().await.ok()?.bytes().await;
-    Some(sid)
+    let caller = Caller { session: Some(sid), token };
+    let _ = request(client, args, &caller, r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.to_owned()).send().await.ok()?.bytes().await;
+    caller.session
 }
 
-async fn send(client: &reqwest::Client, args: &Args, session: &str, body: String) -> bool {
-    match request(client, args, Some(session), body).send().await {
-        Ok(r) if r.status().is_success() => r.bytes().await.is_ok_and(|b| b.windows(9).any(|w| w == b"\"result\":")),
+/// Whether the request got a result (for `--modern`, one with a `resultType`), and when its
+/// body had arrived (checking the body is not part of the latency).
+async fn send(client: &reqwest::Client, args: &Args, caller: &Caller<'_>, body: String) -> (bool, Instant) {
+    let (status, body) = match request(client, args, caller, body).send().await {
+        Ok(r) => (r.status(), r.bytes().await),
+        Err(e) => {
+            report_failure(&format!("request failed: {e}"));
+            return (false, Instant::now());
+        }
+    };
+    let done = Instant::now();
+    let ok = match &body {
+        Ok(b) if status.is_success() => {
+            // `"result":` comes early (after the id), so the search stops early.
+            has(b, b"\"result\":") && (!args.modern || has(b, b"\"resultType\""))
+        }
         _ => false,
+    };
+    if !ok {
+        let text = body.as_ref().map(|b| String::from_utf8_lossy(&b[..b.len().min(300)]).into_owned()).unwrap_or_default();
+        report_failure(&format!("HTTP {status}: {text}"));
+    }
+    (ok, done)
+}
+
+fn has(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The first failure is worth seeing (on stderr); the count is in the summary.
+fn report_failure(what: &str) {
+    static SEEN: AtomicBool = AtomicBool::new(false);
+    if !SEEN.swap(true, Ordering::Relaxed) {
+        eprintln!("mcpgate-load: first failure: {what}");
     }
 }
 
@@ -146,11 +222,12 @@ async fn open_sessions(args: Args) {
         let (client, args, sem) = (client.clone(), args.clone(), sem.clone());
         tasks.push(tokio::spawn(async move {
             let _permit = sem.acquire().await.ok()?;
-            let session = initialize(&client, &args).await?;
+            let token = args.token.first().map(String::as_str);
+            let caller = Caller { session: Some(initialize(&client, &args, token).await?), token };
             let tools = std::iter::once(args.tool.as_str()).chain(args.also.split(',').filter(|t| !t.is_empty()));
             for tool in tools {
                 let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{tool}","arguments":{{"text":"session {w}"}}}}}}"#);
-                if !send(&client, &args, &session, body).await {
+                if !send(&client, &args, &caller, body).await.0 {
                     return None;
                 }
             }
