@@ -59,6 +59,14 @@ pub(crate) fn pool_for(url: &url::Url) -> Option<Arc<Pool>> {
     Some(pools.entry(authority.clone()).or_insert_with(|| Arc::new(Pool { authority, host, idle: Mutex::default() })).clone())
 }
 
+/// The request target (path and query) of `url`.
+pub(crate) fn target_of(url: &url::Url) -> String {
+    match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_owned(),
+    }
+}
+
 /// A response whose body is either read (JSON and everything else) or left streaming (SSE).
 pub(crate) enum Answer {
     Full { status: StatusCode, headers: HeaderMap, body: Bytes },

@@ -15,6 +15,7 @@ use serde_json::value::RawValue;
 
 use crate::error::UpstreamError;
 use crate::exchange::Exchange;
+use crate::h1::Answer;
 use crate::spec::gateway_client_info;
 use crate::streamable::VERSION_HEADER;
 
@@ -22,6 +23,8 @@ use crate::streamable::VERSION_HEADER;
 pub struct ModernLink {
     client: reqwest::Client,
     url: url::Url,
+    /// Plain-HTTP backends: the in-task client (see `h1`) and the request target.
+    fast: Option<(std::sync::Arc<crate::h1::Pool>, String)>,
     headers: HeaderMap,
     next_id: AtomicU64,
 }
@@ -40,7 +43,8 @@ impl ModernLink {
         headers.insert(ACCEPT, HeaderValue::from_static("application/json, text/event-stream"));
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(VERSION_HEADER, HeaderValue::from_static(MODERN_VERSION));
-        Self { client, url, headers, next_id: AtomicU64::new(1) }
+        let fast = crate::h1::pool_for(&url).map(|p| (p, crate::h1::target_of(&url)));
+        Self { client, url, fast, headers, next_id: AtomicU64::new(1) }
     }
 
     /// Sends `method` with `params` (which must already carry the modern `_meta`).
@@ -61,28 +65,25 @@ impl ModernLink {
                 headers.insert(h, v);
             }
         }
-        let resp = self
-            .client
-            .post(self.url.clone())
-            .headers(headers)
-            .body(w.finish())
-            .send()
-            .await
-            .map_err(|e| UpstreamError::from_reqwest(&e))?;
-        let status = resp.status();
-        let ctype = resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
-        if status.is_success() && ctype.starts_with("text/event-stream") {
-            return Ok(Exchange::sse(id, crate::streamable::byte_stream(resp)));
-        }
-        if ctype.starts_with("application/json") {
-            // Modern servers answer protocol errors with 4xx and a JSON-RPC error body: that
-            // body is the answer to show, not a transport failure.
-            let body = resp.bytes().await.map_err(|e| UpstreamError::from_reqwest(&e))?;
-            if status.is_success() || is_error_response(&body) {
-                return Ok(Exchange::single(id, rekey(body, id)));
+        let answer = match &self.fast {
+            Some((pool, target)) => pool.post(target, &headers, w.finish()).await?,
+            None => {
+                let resp = self.client.post(self.url.clone()).headers(headers).body(w.finish()).send().await.map_err(|e| UpstreamError::from_reqwest(&e))?;
+                crate::streamable::answer_of(resp).await?
+            }
+        };
+        match answer {
+            Answer::Streaming { body, .. } => Ok(Exchange::sse(id, body)),
+            Answer::Full { status, headers, body } => {
+                let ctype = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+                // Modern servers answer protocol errors with 4xx and a JSON-RPC error body:
+                // that body is the answer to show, not a transport failure.
+                if ctype.starts_with("application/json") && (status.is_success() || is_error_response(&body)) {
+                    return Ok(Exchange::single(id, rekey(body, id)));
+                }
+                Err(UpstreamError::Status { status: status.as_u16() })
             }
         }
-        Err(UpstreamError::Status { status: status.as_u16() })
     }
 
     /// A request the gateway makes for itself (discovery): its own `_meta`, no capabilities.

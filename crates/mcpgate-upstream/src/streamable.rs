@@ -42,13 +42,7 @@ impl HttpLink {
     ) -> Result<(Self, Vec<u8>), UpstreamError> {
         headers.insert(ACCEPT, ACCEPT_BOTH);
         headers.insert(CONTENT_TYPE, JSON);
-        let fast = h1::pool_for(&url).map(|p| {
-            let target = match url.query() {
-                Some(q) => format!("{}?{q}", url.path()),
-                None => url.path().to_owned(),
-            };
-            (p, target)
-        });
+        let fast = h1::pool_for(&url).map(|p| (p, h1::target_of(&url)));
         let mut link = Self { client, url, fast, headers, has_session: false, events, get_task: Mutex::new(None) };
         let resp = link.post(init).await?;
         if let Some(sid) = resp.headers().get(SESSION_HEADER).cloned() {
@@ -179,7 +173,7 @@ impl Answer {
 }
 
 /// A reqwest response as an [`Answer`]: an SSE body left streaming, anything else read.
-async fn answer_of(resp: reqwest::Response) -> Result<Answer, UpstreamError> {
+pub(crate) async fn answer_of(resp: reqwest::Response) -> Result<Answer, UpstreamError> {
     let status = resp.status();
     let headers = resp.headers().clone();
     let is_sse = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.to_ascii_lowercase().starts_with("text/event-stream"));

@@ -27,7 +27,7 @@ use mcpgate_upstream::{Connection, Exchange, UpstreamError};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, timeout_at};
 
-use super::call::{final_response, respond, send_final};
+use super::call::{final_response, respond, respond_inline, send_final};
 use super::state::{Sealer, request_digest};
 use super::validate::level_rank;
 use super::{ModernRequest, error};
@@ -183,8 +183,7 @@ fn stateless_session(shared: &Shared, access: &Access, req: &ModernRequest) -> R
 
 async fn start(shared: &Arc<Shared>, running: Running, client_id: String, principal: String, digest: [u8; 32], deadline: Instant) -> Response {
     let (tx, rx) = mpsc::channel(16);
-    tokio::spawn(drive(shared.clone(), running, client_id, principal, digest, deadline, tx));
-    respond(rx).await
+    respond_inline(Box::pin(drive(shared.clone(), running, client_id, principal, digest, deadline, tx)), rx).await
 }
 
 /// Relays the call's messages until its response, or until the backend asks the client
@@ -380,8 +379,7 @@ async fn resume(shared: &Arc<Shared>, req: &ModernRequest, state: &str, principa
     call.log_level = req.log_level;
     call.preset = responses.clone();
     let deadline = Instant::now() + call.backend.timeouts.call;
-    tokio::spawn(drive(shared.clone(), call, req.id.clone(), principal, digest, deadline, tx));
-    respond(rx).await
+    respond_inline(Box::pin(drive(shared.clone(), call, req.id.clone(), principal, digest, deadline, tx)), rx).await
 }
 
 /// The minimum an answer must be to be worth delivering: an object shaped like the result of

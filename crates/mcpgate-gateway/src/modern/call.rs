@@ -125,7 +125,7 @@ async fn relay_modern(shared: &Arc<Shared>, access: &Access, req: &ModernRequest
     let backend = target.backend.clone();
     let client_id = req.id.clone();
     let rewrite = target.rewrite;
-    tokio::spawn(async move {
+    let work = Box::pin(async move {
         loop {
             let next = tokio::select! {
                 // Closing the client's stream cancels: dropping the exchange closes ours.
@@ -157,7 +157,27 @@ async fn relay_modern(shared: &Arc<Shared>, access: &Access, req: &ModernRequest
             }
         }
     });
-    respond(rx).await
+    respond_inline(work, rx).await
+}
+
+/// Runs `work` (which sends a call's messages on the channel `rx` reads) in this task until
+/// its first message: a call answered with one JSON body needs no task of its own. Only a call
+/// that streams hands the rest of `work` to a task.
+pub(crate) async fn respond_inline(mut work: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>, mut rx: mpsc::Receiver<(Bytes, bool)>) -> Response {
+    let (first, done) = tokio::select! {
+        biased;
+        item = rx.recv() => (item, false),
+        () = &mut work => (rx.recv().await, true),
+    };
+    // A finished future must not be polled again; an unfinished one runs on its own.
+    if !done {
+        tokio::spawn(work);
+    }
+    match first {
+        Some((bytes, true)) => super::json(status_of(&bytes), bytes.to_vec()),
+        Some((bytes, false)) => stream_from(bytes, rx),
+        None => error(StatusCode::OK, None, &RpcError::new(ErrorCode::Internal, "the call ended without an answer")),
+    }
 }
 
 pub(crate) async fn send_final(tx: &mpsc::Sender<(Bytes, bool)>, body: Vec<u8>) {
@@ -221,6 +241,11 @@ pub(crate) async fn respond(mut rx: mpsc::Receiver<(Bytes, bool)>) -> Response {
     if is_final {
         return super::json(status_of(&first), first.to_vec());
     }
+    stream_from(first, rx)
+}
+
+/// An SSE answer: `first`, then the channel's messages up to and including the final one.
+fn stream_from(first: Bytes, rx: mpsc::Receiver<(Bytes, bool)>) -> Response {
     let rest = futures::stream::unfold((rx, false), |(mut rx, done)| async move {
         if done {
             return None;
