@@ -95,15 +95,17 @@ fn error(id: &str, e: RpcError) -> Reply {
 }
 
 fn list(shared: &Shared, catalog: &Catalog, kind: ItemKind, params: Option<&Envelope<'_>>, size: usize, id: &str, access: &Access) -> Reply {
-    match list_result(shared, catalog, kind, params, size, id, access, &[]) {
-        Ok(result) => Reply::Json(result_response(id, &result)),
+    match list_response(shared, catalog, kind, params, size, id, access, &[]) {
+        Ok(body) => Reply::Json(body),
         Err(e) => error(id, e),
     }
 }
 
-/// One page of a list as the caller may see it; `extra` members are appended to the result.
+/// The whole response carrying one page of a list as the caller may see it; `extra` members
+/// (raw JSON) are appended to the result. Written into one buffer: a page of thousands of
+/// tools is large, and every extra copy of it costs.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn list_result(shared: &Shared, catalog: &Catalog, kind: ItemKind, params: Option<&Envelope<'_>>, size: usize, id: &str, access: &Access, extra: &[(&str, &str)]) -> Result<String, RpcError> {
+pub(crate) fn list_response(shared: &Shared, catalog: &Catalog, kind: ItemKind, params: Option<&Envelope<'_>>, size: usize, id: &str, access: &Access, extra: &[(&str, &str)]) -> Result<Vec<u8>, RpcError> {
     let cursor = params.and_then(|p| p.get("cursor"));
     let cursor = match cursor.map(raw_str) {
         None => None,
@@ -121,24 +123,33 @@ pub(crate) fn list_result(shared: &Shared, catalog: &Catalog, kind: ItemKind, pa
     let Ok((items, next)) = page(&items, cursor.as_deref(), size) else {
         return Err(RpcError::new(ErrorCode::InvalidParams, "Invalid cursor"));
     };
-    let mut arr = String::with_capacity(items.iter().map(|e| e.json.get().len() + 1).sum::<usize>() + 2);
-    arr.push('[');
+    let next = next.map(|c| json_string(c.as_str()));
+    let extra_len: usize = extra.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
+    let mut out = Vec::with_capacity(items.iter().map(|e| e.json.get().len() + 1).sum::<usize>() + id.len() + extra_len + 96);
+    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    out.extend_from_slice(id.as_bytes());
+    out.extend_from_slice(b",\"result\":{");
+    out.extend_from_slice(json_string(kind.list_key()).as_bytes());
+    out.extend_from_slice(b":[");
     for (i, e) in items.iter().enumerate() {
         if i > 0 {
-            arr.push(',');
+            out.push(b',');
         }
-        arr.push_str(e.json.get());
+        out.extend_from_slice(e.json.get().as_bytes());
     }
-    arr.push(']');
-    let mut w = ObjectWriter::with_capacity(arr.len() + 64);
-    w.raw(kind.list_key(), &arr);
-    if let Some(c) = next {
-        w.string("nextCursor", c.as_str());
+    out.push(b']');
+    if let Some(c) = &next {
+        out.extend_from_slice(b",\"nextCursor\":");
+        out.extend_from_slice(c.as_bytes());
     }
     for (k, v) in extra {
-        w.raw(k, v);
+        out.push(b',');
+        out.extend_from_slice(json_string(k).as_bytes());
+        out.push(b':');
+        out.extend_from_slice(v.as_bytes());
     }
-    Ok(String::from_utf8(w.finish()).unwrap_or_default())
+    out.extend_from_slice(b"}}");
+    Ok(out)
 }
 
 async fn set_level(session: &ClientSession, params: Option<&Envelope<'_>>, id: &str) -> Reply {

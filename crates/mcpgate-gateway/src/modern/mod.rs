@@ -49,8 +49,8 @@ pub async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, env: &Envelope<'_
         let (ttl, scope) = cache_hints(shared, &access);
         let scope = json_string(scope);
         let extra = [("resultType", r#""complete""#), ("ttlMs", ttl.as_str()), ("cacheScope", scope.as_str())];
-        match crate::dispatch::list_result(shared, &catalog, kind, Some(&req.params()), page_size, &req.id, &access, &extra) {
-            Ok(result) => json(StatusCode::OK, result_response(&req.id, &result)),
+        match crate::dispatch::list_response(shared, &catalog, kind, Some(&req.params()), page_size, &req.id, &access, &extra) {
+            Ok(body) => json(StatusCode::OK, body),
             Err(e) => error(StatusCode::OK, Some(&req.id), &e),
         }
     };
