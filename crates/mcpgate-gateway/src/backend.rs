@@ -47,6 +47,9 @@ pub struct Backend {
     task: Mutex<Option<AbortHandle>>,
     /// Which protocol era the backend speaks, as discovery last found it.
     era: AtomicU8,
+    /// The stateless link to a Streamable HTTP backend (static headers only; a call adds its
+    /// credential), made on first use.
+    modern: std::sync::OnceLock<Option<mcpgate_upstream::ModernLink>>,
 }
 
 /// A backend's protocol era.
@@ -92,6 +95,7 @@ impl Backend {
             relist: Notify::new(),
             task: Mutex::new(None),
             era: AtomicU8::new(Era::Unknown as u8),
+            modern: std::sync::OnceLock::new(),
         })
     }
 
@@ -117,6 +121,13 @@ impl Backend {
 
     pub(crate) fn set_era(&self, era: Era) {
         self.era.store(era as u8, Ordering::Relaxed);
+    }
+
+    /// The stateless link to this backend (Streamable HTTP only).
+    pub fn modern_link(&self, http: &reqwest::Client) -> Option<&mcpgate_upstream::ModernLink> {
+        self.modern
+            .get_or_init(|| self.http_url().map(|url| mcpgate_upstream::ModernLink::new(http.clone(), url.clone(), self.headers.clone())))
+            .as_ref()
     }
 
     /// The endpoint of a Streamable HTTP backend (the only transport the modern era uses).

@@ -49,10 +49,19 @@ impl ModernLink {
 
     /// Sends `method` with `params` (which must already carry the modern `_meta`).
     pub async fn request(&self, method: &str, params: &str, meta_headers: &RequestHeaders) -> Result<Exchange, UpstreamError> {
+        self.request_with(method, params, meta_headers, &[]).await
+    }
+
+    /// As [`Self::request`], with per-call headers (a caller's backend credential) on top of the
+    /// link's own.
+    pub async fn request_with(&self, method: &str, params: &str, meta_headers: &RequestHeaders, extra: &[(HeaderName, HeaderValue)]) -> Result<Exchange, UpstreamError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut w = ObjectWriter::with_capacity(params.len() + method.len() + 48);
         w.string("jsonrpc", "2.0").raw("id", &id.to_string()).raw("method", &json_string(method)).raw("params", params);
         let mut headers = self.headers.clone();
+        for (name, value) in extra {
+            headers.insert(name.clone(), value.clone());
+        }
         if let Ok(v) = HeaderValue::from_str(method) {
             headers.insert(HeaderName::from_static(HEADER_METHOD), v);
         }

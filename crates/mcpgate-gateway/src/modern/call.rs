@@ -13,13 +13,11 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use bytes::Bytes;
 use futures::StreamExt;
-use http::HeaderMap;
-use mcpgate_credentials::Resolved;
 use mcpgate_protocol::envelope::{Envelope, Kind, json_string, raw_str};
 use mcpgate_protocol::modern::{param_value, request_meta, with_meta};
 use mcpgate_protocol::sse::encode_message;
 use mcpgate_protocol::{ErrorCode, ObjectWriter, RpcError};
-use mcpgate_upstream::{Exchange, ModernLink, RequestHeaders, UpstreamError};
+use mcpgate_upstream::{Exchange, RequestHeaders, UpstreamError};
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout_at};
@@ -57,16 +55,6 @@ pub(crate) fn modern_error(mut e: RpcError) -> RpcError {
     e
 }
 
-/// The link a call uses: the backend's static headers plus the call's credential.
-fn link(shared: &Shared, backend: &Backend, credential: Option<&Resolved>) -> Result<ModernLink, UpstreamError> {
-    let url = backend.http_url().ok_or_else(|| UpstreamError::Protocol("a modern backend must use Streamable HTTP".into()))?;
-    let mut headers: HeaderMap = backend.headers.clone();
-    for (name, value) in credential.iter().flat_map(|c| c.headers.iter()) {
-        headers.insert(name.clone(), value.clone());
-    }
-    Ok(ModernLink::new(shared.http.clone(), url.clone(), headers))
-}
-
 /// `Mcp-Name` and `Mcp-Param-*` for the request as the backend will see it.
 fn request_headers(target: &Target) -> RequestHeaders {
     let mut out = RequestHeaders { name: target.name.clone(), params: Vec::new() };
@@ -87,8 +75,12 @@ async fn send_modern(shared: &Shared, access: &Access, target: &Target, params: 
         Ok(r) => r?,
         Err(_) => return Err(unavailable(&target.backend, &UpstreamError::Timeout)),
     };
-    let link = link(shared, &target.backend, credential.as_ref()).map_err(|e| unavailable(&target.backend, &e))?;
-    match timeout_at(deadline, link.request(&target.method, params, &request_headers(target))).await {
+    let link = target
+        .backend
+        .modern_link(&shared.http)
+        .ok_or_else(|| unavailable(&target.backend, &UpstreamError::Protocol("a modern backend must use Streamable HTTP".into())))?;
+    let extra = credential.as_ref().map_or(&[][..], |c| c.headers.as_slice());
+    match timeout_at(deadline, link.request_with(&target.method, params, &request_headers(target), extra)).await {
         Ok(Ok(ex)) => Ok(ex),
         Ok(Err(e)) => Err(unavailable(&target.backend, &e)),
         Err(_) => Err(unavailable(&target.backend, &UpstreamError::Timeout)),
