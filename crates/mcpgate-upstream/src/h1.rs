@@ -102,14 +102,23 @@ impl Pool {
 
     /// POSTs `body` to `path` with `headers`.
     pub(crate) async fn post(&self, path: &str, headers: &HeaderMap, body: Vec<u8>) -> Result<Answer, UpstreamError> {
-        let mut c = match self.checkout() {
-            Some(c) => c,
-            None => self.connect().await?,
+        let body = Bytes::from(body);
+        let (mut c, resp) = loop {
+            let (mut c, reused) = match self.checkout() {
+                Some(c) => (c, true),
+                None => (self.connect().await?, false),
+            };
+            let mut req = Request::post(path).body(Full::new(body.clone())).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+            *req.headers_mut() = headers.clone();
+            req.headers_mut().insert(HOST, self.host.clone());
+            match drive(&mut c.conn, c.sender.send_request(req)).await? {
+                Ok(resp) => break (c, resp),
+                // A pooled connection the backend closed just now: the request was never
+                // written, so it is safe to send it again on a fresh connection.
+                Err(e) if reused && e.is_canceled() => continue,
+                Err(e) => return Err(from_hyper(&e)),
+            }
         };
-        let mut req = Request::post(path).body(Full::new(Bytes::from(body))).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
-        *req.headers_mut() = headers.clone();
-        req.headers_mut().insert(HOST, self.host.clone());
-        let resp = drive(&mut c.conn, c.sender.send_request(req)).await?.map_err(|e| from_hyper(&e))?;
         let (parts, body) = resp.into_parts();
         let is_sse = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.to_ascii_lowercase().starts_with("text/event-stream"));
         if is_sse && parts.status.is_success() {
