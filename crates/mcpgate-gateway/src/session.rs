@@ -328,7 +328,7 @@ impl ClientSession {
 }
 
 /// Answers a backend's request with an error (in the background: never blocks the caller).
-fn refuse(conn: &Arc<Connection>, request: &Envelope<'_>, why: &str) {
+pub(crate) fn refuse(conn: &Arc<Connection>, request: &Envelope<'_>, why: &str) {
     let id = request.id().map_or_else(|| "null".to_owned(), |i| i.get().to_owned());
     let reply = RpcError::new(ErrorCode::MethodNotFound, why).response(Some(&id));
     let conn = conn.clone();

@@ -27,14 +27,14 @@ use mcpgate_upstream::{Connection, Exchange, UpstreamError};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, timeout_at};
 
-use super::call::{final_response, respond, respond_inline, send_final};
+use super::call::{capability_of, final_response, respond, respond_inline, send_final};
 use super::state::{Sealer, request_digest};
 use super::validate::level_rank;
 use super::{ModernRequest, error};
 use crate::backend::Backend;
 use crate::forward::{ResultRewrite, Target, credential, open, unavailable};
 use crate::identity::Access;
-use crate::session::{ClientCaps, ClientSession};
+use crate::session::{ClientCaps, ClientSession, refuse};
 use crate::state::Shared;
 
 /// How long a parked call waits for the client's retry (a person may be answering).
@@ -232,7 +232,7 @@ async fn drive(shared: Arc<Shared>, mut call: Running, client_id: String, princi
                     w.raw("params", p.get());
                 }
                 let request = String::from_utf8(w.finish()).unwrap_or_default();
-                let key = input_key(&env, &asked).unwrap_or_else(|| format!("{}-{}", short_method(&method), asked.len() + 1));
+                let key = input_key(&env, &asked).unwrap_or_else(|| format!("{}-{}", capability_of(&method), asked.len() + 1));
                 if let Some(answer) = call.preset.get(&key).filter(|a| check_answer(&request, a).is_ok()) {
                     // The client already sent this answer (e.g. a retry that asks again).
                     let reply = format!(r#"{{"jsonrpc":"2.0","id":{},"result":{}}}"#, id.get(), answer);
@@ -279,14 +279,6 @@ fn input_key(request: &Envelope<'_>, asked: &[Asked]) -> Option<String> {
 /// backend that does not set it gets keys like `elicitation-1`).
 pub const INPUT_KEY_META: &str = "mcpgate/inputKey";
 
-fn short_method(method: &str) -> &str {
-    match method {
-        "elicitation/create" => "elicitation",
-        "sampling/createMessage" => "sampling",
-        "roots/list" => "roots",
-        _ => "input",
-    }
-}
 
 /// A request-scoped notification for a modern client: log messages only when it asked for
 /// them (`_meta` logLevel) and at or above that level.
@@ -396,13 +388,4 @@ fn check_answer(request: &str, answer: &serde_json::Value) -> Result<(), String>
         "roots/list" if !obj.get("roots").is_some_and(|r| r.is_array()) => Err("a roots result needs a roots array".into()),
         _ => Ok(()),
     }
-}
-
-fn refuse(conn: &Arc<Connection>, request: &Envelope<'_>, why: &str) {
-    let id = request.id().map_or_else(|| "null".to_owned(), |i| i.get().to_owned());
-    let reply = RpcError::new(ErrorCode::MethodNotFound, why).response(Some(&id));
-    let conn = conn.clone();
-    tokio::spawn(async move {
-        let _ = conn.respond(reply).await;
-    });
 }

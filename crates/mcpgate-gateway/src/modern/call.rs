@@ -259,11 +259,11 @@ pub async fn for_session(shared: &Arc<Shared>, session: &Arc<ClientSession>, acc
     let meta = request_meta(&super::tasks::without_tasks_extension(&init.capabilities), &init.client_info);
     // A session gets log messages unless it lowered their level (logging/setLevel); a modern
     // backend sends none unless asked per request.
-    let level = session.log_level().unwrap_or_else(|| "info".to_owned());
-    let meta = match Envelope::parse(meta.as_bytes()) {
-        Ok(m) => String::from_utf8(m.rewrite(&[(mcpgate_protocol::modern::META_LOG_LEVEL, Some(&json_string(&level)))])).unwrap_or(meta.clone()),
-        Err(_) => meta.clone(),
-    };
+    let level = json_string(&session.log_level().unwrap_or_else(|| "info".to_owned()));
+    let meta = Envelope::parse(meta.as_bytes())
+        .ok()
+        .and_then(|m| String::from_utf8(m.rewrite(&[(mcpgate_protocol::modern::META_LOG_LEVEL, Some(&level))])).ok())
+        .unwrap_or(meta);
     let base = with_meta(Some(&target.params), &meta);
     let (tx, rx) = mpsc::channel(16);
     let cancel = session.start_cancellable(&client_id);
@@ -375,12 +375,13 @@ async fn legacy_rounds(shared: &Shared, session: &ClientSession, access: &Access
     send_final(tx, e.response(Some(client_id))).await;
 }
 
-fn capability_of(method: &str) -> &'static str {
+/// The client capability a server-to-client request needs ("input" for any other).
+pub(crate) fn capability_of(method: &str) -> &'static str {
     match method {
         "sampling/createMessage" => "sampling",
         "elicitation/create" => "elicitation",
         "roots/list" => "roots",
-        _ => "unknown",
+        _ => "input",
     }
 }
 

@@ -186,18 +186,14 @@ async fn modern_subscription(
     meta: &str,
     out: mpsc::Sender<Bytes>,
 ) -> Vec<String> {
-    let Some(url) = backend.http_url() else { return Vec::new() };
-    let mut headers = backend.headers.clone();
-    for (name, value) in cred.iter().flat_map(|c| c.headers.iter()) {
-        headers.insert(name.clone(), value.clone());
-    }
-    let link = mcpgate_upstream::ModernLink::new(shared.http.clone(), url.clone(), headers);
+    let Some(link) = backend.modern_link(&shared.http) else { return Vec::new() };
+    let credential = cred.map_or(&[][..], |c| c.headers.as_slice());
     let list: Vec<String> = items.iter().map(|(_, o)| json_string(o)).collect();
     let params = with_meta(
         Some(&format!(r#"{{"notifications":{{"resourceSubscriptions":[{}]}}}}"#, list.join(","))),
         &mcpgate_protocol::modern::request_meta(&req.capabilities, &req.client_info),
     );
-    let Ok(Ok(mut ex)) = tokio::time::timeout(SUBSCRIBE_TIMEOUT, link.request("subscriptions/listen", &params, &Default::default())).await else { return Vec::new() };
+    let Ok(Ok(mut ex)) = tokio::time::timeout(SUBSCRIBE_TIMEOUT, link.request_with("subscriptions/listen", &params, &Default::default(), credential)).await else { return Vec::new() };
     // The backend's acknowledgement says what it honours.
     let Ok(Ok(Some(first))) = tokio::time::timeout(SUBSCRIBE_TIMEOUT, ex.next()).await else { return Vec::new() };
     let accepted: Vec<String> = Envelope::parse(&first.bytes)
