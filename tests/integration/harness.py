@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -1006,3 +1007,37 @@ class V1ClientRun:
     def stop(self) -> None:
         if self.popen.poll() is None:
             Proc._kill_group_of(self.popen.pid, signal.SIGKILL)
+
+
+# ---------------------------------------------------------------------------------------------
+# Own gateways in modules with a shared environment (test_modern_http, test_subscriptions,
+# test_tasks)
+# ---------------------------------------------------------------------------------------------
+
+
+def start_gateway_retrying(gw: Gateway, servers: list[dict[str, Any]], ready: list[str], **config: Any) -> Gateway:
+    """Write the config and start; the binary may be being rebuilt (briefly missing or busy)."""
+    gw.write_config(servers, **config)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            wait_until(lambda: gw.binary.exists(), 20, what=f"{gw.binary} to exist")
+            return gw.start_with_config(ready=ready)
+        except OSError:  # ENOENT / ETXTBSY while the binary is replaced
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def find_binary() -> Path:
+    """The gateway binary for a module-scoped fixture: fails under CI when missing, else skips."""
+    binary = gateway_binary()
+    deadline = time.monotonic() + 10
+    while binary is None and time.monotonic() < deadline:  # maybe being rebuilt right now
+        time.sleep(0.5)
+        binary = gateway_binary()
+    if binary is None:
+        if os.environ.get("CI") or os.environ.get("MCPGATE_REQUIRE_BIN"):
+            pytest.fail("mcpgate binary not found")
+        pytest.skip("mcpgate binary not found: build it (cargo build) or set MCPGATE_BIN")
+    return binary

@@ -34,6 +34,8 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 from harness import (
+    find_binary,
+    start_gateway_retrying,
     ACCEPT_BOTH,
     MODERN_VERSION,
     PY_FIXTURES,
@@ -306,18 +308,7 @@ def result_of(r: httpx.Response) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 
 
-def start_gateway_retrying(gw: Gateway, servers: list[dict[str, Any]], ready: list[str], **config: Any) -> Gateway:
-    """Write the config and start; the binary may be being rebuilt (briefly missing or busy)."""
-    gw.write_config(servers, **config)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            wait_until(lambda: gw.binary.exists(), 20, what=f"{gw.binary} to exist")
-            return gw.start_with_config(ready=ready)
-        except OSError:  # ENOENT / ETXTBSY while the binary is replaced
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+
 
 
 class Env:

@@ -35,6 +35,8 @@ from typing import Any
 import httpx
 import pytest
 from harness import (
+    find_binary,
+    start_gateway_retrying,
     ACCEPT_BOTH,
     MODERN_VERSION,
     PY_FIXTURES,
@@ -90,30 +92,11 @@ def subscription_backend(backends: Backends, name: str, start: bool = True) -> B
     return backend.wait_ready() if start else backend
 
 
-def start_gateway_retrying(gw: Gateway, servers: list[dict[str, Any]], ready: list[str], **config: Any) -> Gateway:
-    """Write the config and start; the binary may be being rebuilt (briefly missing or busy)."""
-    gw.write_config(servers, **config)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            wait_until(lambda: gw.binary.exists(), 20, what=f"{gw.binary} to exist")
-            return gw.start_with_config(ready=ready)
-        except OSError:  # ENOENT / ETXTBSY while the binary is replaced
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
 
 
-def find_binary():
-    binary = gateway_binary()
-    deadline = time.monotonic() + 10
-    while binary is None and time.monotonic() < deadline:  # maybe being rebuilt right now
-        time.sleep(0.5)
-        binary = gateway_binary()
-    if binary is None:
-        if os.environ.get("CI") or os.environ.get("MCPGATE_REQUIRE_BIN"):
-            pytest.fail("mcpgate binary not found")
-        pytest.skip("mcpgate binary not found: build it (cargo build) or set MCPGATE_BIN")
+
+def find_binary_with_v1() -> Path:
+    binary = find_binary()
     if not VENV1_PY.exists():
         pytest.skip(f"{VENV1_PY} missing: run scripts/setup-test-env.sh")
     return binary
@@ -132,7 +115,7 @@ class Env:
 @pytest.fixture(scope="module")
 def shared_env(tmp_path_factory: pytest.TempPathFactory) -> Env:
     """One gateway over `leg` and `mod` for the module (tests use their own tool names and ids)."""
-    binary = find_binary()
+    binary = find_binary_with_v1()
     registry = ProcessRegistry(tmp_path_factory.mktemp("subscriptions-shared"))
     try:
         backends = Backends(registry)
@@ -691,7 +674,7 @@ def test_forbidden_resources_are_not_acknowledged_nor_subscribed(registry, backe
     leg = subscription_backend(backends, "leg", start=False)
     mod = subscription_backend(backends, "mod", start=False)
     Backends.ready(leg, mod)
-    gw = Gateway(registry, find_binary(), tmp_path)
+    gw = Gateway(registry, find_binary_with_v1(), tmp_path)
     start_gateway_retrying(
         gw,
         [leg.config(auth={"client_ids": ["leg.local"]}), mod.config(auth={"client_ids": ["mod.local"]})],

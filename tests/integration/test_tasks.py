@@ -32,6 +32,8 @@ from typing import Any
 import httpx
 import pytest
 from harness import (
+    find_binary,
+    start_gateway_retrying,
     ACCEPT_BOTH,
     MODERN_VERSION,
     PY_FIXTURES,
@@ -171,31 +173,7 @@ def tasks_backend(registry: ProcessRegistry, name: str, start: bool = True) -> B
     return backend.wait_ready() if start else backend
 
 
-def start_gateway_retrying(gw: Gateway, servers: list[dict[str, Any]], ready: list[str], **config: Any) -> Gateway:
-    """Write the config and start; the binary may be being rebuilt (briefly missing or busy)."""
-    gw.write_config(servers, **config)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            wait_until(lambda: gw.binary.exists(), 20, what=f"{gw.binary} to exist")
-            return gw.start_with_config(ready=ready)
-        except OSError:  # ENOENT / ETXTBSY while the binary is replaced
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
 
-
-def find_binary():
-    binary = gateway_binary()
-    deadline = time.monotonic() + 10
-    while binary is None and time.monotonic() < deadline:  # maybe being rebuilt right now
-        time.sleep(0.5)
-        binary = gateway_binary()
-    if binary is None:
-        if os.environ.get("CI") or os.environ.get("MCPGATE_REQUIRE_BIN"):
-            pytest.fail("mcpgate binary not found")
-        pytest.skip("mcpgate binary not found: build it (cargo build) or set MCPGATE_BIN")
-    return binary
 
 
 class Env:
