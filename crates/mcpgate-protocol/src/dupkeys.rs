@@ -5,9 +5,11 @@
 //! refused outright. This walks the whole document once without building a value.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use smallvec::SmallVec;
 
 /// Why a body failed the structural check.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -83,12 +85,28 @@ impl<'de> Visitor<'de> for Walk {
         Ok(())
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut seen: Vec<Cow<'de, str>> = Vec::new();
-        while let Some(key) = map.next_key::<Key<'de>>()? {
-            if seen.iter().any(|k| *k == key.0) {
-                return Err(de::Error::custom(format!("{DUP_MARKER}{}{DUP_END}", key.0)));
+        // A scan for the few keys of most objects; a set once an object is large, so a body
+        // of many keys costs linear time, not quadratic.
+        const SMALL: usize = 32;
+        let mut seen: SmallVec<[Cow<'de, str>; 8]> = SmallVec::new();
+        let mut set: HashSet<Cow<'de, str>> = HashSet::new();
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            let duplicate = if seen.len() < SMALL {
+                seen.contains(&key)
+            } else {
+                if set.is_empty() {
+                    set.extend(seen.iter().cloned());
+                }
+                set.contains(&key)
+            };
+            if duplicate {
+                return Err(de::Error::custom(format!("{DUP_MARKER}{key}{DUP_END}")));
             }
-            seen.push(key.0);
+            if seen.len() < SMALL {
+                seen.push(key);
+            } else {
+                set.insert(key);
+            }
             map.next_value_seed(Walk)?;
         }
         Ok(())
@@ -150,6 +168,19 @@ mod tests {
     fn reports_syntax_errors_and_trailing_garbage() {
         assert!(matches!(check(b"{\"a\":"), Err(StructureError::Syntax(_))));
         assert!(matches!(check(b"{} x"), Err(StructureError::Syntax(_))));
+    }
+
+    #[test]
+    fn large_objects_are_checked_too() {
+        let keys = |n: usize| (0..n).map(|i| format!(r#""k{i}":{i}"#)).collect::<Vec<_>>();
+        let many = keys(50_000);
+        assert_eq!(check(format!("{{{}}}", many.join(",")).as_bytes()), Ok(()));
+        // The duplicate of an early key, and of a late one, past the small-object scan.
+        for dup in ["k3", "k40"] {
+            let mut k = keys(100);
+            k.push(format!(r#""{dup}":0"#));
+            assert_eq!(check(format!("{{{}}}", k.join(",")).as_bytes()), Err(StructureError::DuplicateKey(dup.into())));
+        }
     }
 
     #[test]

@@ -8,8 +8,8 @@
 
 use std::borrow::Cow;
 
-use indexmap::IndexMap;
 use serde::Deserialize;
+use serde::de::{self, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::dupkeys::Key;
@@ -23,10 +23,15 @@ pub enum Kind {
 }
 
 /// A JSON object parsed one level deep, members in their original order.
+///
+/// Members live in a plain vector: messages have a handful of members, and a linear scan over
+/// them is cheaper than hashing every key (this is parsed several times per forwarded call).
 #[derive(Debug, Default)]
 pub struct Envelope<'a> {
-    members: IndexMap<Cow<'a, str>, &'a RawValue>,
+    members: Fields<'a>,
 }
+
+
 
 /// The body is not a JSON object (or not JSON at all).
 #[derive(Debug, thiserror::Error)]
@@ -37,9 +42,8 @@ impl<'a> Envelope<'a> {
     /// Parses `bytes` as an object. Duplicate keys are not detected here: call
     /// [`crate::dupkeys::check`] first on untrusted input.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, NotAnObject> {
-        let map: IndexMap<Key<'a>, &'a RawValue> =
-            serde_json::from_slice(bytes).map_err(|e| NotAnObject(e.to_string()))?;
-        Ok(Self { members: map.into_iter().map(|(k, v)| (k.0, v)).collect() })
+        let Members(members) = serde_json::from_slice(bytes).map_err(|e| NotAnObject(e.to_string()))?;
+        Ok(Self { members })
     }
 
     /// Parses a raw member value that should itself be an object (e.g. `params`).
@@ -48,7 +52,7 @@ impl<'a> Envelope<'a> {
     }
 
     pub fn get(&self, key: &str) -> Option<&'a RawValue> {
-        self.members.get(key).copied()
+        self.members.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
     }
 
     /// A member that must be a JSON string; `None` when absent or not a string.
@@ -74,7 +78,7 @@ impl<'a> Envelope<'a> {
     }
 
     pub fn kind(&self) -> Option<Kind> {
-        match (self.members.contains_key("method"), self.id().is_some()) {
+        match (self.has("method"), self.id().is_some()) {
             (true, true) => Some(Kind::Request),
             (true, false) => Some(Kind::Notification),
             (false, true) if self.has("result") || self.has("error") => Some(Kind::Response),
@@ -83,7 +87,7 @@ impl<'a> Envelope<'a> {
     }
 
     pub fn has(&self, key: &str) -> bool {
-        self.members.contains_key(key)
+        self.members.iter().any(|(k, _)| k == key)
     }
 
     pub fn members(&self) -> impl Iterator<Item = (&str, &'a RawValue)> {
@@ -106,7 +110,7 @@ impl<'a> Envelope<'a> {
             }
         }
         for (k, v) in replace {
-            if let (false, Some(new)) = (self.members.contains_key(*k), v) {
+            if let (false, Some(new)) = (self.has(k), v) {
                 w.raw(k, new);
             }
         }
@@ -118,11 +122,124 @@ impl<'a> Envelope<'a> {
     }
 }
 
+/// An object's members in order. Of two equal keys the last value wins, at the first one's
+/// position (what a map would keep); untrusted input is refused earlier by
+/// [`crate::dupkeys::check`].
+struct Members<'a>(Fields<'a>);
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
+                let mut members = Fields::default();
+                while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
+                    let v: &'de RawValue = map.next_value()?;
+                    members.insert(k, v);
+                }
+                members.dedupe_large();
+                Ok(Members(members))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+type Field<'a> = (Cow<'a, str>, &'a RawValue);
+
+/// Members, the first eight inline: parsing a typical message allocates nothing. (No `Drop`
+/// of its own, so an envelope's borrow of its bytes ends where it is last used.)
+#[derive(Debug, Default)]
+struct Fields<'a> {
+    len: usize,
+    inline: [Option<Field<'a>>; INLINE],
+    spill: Vec<Field<'a>>,
+    /// Past [`SMALL`] members, equal keys are looked for once at the end.
+    unchecked: bool,
+}
+
+const INLINE: usize = 8;
+/// Up to this many members, an insert looks for an equal key by a scan.
+const SMALL: usize = 32;
+
+impl<'a> Fields<'a> {
+    fn iter(&self) -> impl Iterator<Item = &Field<'a>> {
+        self.inline.iter().flatten().chain(self.spill.iter())
+    }
+
+    fn push(&mut self, f: Field<'a>) {
+        if self.len < INLINE {
+            self.inline[self.len] = Some(f);
+        } else {
+            self.spill.push(f);
+        }
+        self.len += 1;
+    }
+
+    fn insert(&mut self, key: Cow<'a, str>, value: &'a RawValue) {
+        if self.len >= SMALL {
+            self.unchecked = true;
+            return self.push((key, value));
+        }
+        let inline = self.inline.iter_mut().flatten();
+        match inline.chain(self.spill.iter_mut()).find(|(k, _)| *k == key) {
+            Some(existing) => existing.1 = value,
+            None => self.push((key, value)),
+        }
+    }
+
+    /// Collapses equal keys of a large object through a hash map (linear, not quadratic).
+    fn dedupe_large(&mut self) {
+        if !self.unchecked {
+            return;
+        }
+        let all: Vec<Field<'a>> = self.inline.iter_mut().filter_map(Option::take).chain(self.spill.drain(..)).collect();
+        let mut first: std::collections::HashMap<&str, usize> = std::collections::HashMap::with_capacity(all.len());
+        let mut out: Vec<Field<'a>> = Vec::with_capacity(all.len());
+        for (k, v) in &all {
+            match first.get(k.as_ref()) {
+                Some(&at) => out[at].1 = v,
+                None => {
+                    first.insert(k.as_ref(), out.len());
+                    out.push((k.clone(), v));
+                }
+            }
+        }
+        drop(first);
+        *self = Fields::default();
+        for f in out {
+            self.push(f);
+        }
+    }
+}
+
 /// Reads a raw JSON value as a string, borrowing when it has no escapes.
 pub fn raw_str(raw: &RawValue) -> Option<Cow<'_, str>> {
     #[derive(Deserialize)]
     struct S<'a>(#[serde(borrow)] Cow<'a, str>);
     serde_json::from_str::<S<'_>>(raw.get()).ok().map(|s| s.0)
+}
+
+/// Whether `bytes` may spell `needle` (a JSON fragment such as `"error"`): `false` only when
+/// the bytes are absent and no escape could spell them another way. Lets the hot path skip
+/// parsing a message that cannot hold what it looks for.
+pub fn may_contain(bytes: &[u8], needle: &[u8]) -> bool {
+    memchr::memchr(b'\\', bytes).is_some() || memchr::memmem::find(bytes, needle).is_some()
+}
+
+/// Appends `s` as a JSON string literal, without an intermediate string.
+fn write_json_string(buf: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        buf.push(b'"');
+        buf.extend_from_slice(s.as_bytes());
+        buf.push(b'"');
+    } else if serde_json::to_writer(&mut *buf, s).is_err() {
+        buf.extend_from_slice(b"\"\"");
+    }
 }
 
 /// Encodes `s` as a JSON string literal.
@@ -149,17 +266,23 @@ impl ObjectWriter {
 
     /// Appends `"key": <raw>`; `raw` must already be valid JSON.
     pub fn raw(&mut self, key: &str, raw: &str) -> &mut Self {
-        if self.buf.len() > 1 {
-            self.buf.push(b',');
-        }
-        self.buf.extend_from_slice(json_string(key).as_bytes());
-        self.buf.push(b':');
+        self.key(key);
         self.buf.extend_from_slice(raw.as_bytes());
         self
     }
 
     pub fn string(&mut self, key: &str, value: &str) -> &mut Self {
-        self.raw(key, &json_string(value))
+        self.key(key);
+        write_json_string(&mut self.buf, value);
+        self
+    }
+
+    fn key(&mut self, key: &str) {
+        if self.buf.len() > 1 {
+            self.buf.push(b',');
+        }
+        write_json_string(&mut self.buf, key);
+        self.buf.push(b':');
     }
 
     pub fn finish(mut self) -> Vec<u8> {
@@ -212,6 +335,21 @@ mod tests {
     fn escaped_keys_and_values_are_read() {
         let env = Envelope::parse(br#"{"me\u0074hod":"tools\/list"}"#).expect("object");
         assert_eq!(env.method().as_deref(), Some("tools/list"));
+    }
+
+    #[test]
+    fn equal_keys_keep_the_first_position_and_the_last_value() {
+        let env = Envelope::parse(br#"{"a":1,"b":2,"a":3}"#).expect("object");
+        assert_eq!(env.get("a").map(RawValue::get), Some("3"));
+        assert_eq!(String::from_utf8(env.rewrite(&[])).expect("utf8"), r#"{"a":3,"b":2}"#);
+        // Past the small-object scan, the same rule through the hash map.
+        let mut big = (0..100).map(|i| format!(r#""k{i}":{i}"#)).collect::<Vec<_>>();
+        big.push(r#""k7":"last""#.to_owned());
+        let big = format!("{{{}}}", big.join(","));
+        let env = Envelope::parse(big.as_bytes()).expect("object");
+        assert_eq!(env.members().count(), 100);
+        assert_eq!(env.get("k7").map(RawValue::get), Some(r#""last""#));
+        assert_eq!(env.members().nth(7).map(|(k, _)| k), Some("k7"));
     }
 
     #[test]
