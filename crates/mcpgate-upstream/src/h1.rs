@@ -101,22 +101,23 @@ impl Pool {
     }
 
     /// POSTs `body` to `path` with `headers`.
-    pub(crate) async fn post(&self, path: &str, headers: &HeaderMap, body: Vec<u8>) -> Result<Answer, UpstreamError> {
-        let body = Bytes::from(body);
+    pub(crate) async fn post(&self, path: &str, headers: HeaderMap, body: Vec<u8>) -> Result<Answer, UpstreamError> {
+        let mut req = Request::post(path).body(Full::new(Bytes::from(body))).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+        *req.headers_mut() = headers;
+        req.headers_mut().insert(HOST, self.host.clone());
         let (mut c, resp) = loop {
             let (mut c, reused) = match self.checkout() {
                 Some(c) => (c, true),
                 None => (self.connect().await?, false),
             };
-            let mut req = Request::post(path).body(Full::new(body.clone())).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
-            *req.headers_mut() = headers.clone();
-            req.headers_mut().insert(HOST, self.host.clone());
-            match drive(&mut c.conn, c.sender.send_request(req)).await? {
+            match drive(&mut c.conn, c.sender.try_send_request(req)).await? {
                 Ok(resp) => break (c, resp),
-                // A pooled connection the backend closed just now: the request was never
-                // written, so it is safe to send it again on a fresh connection.
-                Err(e) if reused && e.is_canceled() => continue,
-                Err(e) => return Err(from_hyper(&e)),
+                Err(mut e) => match e.take_message() {
+                    // A pooled connection the backend closed just now: the request was never
+                    // written and came back, so it is safe to send it on a fresh connection.
+                    Some(unsent) if reused && e.error().is_canceled() => req = unsent,
+                    _ => return Err(from_hyper(e.error())),
+                },
             }
         };
         let (parts, body) = resp.into_parts();

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE};
 use http::{HeaderMap, HeaderName, HeaderValue};
-use mcpgate_protocol::envelope::{Envelope, json_string, raw_str};
+use mcpgate_protocol::envelope::{Envelope, json_string, may_contain, raw_str};
 use mcpgate_protocol::modern::{HEADER_METHOD, HEADER_NAME, HEADER_PARAM_PREFIX, encode_header_value, request_meta, with_meta};
 use mcpgate_protocol::versions::MODERN_VERSION;
 use mcpgate_protocol::ObjectWriter;
@@ -75,7 +75,7 @@ impl ModernLink {
             }
         }
         let answer = match &self.fast {
-            Some((pool, target)) => pool.post(target, &headers, w.finish()).await?,
+            Some((pool, target)) => pool.post(target, headers, w.finish()).await?,
             None => {
                 let resp = self.client.post(self.url.clone()).headers(headers).body(w.finish()).send().await.map_err(|e| UpstreamError::from_reqwest(&e))?;
                 crate::streamable::answer_of(resp).await?
@@ -110,6 +110,9 @@ fn is_error_response(body: &[u8]) -> bool {
 /// An error answered with `id: null` (refused before the body was read) is still the answer
 /// to this request.
 fn rekey(body: Bytes, id: u64) -> Bytes {
+    if !may_contain(&body, br#""error""#) {
+        return body;
+    }
     match Envelope::parse(&body) {
         Ok(env) if env.id().is_none() && env.has("error") => Bytes::from(env.rewrite(&[("id", Some(&id.to_string()))])),
         _ => body,

@@ -61,7 +61,7 @@ impl HttpLink {
 
     async fn post(&self, body: Vec<u8>) -> Result<Answer, UpstreamError> {
         let answer = match &self.fast {
-            Some((pool, target)) => pool.post(target, &self.headers, body).await?,
+            Some((pool, target)) => pool.post(target, self.headers.clone(), body).await?,
             None => {
                 let resp = self
                     .client

@@ -49,8 +49,9 @@ pub fn content_type(headers: &HeaderMap) -> Result<(), Reject> {
 pub fn accepts(headers: &HeaderMap, mime: &str) -> bool {
     let top = mime.split('/').next().unwrap_or("");
     headers.get_all(ACCEPT).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|item| {
-        let t = item.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-        t == mime || t == "*/*" || t == format!("{top}/*")
+        let t = item.split(';').next().unwrap_or("").trim();
+        let wildcard_of = |t: &str| t.strip_suffix("/*").is_some_and(|ty| ty == "*" || ty.eq_ignore_ascii_case(top));
+        t.eq_ignore_ascii_case(mime) || wildcard_of(t)
     })
 }
 

@@ -10,18 +10,21 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::StreamExt;
 use mcpgate_protocol::dupkeys::{self, StructureError};
-use mcpgate_protocol::envelope::{Envelope, Kind};
+use mcpgate_protocol::envelope::{Envelope, Kind, may_contain};
 use mcpgate_protocol::sse::encode_message;
 use mcpgate_protocol::versions::META_PROTOCOL_VERSION;
 
 use super::checks;
 use crate::dispatch;
+use crate::modern::ModernParts;
 use crate::reject::Reject;
 use crate::reply::Reply;
 use crate::state::Shared;
 
-pub async fn post(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
-    match handle(&shared, &headers, body).await {
+pub async fn post(State(shared): State<Arc<Shared>>, request: axum::extract::Request) -> Response {
+    // Split rather than extract `HeaderMap`: that extractor clones every header.
+    let (parts, body) = request.into_parts();
+    match handle(&shared, &parts.headers, body).await {
         Ok(resp) => resp,
         Err(reject) => reject.into_response(),
     }
@@ -53,8 +56,9 @@ async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, body: Body) -> Result
     }
     let env = Envelope::parse(&bytes).map_err(|_| Reject::Invalid("the body must be a JSON-RPC object".into()))?;
     let kind = dispatch::kind_of(&env)?;
-    if is_modern(&bytes, &env, headers) {
-        return Ok(crate::modern::handle(shared, headers, &env, kind, access).await);
+    let modern = modern_parts(&bytes, &env);
+    if modern.is_some() || announces_modern(&env, headers) {
+        return Ok(crate::modern::handle(shared, headers, &env, modern, kind, access).await);
     }
     let method = env.method();
     if method.as_deref() == Some("initialize") && checks::session_id(headers).is_none() {
@@ -77,23 +81,22 @@ async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, body: Body) -> Result
     Ok(into_response(reply))
 }
 
-/// A modern-era (2026-07-28) request carries its protocol version in `params._meta`. One that
-/// announces a non-legacy version in its header, outside any session, is treated as modern
-/// too (so a missing `_meta` gets the modern error, not "initialize first").
-fn is_modern(body: &[u8], env: &Envelope<'_>, headers: &HeaderMap) -> bool {
+/// A modern-era (2026-07-28) request carries its protocol version in `params._meta`: its params
+/// and `_meta`, parsed, when it does.
+fn modern_parts<'a>(body: &[u8], env: &Envelope<'a>) -> Option<ModernParts<'a>> {
     // Without escapes in the body, the key is there only if its bytes are: most legacy
     // requests are told apart without parsing params.
-    let maybe = memchr::memchr(b'\\', body).is_some() || memchr::memmem::find(body, META_PROTOCOL_VERSION.as_bytes()).is_some();
-    let in_meta = maybe
-        && env
-        .params_object()
-        .ok()
-        .flatten()
-        .and_then(|p| p.get("_meta").and_then(|m| Envelope::parse_raw(m).ok()))
-        .is_some_and(|m| m.has(META_PROTOCOL_VERSION));
-    if in_meta {
-        return true;
+    if !may_contain(body, META_PROTOCOL_VERSION.as_bytes()) {
+        return None;
     }
+    let params = env.params_object().ok().flatten()?;
+    let meta = params.get("_meta").and_then(|m| Envelope::parse_raw(m).ok())?;
+    meta.has(META_PROTOCOL_VERSION).then_some(ModernParts { params, meta })
+}
+
+/// A request that announces a non-legacy version in its header, outside any session, is
+/// treated as modern too (so a missing `_meta` gets the modern error, not "initialize first").
+fn announces_modern(env: &Envelope<'_>, headers: &HeaderMap) -> bool {
     let header = headers.get(checks::VERSION_HEADER).and_then(|v| v.to_str().ok());
     header.is_some_and(|v| !mcpgate_protocol::versions::is_supported_legacy(v))
         && checks::session_id(headers).is_none()

@@ -26,10 +26,10 @@ use crate::catalog::ItemKind;
 use crate::identity::Access;
 use crate::state::Shared;
 
-pub use validate::ModernRequest;
+pub use validate::{ModernParts, ModernRequest};
 
 /// Answers one modern-era message.
-pub async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, env: &Envelope<'_>, kind: Kind, access: Access) -> Response {
+pub async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, env: &Envelope<'_>, parts: Option<ModernParts<'_>>, kind: Kind, access: Access) -> Response {
     match kind {
         // This revision defines no client notifications over HTTP; accepting them is harmless.
         Kind::Notification => return StatusCode::ACCEPTED.into_response(),
@@ -39,7 +39,7 @@ pub async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, env: &Envelope<'_
         }
         Kind::Request => {}
     }
-    let req = match ModernRequest::parse(shared, headers, env) {
+    let req = match ModernRequest::parse(shared, headers, env, parts) {
         Ok(r) => r,
         Err((status, e, id)) => return error(status, id.as_deref(), &e),
     };

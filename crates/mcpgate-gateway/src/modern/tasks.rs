@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use axum::response::Response;
-use mcpgate_protocol::envelope::{Envelope, json_string, raw_str};
+use mcpgate_protocol::envelope::{Envelope, json_string, may_contain, raw_str};
 use mcpgate_protocol::names::ServerName;
 use mcpgate_protocol::{ErrorCode, RpcError};
 
@@ -73,6 +73,9 @@ impl Tasks {
 /// A backend result as the client sees it: a `task` result's id is swapped for a minted one.
 /// Anything else is returned unchanged.
 pub fn expose_created(shared: &Shared, server: &ServerName, principal: &str, response: Vec<u8>) -> Vec<u8> {
+    if !may_contain(&response, br#""task""#) {
+        return response;
+    }
     let Ok(env) = Envelope::parse(&response) else { return response };
     let Some(result) = env.get("result").and_then(|r| Envelope::parse_raw(r).ok()) else { return response };
     if result.str("resultType").as_deref() != Some("task") {

@@ -14,12 +14,19 @@ use mcpgate_protocol::{ErrorCode, RpcError};
 use crate::session::ClientCaps;
 use crate::state::Shared;
 
-/// A checked modern request. Its raw body is kept; `params()` re-reads it.
+/// A modern request's params and their `_meta`, when the caller has parsed them already.
+pub struct ModernParts<'a> {
+    pub params: Envelope<'a>,
+    pub meta: Envelope<'a>,
+}
+
+/// A checked modern request. Its raw params are kept; `params()` re-reads them.
 pub struct ModernRequest {
     /// Raw JSON id.
     pub id: String,
     pub method: String,
-    body: Vec<u8>,
+    /// The raw `params` object.
+    params: Vec<u8>,
     /// Raw JSON object of the client's declared capabilities.
     pub capabilities: String,
     pub caps: ClientCaps,
@@ -33,16 +40,17 @@ type Refusal = (StatusCode, RpcError, Option<String>);
 
 impl ModernRequest {
     pub fn params(&self) -> Envelope<'_> {
-        Envelope::parse(&self.body).ok().and_then(|e| e.params_object().ok().flatten()).unwrap_or_default()
+        Envelope::parse(&self.params).unwrap_or_default()
     }
 
     /// The params as a JSON value (for digests and argument checks).
     pub fn params_value(&self) -> serde_json::Value {
-        let Ok(env) = Envelope::parse(&self.body) else { return serde_json::Value::Null };
-        env.params().and_then(|p| serde_json::from_str(p.get()).ok()).unwrap_or(serde_json::Value::Null)
+        serde_json::from_slice(&self.params).unwrap_or(serde_json::Value::Null)
     }
 
-    pub fn parse(shared: &Shared, headers: &HeaderMap, env: &Envelope<'_>) -> Result<Self, Refusal> {
+    /// Checks `env` (whose params and `_meta` come parsed in `parts` when the caller has read
+    /// them) against its headers.
+    pub fn parse(shared: &Shared, headers: &HeaderMap, env: &Envelope<'_>, parts: Option<ModernParts<'_>>) -> Result<Self, Refusal> {
         let id = env.id().map(|i| i.get().to_owned());
         let refuse = |status, code, msg: String| (status, RpcError::new(code, msg), id.clone());
         let method = env.method().ok_or_else(|| refuse(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, "method must be a string".into()))?.into_owned();
@@ -51,15 +59,21 @@ impl ModernRequest {
             Some(Err(_)) => return Err(mismatch(&id, "the MCP-Protocol-Version header has invalid characters".into())),
             Some(Ok(h)) => h,
         };
-        let params = env
-            .params_object()
-            .ok()
-            .flatten()
-            .ok_or_else(|| refuse(StatusCode::BAD_REQUEST, ErrorCode::InvalidParams, "params must be an object".into()))?;
-        let meta = params
-            .get("_meta")
-            .and_then(|m| Envelope::parse_raw(m).ok())
-            .ok_or_else(|| refuse(StatusCode::BAD_REQUEST, ErrorCode::InvalidParams, "params._meta must be an object".into()))?;
+        let (params, meta) = match parts {
+            Some(ModernParts { params, meta }) => (params, meta),
+            None => {
+                let params = env
+                    .params_object()
+                    .ok()
+                    .flatten()
+                    .ok_or_else(|| refuse(StatusCode::BAD_REQUEST, ErrorCode::InvalidParams, "params must be an object".into()))?;
+                let meta = params
+                    .get("_meta")
+                    .and_then(|m| Envelope::parse_raw(m).ok())
+                    .ok_or_else(|| refuse(StatusCode::BAD_REQUEST, ErrorCode::InvalidParams, "params._meta must be an object".into()))?;
+                (params, meta)
+            }
+        };
         let Some(version) = meta.get(META_PROTOCOL_VERSION).and_then(raw_str) else {
             return Err(refuse(StatusCode::BAD_REQUEST, ErrorCode::InvalidParams, format!("_meta[\"{META_PROTOCOL_VERSION}\"] must be a string")));
         };
@@ -88,8 +102,10 @@ impl ModernRequest {
             Some(Ok(h)) if h != method => return Err(mismatch(&id, format!("Mcp-Method header {h:?} does not match body method {method:?}"))),
             Some(Ok(_)) => {}
         }
+        let mut name = None;
         if let Some(member) = name_member(&method) {
             let body_value = params.get(member).and_then(raw_str);
+            name = body_value.clone();
             match (header(headers, HEADER_NAME), body_value) {
                 (None, _) => return Err(mismatch(&id, "the Mcp-Name header is required".into())),
                 (Some(Err(e)), _) => return Err(mismatch(&id, format!("the Mcp-Name header {}", describe(e)))),
@@ -103,24 +119,23 @@ impl ModernRequest {
         let req = Self {
             id: id.clone().unwrap_or_else(|| "null".into()),
             method,
-            body: env.rewrite(&[]),
+            params: env.params().map_or_else(|| b"{}".to_vec(), |p| p.get().as_bytes().to_vec()),
             caps: ClientCaps::parse(&capabilities),
             capabilities,
             client_info,
             log_level,
         };
-        if req.method == "tools/call" {
-            req.check_param_headers(shared, headers).map_err(|m| mismatch(&id, m))?;
+        if let (true, Some(name)) = (req.method == "tools/call", name) {
+            req.check_param_headers(shared, headers, &name).map_err(|m| mismatch(&id, m))?;
         }
         Ok(req)
     }
 
     /// `Mcp-Param-*` headers against the arguments, for the tool's declared headers. Headers
     /// the tool does not declare are ignored (forwarded to nobody: the gateway recomputes).
-    fn check_param_headers(&self, shared: &Shared, headers: &HeaderMap) -> Result<(), String> {
-        let Some(name) = self.params().str("name").map(|n| n.into_owned()) else { return Ok(()) };
+    fn check_param_headers(&self, shared: &Shared, headers: &HeaderMap, name: &str) -> Result<(), String> {
         let catalog = shared.catalog.load();
-        let Some(entry) = catalog.tool(&name) else { return Ok(()) };
+        let Some(entry) = catalog.tool(name) else { return Ok(()) };
         if entry.param_headers.is_empty() {
             return Ok(());
         }
