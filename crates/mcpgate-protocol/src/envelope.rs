@@ -7,6 +7,7 @@
 //! reach the other side unchanged.
 
 use std::borrow::Cow;
+use std::sync::OnceLock;
 
 use serde::Deserialize;
 use serde::de::{self, MapAccess, Visitor};
@@ -224,11 +225,23 @@ pub fn raw_str(raw: &RawValue) -> Option<Cow<'_, str>> {
     serde_json::from_str::<S<'_>>(raw.get()).ok().map(|s| s.0)
 }
 
-/// Whether `bytes` may spell `needle` (a JSON fragment such as `"error"`): `false` only when
-/// the bytes are absent and no escape could spell them another way. Lets the hot path skip
-/// parsing a message that cannot hold what it looks for.
-pub fn may_contain(bytes: &[u8], needle: &[u8]) -> bool {
-    memchr::memchr(b'\\', bytes).is_some() || memchr::memmem::find(bytes, needle).is_some()
+/// A JSON fragment (such as `"error"`) the hot path looks for before parsing a message that
+/// cannot hold it. Its searcher is built once.
+pub struct Needle {
+    bytes: &'static [u8],
+    finder: OnceLock<memchr::memmem::Finder<'static>>,
+}
+
+impl Needle {
+    pub const fn new(bytes: &'static [u8]) -> Self {
+        Self { bytes, finder: OnceLock::new() }
+    }
+
+    /// Whether `haystack` may spell this fragment: `false` only when its bytes are absent and
+    /// no escape could spell them another way.
+    pub fn may_be_in(&self, haystack: &[u8]) -> bool {
+        memchr::memchr(b'\\', haystack).is_some() || self.finder.get_or_init(|| memchr::memmem::Finder::new(self.bytes)).find(haystack).is_some()
+    }
 }
 
 /// Appends `s` as a JSON string literal, without an intermediate string.

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE};
 use http::{HeaderMap, HeaderName, HeaderValue};
-use mcpgate_protocol::envelope::{Envelope, json_string, may_contain, raw_str};
+use mcpgate_protocol::envelope::{Envelope, Needle, json_string, raw_str};
 use mcpgate_protocol::modern::{HEADER_METHOD, HEADER_NAME, HEADER_PARAM_PREFIX, encode_header_value, request_meta, with_meta};
 use mcpgate_protocol::versions::MODERN_VERSION;
 use mcpgate_protocol::ObjectWriter;
@@ -110,7 +110,8 @@ fn is_error_response(body: &[u8]) -> bool {
 /// An error answered with `id: null` (refused before the body was read) is still the answer
 /// to this request.
 fn rekey(body: Bytes, id: u64) -> Bytes {
-    if !may_contain(&body, br#""error""#) {
+    static ERROR: Needle = Needle::new(br#""error""#);
+    if !ERROR.may_be_in(&body) {
         return body;
     }
     match Envelope::parse(&body) {

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::StreamExt;
 use mcpgate_protocol::dupkeys::{self, StructureError};
-use mcpgate_protocol::envelope::{Envelope, Kind, may_contain};
+use mcpgate_protocol::envelope::{Envelope, Kind, Needle};
 use mcpgate_protocol::sse::encode_message;
 use mcpgate_protocol::versions::META_PROTOCOL_VERSION;
 
@@ -24,7 +24,9 @@ use crate::state::Shared;
 pub async fn post(State(shared): State<Arc<Shared>>, request: axum::extract::Request) -> Response {
     // Split rather than extract `HeaderMap`: that extractor clones every header.
     let (parts, body) = request.into_parts();
-    match handle(&shared, &parts.headers, body).await {
+    // Boxed: the handler's future is moved (copied) twice on its way to the connection, and
+    // unboxed it would carry every state of the call, kilobytes.
+    match Box::pin(handle(&shared, &parts.headers, body)).await {
         Ok(resp) => resp,
         Err(reject) => reject.into_response(),
     }
@@ -86,7 +88,8 @@ async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, body: Body) -> Result
 fn modern_parts<'a>(body: &[u8], env: &Envelope<'a>) -> Option<ModernParts<'a>> {
     // Without escapes in the body, the key is there only if its bytes are: most legacy
     // requests are told apart without parsing params.
-    if !may_contain(body, META_PROTOCOL_VERSION.as_bytes()) {
+    static VERSION_KEY: Needle = Needle::new(META_PROTOCOL_VERSION.as_bytes());
+    if !VERSION_KEY.may_be_in(body) {
         return None;
     }
     let params = env.params_object().ok().flatten()?;

@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use bytes::Bytes;
 use futures::StreamExt;
-use mcpgate_protocol::envelope::{Envelope, Kind, json_string, raw_str};
+use mcpgate_protocol::envelope::{Envelope, Kind, Needle, json_string, raw_str};
 use mcpgate_protocol::modern::{param_value, request_meta, with_meta};
 use mcpgate_protocol::sse::encode_message;
 use mcpgate_protocol::{ErrorCode, ObjectWriter, RpcError};
@@ -216,8 +216,9 @@ pub(crate) fn final_response(backend: &Backend, rewrite: ResultRewrite, bytes: &
 /// The HTTP status a final JSON answer travels with: the modern protocol errors a backend
 /// answered (header mismatch, missing capability, unsupported version) keep their 400.
 fn status_of(response: &[u8]) -> StatusCode {
-    // Numbers have no escapes: without these digits, none of the three codes is there.
-    if memchr::memmem::find(response, b"-3202").is_none() {
+    // Without these digits (or an escape), none of the three codes is there.
+    static CODES: Needle = Needle::new(b"-3202");
+    if !CODES.may_be_in(response) {
         return StatusCode::OK;
     }
     let code = Envelope::parse(response).ok().and_then(|e| e.get("error").and_then(|e| Envelope::parse_raw(e).ok()).and_then(|e| e.get("code").map(|c| c.get().to_owned())));

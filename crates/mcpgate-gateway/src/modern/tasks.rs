@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use axum::response::Response;
-use mcpgate_protocol::envelope::{Envelope, json_string, may_contain, raw_str};
+use mcpgate_protocol::envelope::{Envelope, Needle, json_string, raw_str};
 use mcpgate_protocol::names::ServerName;
 use mcpgate_protocol::{ErrorCode, RpcError};
 
@@ -73,7 +73,8 @@ impl Tasks {
 /// A backend result as the client sees it: a `task` result's id is swapped for a minted one.
 /// Anything else is returned unchanged.
 pub fn expose_created(shared: &Shared, server: &ServerName, principal: &str, response: Vec<u8>) -> Vec<u8> {
-    if !may_contain(&response, br#""task""#) {
+    static TASK: Needle = Needle::new(br#""task""#);
+    if !TASK.may_be_in(&response) {
         return response;
     }
     let Ok(env) = Envelope::parse(&response) else { return response };
