@@ -111,7 +111,8 @@ pub(crate) async fn credential(shared: &Shared, access: &Access, target: &Target
         return Err(RpcError::new(ErrorCode::Internal, format!("server '{}' needs a per-user credential, but the caller is not authenticated", target.backend.name)));
     };
     let caller = mcpgate_credentials::Caller::from_identity(identity);
-    match security.credentials.resolve(target.backend.name.as_str(), &caller, target.tool.as_deref()).await {
+    // Boxed: a cold lookup (IdP, Vault) has a large state that every call's future would carry.
+    match Box::pin(security.credentials.resolve(target.backend.name.as_str(), &caller, target.tool.as_deref())).await {
         Ok(c) => {
             tracing::debug!(server = %target.backend.name, source = c.source, subject = %identity.subject, "credential resolved");
             Ok(Some(c))

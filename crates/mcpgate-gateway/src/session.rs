@@ -124,7 +124,9 @@ impl ClientSession {
             tokio::spawn(async move { old.close().await });
         }
         let conn = cell
-            .get_or_try_init(|| async {
+            // Boxed: opening a backend session is rare, and its state would otherwise enlarge
+            // every call's future.
+            .get_or_try_init(|| Box::pin(async {
                 let mut headers = backend.headers.clone();
                 for (name, value) in credential.iter().flat_map(|c| c.headers.iter()) {
                     headers.insert(name.clone(), value.clone());
@@ -146,7 +148,7 @@ impl ClientSession {
                     }
                 }
                 Ok::<_, UpstreamError>(conn)
-            })
+            }))
             .await?
             .clone();
         Ok(conn)

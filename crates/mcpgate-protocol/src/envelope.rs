@@ -152,7 +152,7 @@ impl<'de> Deserialize<'de> for Members<'de> {
 
 type Field<'a> = (Cow<'a, str>, &'a RawValue);
 
-/// Members, the first eight inline: parsing a typical message allocates nothing. (No `Drop`
+/// Members, the first four inline: parsing a typical message allocates nothing. (No `Drop`
 /// of its own, so an envelope's borrow of its bytes ends where it is last used.)
 #[derive(Debug, Default)]
 struct Fields<'a> {
@@ -163,7 +163,7 @@ struct Fields<'a> {
     unchecked: bool,
 }
 
-const INLINE: usize = 8;
+const INLINE: usize = 4;
 /// Up to this many members, an insert looks for an equal key by a scan.
 const SMALL: usize = 32;
 

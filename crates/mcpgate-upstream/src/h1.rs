@@ -108,7 +108,8 @@ impl Pool {
         let (mut c, resp) = loop {
             let (mut c, reused) = match self.checkout() {
                 Some(c) => (c, true),
-                None => (self.connect().await?, false),
+                // Boxed: rare, and its state would otherwise enlarge every call's future.
+                None => (Box::pin(self.connect()).await?, false),
             };
             match drive(&mut c.conn, c.sender.try_send_request(req)).await? {
                 Ok(resp) => break (c, resp),

@@ -43,7 +43,7 @@ pub async fn handle(shared: &Arc<Shared>, access: Access, req: ModernRequest) ->
     drop(catalog);
     match target.backend.era() {
         Era::Modern => stateless(shared, &access, &req, target).await,
-        Era::Legacy | Era::Unknown => super::bridge::call(shared, access, req, target).await,
+        Era::Legacy | Era::Unknown => Box::pin(super::bridge::call(shared, access, req, target)).await,
     }
 }
 

@@ -61,8 +61,9 @@ pub async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, env: &Envelope<'_
         "resources/list" => list(ItemKind::Resource),
         "resources/templates/list" => list(ItemKind::ResourceTemplate),
         "tools/call" | "prompts/get" | "resources/read" | "completion/complete" => call::handle(shared, access, req).await,
-        "subscriptions/listen" => listen::handle(shared, &access, &req).await,
-        "tasks/get" | "tasks/update" | "tasks/cancel" => tasks::handle(shared, access, req).await,
+        // Boxed so their larger states do not enlarge every call's future.
+        "subscriptions/listen" => Box::pin(listen::handle(shared, &access, &req)).await,
+        "tasks/get" | "tasks/update" | "tasks/cancel" => Box::pin(tasks::handle(shared, access, req)).await,
         m if LEGACY_ONLY_METHODS.contains(&m) => {
             let e = RpcError::new(ErrorCode::MethodNotFound, format!("Method not found: {m} does not exist in protocol version {MODERN_VERSION}"));
             error(StatusCode::NOT_FOUND, Some(&req.id), &e)
