@@ -326,8 +326,10 @@ class Bench:
             gw, url = self.gateway(cfg, name="pipeline")
             kw = {"tool": "b_echo", "token": token}
             c1 = self.measured(gw, url, 1, **kw)
+            # Closed loop at c=16: CPU per call without the idle wake-ups of the other two.
+            c16 = self.measured(gw, url, 16, **kw)
             open_loop = self.measured(gw, url, 16, rate=rate, **kw)
-            self.record("2 full pipeline", name, c1=c1, open_loop=open_loop)
+            self.record("2 full pipeline", name, c1=c1, c16=c16, open_loop=open_loop)
             gw.terminate()
             gw.wait(5)
         stop_all()
@@ -493,9 +495,11 @@ def write_report(b: Bench, out: Path) -> None:
         g = r.get("gateway") or r.get("c1") or r.get("open_loop")
         d = r.get("direct")
         if r["scenario"].startswith("2 ") and "c1" in r:
-            for key in ("c1", "open_loop"):
-                g = r[key]
-                lines.append(f"| {r['scenario']} | {r['variant']} ({'c=1' if key == 'c1' else 'open loop'}) | | {g['p50_us']}/{g['p99_us']} | {g['throughput']:.0f} | {g['gateway_cpu_us_per_call']} | {g['gateway_rss_mib']} |")
+            labels = {"c1": "c=1", "c16": "c=16", "open_loop": "open loop"}
+            for key, label in labels.items():
+                if (g := r.get(key)) is None:
+                    continue
+                lines.append(f"| {r['scenario']} | {r['variant']} ({label}) | | {g['p50_us']}/{g['p99_us']} | {g['throughput']:.0f} | {g['gateway_cpu_us_per_call']} | {g['gateway_rss_mib']} |")
             continue
         if g is None:
             extra = ", ".join(f"{k}={v}" for k, v in r.items() if k not in ("scenario", "variant"))
@@ -531,7 +535,7 @@ def main() -> None:
     finally:
         stop_all()
     write_report(b, args.out)
-    failed = [r for r in b.results for k in ("direct", "gateway", "c1", "open_loop") if isinstance(r.get(k), dict) and r[k].get("errors")]
+    failed = [r for r in b.results for k in ("direct", "gateway", "c1", "c16", "open_loop") if isinstance(r.get(k), dict) and r[k].get("errors")]
     failed += [r for r in b.results if isinstance(r.get("errors"), int) and r["errors"]]
     if failed:
         print(f"benchmark: {len(failed)} measurements had errors", file=sys.stderr)
