@@ -25,14 +25,12 @@ pub enum Kind {
 
 /// A JSON object parsed one level deep, members in their original order.
 ///
-/// Members live in a plain vector: messages have a handful of members, and a linear scan over
-/// them is cheaper than hashing every key (this is parsed several times per forwarded call).
+/// Messages have a handful of members: they are kept in order (the first few inline) and found
+/// by a scan, cheaper than hashing every key (a message is parsed more than once per call).
 #[derive(Debug, Default)]
 pub struct Envelope<'a> {
     members: Fields<'a>,
 }
-
-
 
 /// The body is not a JSON object (or not JSON at all).
 #[derive(Debug, thiserror::Error)]
