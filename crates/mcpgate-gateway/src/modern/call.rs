@@ -113,10 +113,22 @@ async fn relay_modern(shared: &Arc<Shared>, access: &Access, req: &ModernRequest
         Ok(ex) => ex,
         Err(e) => return error(StatusCode::OK, Some(&req.id), &e),
     };
-    let (tx, rx) = mpsc::channel(16);
     let backend = target.backend.clone();
     let client_id = req.id.clone();
     let rewrite = target.rewrite;
+    // The first message is read here: a call answered with one JSON body (the common case)
+    // needs no channel and no task.
+    let first = match next_step(&backend, rewrite, &client_id, &map_final, timeout_at(deadline, ex.next()).await) {
+        Step::Final(out) => return super::json(status_of(&out), out),
+        Step::Relay(bytes) => Some(bytes),
+        Step::Skip => None,
+    };
+    // A streamed answer: the client gets an SSE stream, fed from the rest of the exchange.
+    let (tx, rx) = mpsc::channel(16);
+    if let Some(bytes) = first {
+        // The channel is new and empty: this cannot fail for want of room.
+        let _ = tx.try_send((bytes, false));
+    }
     let work = Box::pin(async move {
         loop {
             let next = tokio::select! {
@@ -124,32 +136,59 @@ async fn relay_modern(shared: &Arc<Shared>, access: &Access, req: &ModernRequest
                 () = tx.closed() => return,
                 n = timeout_at(deadline, ex.next()) => n,
             };
-            let msg = match next {
-                Ok(Ok(Some(m))) => m,
-                Ok(Ok(None)) => return send_final(&tx, unavailable(&backend, &UpstreamError::Closed).response(Some(&client_id))).await,
-                Ok(Err(e)) => return send_final(&tx, unavailable(&backend, &e).response(Some(&client_id))).await,
-                Err(_) => return send_final(&tx, unavailable(&backend, &UpstreamError::Timeout).response(Some(&client_id))).await,
-            };
-            if msg.is_final {
-                let out = final_response(&backend, rewrite, &msg.bytes, &client_id, false)
-                    .map(&map_final)
-                    .unwrap_or_else(|| unavailable(&backend, &UpstreamError::Protocol("unreadable response".into())).response(Some(&client_id)));
-                return send_final(&tx, out).await;
-            }
-            let Ok(env) = Envelope::parse(&msg.bytes) else { continue };
-            match env.kind() {
-                Some(Kind::Notification) if crate::session::is_list_changed(&env) => backend.request_relist(),
-                Some(Kind::Notification) => {
-                    if tx.send((msg.bytes, false)).await.is_err() {
+            match next_step(&backend, rewrite, &client_id, &map_final, next) {
+                Step::Final(out) => return send_final(&tx, out).await,
+                Step::Relay(bytes) => {
+                    if tx.send((bytes, false)).await.is_err() {
                         return;
                     }
                 }
-                // A modern backend must not send requests on a response stream; ignore them.
-                _ => {}
+                Step::Skip => {}
             }
         }
     });
     respond_inline(work, rx).await
+}
+
+/// What one read from a modern backend's exchange means for the client.
+enum Step {
+    /// The final response, as the client sees it (an error when the exchange failed).
+    Final(Vec<u8>),
+    /// A notification to pass on.
+    Relay(Bytes),
+    /// Nothing for the client.
+    Skip,
+}
+
+fn next_step(
+    backend: &Backend,
+    rewrite: ResultRewrite,
+    client_id: &str,
+    map_final: &impl Fn(Vec<u8>) -> Vec<u8>,
+    next: Result<Result<Option<mcpgate_upstream::Inbound>, UpstreamError>, tokio::time::error::Elapsed>,
+) -> Step {
+    let msg = match next {
+        Ok(Ok(Some(m))) => m,
+        Ok(Ok(None)) => return Step::Final(unavailable(backend, &UpstreamError::Closed).response(Some(client_id))),
+        Ok(Err(e)) => return Step::Final(unavailable(backend, &e).response(Some(client_id))),
+        Err(_) => return Step::Final(unavailable(backend, &UpstreamError::Timeout).response(Some(client_id))),
+    };
+    if msg.is_final {
+        let out = final_response(backend, rewrite, &msg.bytes, client_id, false)
+            .map(map_final)
+            .unwrap_or_else(|| unavailable(backend, &UpstreamError::Protocol("unreadable response".into())).response(Some(client_id)));
+        return Step::Final(out);
+    }
+    let Ok(env) = Envelope::parse(&msg.bytes) else { return Step::Skip };
+    match env.kind() {
+        Some(Kind::Notification) if crate::session::is_list_changed(&env) => {
+            backend.request_relist();
+            Step::Skip
+        }
+        Some(Kind::Notification) => Step::Relay(msg.bytes),
+        // A modern backend must not send requests on a response stream; ignore them.
+        _ => Step::Skip,
+    }
 }
 
 /// Runs `work` (which sends a call's messages on the channel `rx` reads) in this task until
