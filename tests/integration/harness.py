@@ -48,6 +48,9 @@ LEGACY_VERSION = "2025-11-25"
 HANDSHAKE_VERSIONS = {"2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"}
 MODERN_VERSION = "2026-07-28"
 ACCEPT_BOTH = "application/json, text/event-stream"
+# `_meta` keys of a 2026-07-28 request.
+VERSION_KEY = "io.modelcontextprotocol/protocolVersion"
+CAPS_KEY = "io.modelcontextprotocol/clientCapabilities"
 
 
 def python2() -> str:
@@ -780,6 +783,19 @@ class McpHttp:
         return found
 
 
+def shut_down(response: httpx.Response | None) -> None:
+    """Closes our side of a streaming response. A read blocked in another thread only wakes up
+    when the socket is shut down; closing the response from here would not wake it."""
+    try:
+        if response is not None:
+            stream = response.extensions.get("network_stream")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            if sock is not None:
+                sock.shutdown(socket.SHUT_RDWR)
+    except Exception:  # noqa: BLE001
+        pass
+
+
 class GetStream:
     """Background reader of the session's GET SSE stream; messages land in a queue."""
 
@@ -803,15 +819,7 @@ class GetStream:
         self.close()
 
     def close(self) -> None:
-        # A blocked read in the reader thread only wakes up when the socket is shut down.
-        try:
-            if self._response is not None:
-                stream = self._response.extensions.get("network_stream")
-                sock = stream.get_extra_info("socket") if stream is not None else None
-                if sock is not None:
-                    sock.shutdown(socket.SHUT_RDWR)
-        except Exception:  # noqa: BLE001
-            pass
+        shut_down(self._response)
         self._thread.join(timeout=5)
         self._http.close()
 

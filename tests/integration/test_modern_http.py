@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import socket
 import sys
-import time
 from typing import Any
 from urllib.parse import urlparse
 
@@ -37,6 +35,8 @@ from harness import (
     find_binary,
     start_gateway_retrying,
     ACCEPT_BOTH,
+    CAPS_KEY,
+    VERSION_KEY,
     MODERN_VERSION,
     PY_FIXTURES,
     VENV1_PY,
@@ -45,15 +45,12 @@ from harness import (
     Gateway,
     ProcessRegistry,
     free_port,
-    gateway_binary,
     parse_sse,
     python2,
     tool_text,
     wait_until,
 )
 
-VERSION_KEY = "io.modelcontextprotocol/protocolVersion"
-CAPS_KEY = "io.modelcontextprotocol/clientCapabilities"
 LOG_LEVEL_KEY = "io.modelcontextprotocol/logLevel"
 SERVER_INFO_KEY = "io.modelcontextprotocol/serverInfo"
 
@@ -322,15 +319,7 @@ class Env:
 
 @pytest.fixture(scope="module")
 def shared_env(tmp_path_factory: pytest.TempPathFactory) -> Env:
-    binary = gateway_binary()
-    deadline = time.monotonic() + 10
-    while binary is None and time.monotonic() < deadline:  # maybe being rebuilt right now
-        time.sleep(0.5)
-        binary = gateway_binary()
-    if binary is None:
-        if os.environ.get("CI") or os.environ.get("MCPGATE_REQUIRE_BIN"):
-            pytest.fail("mcpgate binary not found")
-        pytest.skip("mcpgate binary not found: build it (cargo build) or set MCPGATE_BIN")
+    binary = find_binary()
     if not VENV1_PY.exists():
         pytest.skip(f"{VENV1_PY} missing: run scripts/setup-test-env.sh")
     registry = ProcessRegistry(tmp_path_factory.mktemp("modern-shared"))

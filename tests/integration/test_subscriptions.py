@@ -25,7 +25,6 @@ import itertools
 import json
 import os
 import queue
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -38,6 +37,9 @@ from harness import (
     find_binary,
     start_gateway_retrying,
     ACCEPT_BOTH,
+    CAPS_KEY,
+    VERSION_KEY,
+    shut_down,
     MODERN_VERSION,
     PY_FIXTURES,
     VENV1_PY,
@@ -46,15 +48,12 @@ from harness import (
     Gateway,
     ProcessRegistry,
     free_port,
-    gateway_binary,
     parse_sse,
     python2,
     tool_text,
     wait_until,
 )
 
-VERSION_KEY = "io.modelcontextprotocol/protocolVersion"
-CAPS_KEY = "io.modelcontextprotocol/clientCapabilities"
 SUB_KEY = "io.modelcontextprotocol/subscriptionId"
 ACK = "notifications/subscriptions/acknowledged"
 UPDATED = "notifications/resources/updated"
@@ -228,14 +227,7 @@ class Listen:
 
     def close(self) -> None:
         """Close the client's side of the stream (the socket is shut down: a blocked read wakes)."""
-        try:
-            if self._response is not None:
-                stream = self._response.extensions.get("network_stream")
-                sock = stream.get_extra_info("socket") if stream is not None else None
-                if sock is not None:
-                    sock.shutdown(socket.SHUT_RDWR)
-        except Exception:  # noqa: BLE001
-            pass
+        shut_down(self._response)
         self._thread.join(timeout=5)
         self._http.close()
 

@@ -23,7 +23,6 @@ sleeps under an overall deadline; nothing asserts timings.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -35,6 +34,8 @@ from harness import (
     find_binary,
     start_gateway_retrying,
     ACCEPT_BOTH,
+    CAPS_KEY,
+    VERSION_KEY,
     MODERN_VERSION,
     PY_FIXTURES,
     Backend,
@@ -43,7 +44,6 @@ from harness import (
     McpHttp,
     ProcessRegistry,
     free_port,
-    gateway_binary,
     parse_sse,
     python2,
     tool_text,
@@ -51,8 +51,6 @@ from harness import (
 )
 
 TASKS = "io.modelcontextprotocol/tasks"
-VERSION_KEY = "io.modelcontextprotocol/protocolVersion"
-CAPS_KEY = "io.modelcontextprotocol/clientCapabilities"
 TASK_CAPS = {"extensions": {TASKS: {}}}
 
 INVALID_PARAMS = -32602
