@@ -22,9 +22,8 @@ pub mod wristband;
 mod tests;
 
 pub use config::{
-    Alg, AuthConfig, CelRule, CelSourceConfig, ClaimPath, ClaimsSourceConfig, Effect, IssuerConfig, JwksConfig, KeyConfig,
-    OnMissing, PermissionsConfig, ServerAuthConfig, SourceConfig, WristbandFormat, WristbandIssueConfig,
-    WristbandSourceConfig,
+    Alg, AuthConfig, CelRule, CelSourceConfig, ClaimPath, ClaimsSourceConfig, Effect, IssuerConfig, JwksConfig, KeyConfig, OnMissing, PermissionsConfig,
+    ServerAuthConfig, SourceConfig, WristbandFormat, WristbandIssueConfig, WristbandSourceConfig,
 };
 pub use error::AuthError;
 pub use policy::{Caller, Decision, Grants, ItemRef, Kind, Policy, ServerAuthInfo};

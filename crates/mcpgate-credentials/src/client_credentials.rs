@@ -39,8 +39,7 @@ pub(crate) struct GatewayTokens {
 impl GatewayTokens {
     pub fn new(cfg: &ClientCredentialsConfig, http: reqwest::Client, counters: Arc<Counters>) -> Result<Self, String> {
         let at = "credentials.client_credentials";
-        let endpoint =
-            check_url(&cfg.token_endpoint, cfg.allow_insecure_http).map_err(|e| format!("{at}.token_endpoint: {e}"))?;
+        let endpoint = check_url(&cfg.token_endpoint, cfg.allow_insecure_http).map_err(|e| format!("{at}.token_endpoint: {e}"))?;
         let secret = cfg.client_secret.load().map_err(|e| format!("{at}.client_secret: {e}"))?;
         Ok(Self {
             client: TokenClient::new(http, cfg.client_id.clone(), secret, cfg.auth_method, cfg.timeout),
@@ -70,11 +69,7 @@ impl GatewayTokens {
 }
 
 /// The form of a client_credentials request (client authentication is added by the client).
-pub(crate) fn form<'a>(
-    scope: Option<&'a str>,
-    audience: Option<&'a str>,
-    resource: Option<&'a str>,
-) -> Vec<(&'static str, &'a str)> {
+pub(crate) fn form<'a>(scope: Option<&'a str>, audience: Option<&'a str>, resource: Option<&'a str>) -> Vec<(&'static str, &'a str)> {
     let mut params = vec![("grant_type", "client_credentials")];
     for (name, value) in [("scope", scope), ("audience", audience), ("resource", resource)] {
         if let Some(value) = value {
@@ -93,11 +88,7 @@ pub(crate) struct ClientCredentialsSource {
 }
 
 impl ClientCredentialsSource {
-    pub fn build(
-        cfg: &ClientCredentialsSourceConfig,
-        tokens: Arc<GatewayTokens>,
-        target: &Target,
-    ) -> Result<Self, String> {
+    pub fn build(cfg: &ClientCredentialsSourceConfig, tokens: Arc<GatewayTokens>, target: &Target) -> Result<Self, String> {
         let audience = match &cfg.audience {
             Some(src) => {
                 let template = Template::parse(src, &[Var::Host, Var::Server]).map_err(|e| format!("audience: {e}"))?;
@@ -115,11 +106,7 @@ impl ClientCredentialsSource {
 
     pub async fn resolve(&self, fingerprints: &Fingerprinter, target: &Target) -> Result<Resolved, CredentialError> {
         let server = || target.name.clone();
-        let token = self
-            .tokens
-            .token(&self.key)
-            .await
-            .map_err(|reason| CredentialError::ClientCredentials { server: server(), reason })?;
+        let token = self.tokens.token(&self.key).await.map_err(|reason| CredentialError::ClientCredentials { server: server(), reason })?;
         fingerprints
             .resolved("client_credentials", &self.header, token.token.expose(), Some(token.expires_at))
             .ok_or_else(|| CredentialError::BadHeaderValue { server: server(), via: "client_credentials" })

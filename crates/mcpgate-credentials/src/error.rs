@@ -70,13 +70,11 @@ impl CredentialError {
     pub fn source_name(&self) -> Option<&'static str> {
         match self {
             CredentialError::UnknownServer { .. } | CredentialError::NoCredential { .. } => None,
-            CredentialError::Missing { via, .. }
-            | CredentialError::InvalidIdentity { via, .. }
-            | CredentialError::BadHeaderValue { via, .. } => Some(via),
+            CredentialError::Missing { via, .. } | CredentialError::InvalidIdentity { via, .. } | CredentialError::BadHeaderValue { via, .. } => Some(via),
             CredentialError::Vault { .. } => Some("vault"),
-            CredentialError::Exchange { .. }
-            | CredentialError::ExchangedTokenRejected { .. }
-            | CredentialError::ToolNotPermitted { .. } => Some("token_exchange"),
+            CredentialError::Exchange { .. } | CredentialError::ExchangedTokenRejected { .. } | CredentialError::ToolNotPermitted { .. } => {
+                Some("token_exchange")
+            }
             CredentialError::ClientCredentials { .. } => Some("client_credentials"),
         }
     }
@@ -122,11 +120,7 @@ impl CredentialError {
 /// Makes text from a remote party safe for an error message: at most `max` characters,
 /// control characters escaped.
 pub(crate) fn sanitize(text: &str, max: usize) -> String {
-    let mut out: String = text
-        .chars()
-        .take(max)
-        .flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] })
-        .collect();
+    let mut out: String = text.chars().take(max).flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect();
     if text.chars().count() > max {
         out.push('…');
     }

@@ -32,10 +32,9 @@ mod wire;
 
 pub use caller::Caller;
 pub use config::{
-    AppRoleAuth, ClientAuthMethod, ClientCredentialsConfig, ClientCredentialsSourceConfig, CredentialsConfig,
-    DiscoverySourceConfig, ExchangeClientConfig, ExchangeSourceConfig, JwtAuth, KubernetesAuth, OnError, OnMissing,
-    PassthroughSourceConfig, SecretSource, ServerCredentials, SourceConfig, StaticSourceConfig, VaultAuth, VaultConfig,
-    VaultSourceConfig,
+    AppRoleAuth, ClientAuthMethod, ClientCredentialsConfig, ClientCredentialsSourceConfig, CredentialsConfig, DiscoverySourceConfig, ExchangeClientConfig,
+    ExchangeSourceConfig, JwtAuth, KubernetesAuth, OnError, OnMissing, PassthroughSourceConfig, SecretSource, ServerCredentials, SourceConfig,
+    StaticSourceConfig, VaultAuth, VaultConfig, VaultSourceConfig,
 };
 pub use error::{CredentialError, ErrorOrigin};
 pub use resolved::Resolved;

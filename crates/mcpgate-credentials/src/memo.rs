@@ -51,10 +51,7 @@ where
     E: Clone + Send + Sync + 'static,
 {
     pub fn new(capacity: u64) -> Self {
-        Self {
-            done: moka::sync::Cache::builder().max_capacity(capacity).expire_after(UntilExpiry).build(),
-            pending: Mutex::new(HashMap::new()),
-        }
+        Self { done: moka::sync::Cache::builder().max_capacity(capacity).expire_after(UntilExpiry).build(), pending: Mutex::new(HashMap::new()) }
     }
 
     /// The cached value for `key`, or the result of `fetch` (run by one caller at a time per
@@ -171,12 +168,8 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
         slow.abort();
-        let (r, _) = tokio::time::timeout(
-            Duration::from_secs(2),
-            memo.get_or_fetch(&1, || async { Ok((2, Duration::from_secs(1))) }),
-        )
-        .await
-        .expect("not stuck");
+        let (r, _) =
+            tokio::time::timeout(Duration::from_secs(2), memo.get_or_fetch(&1, || async { Ok((2, Duration::from_secs(1))) })).await.expect("not stuck");
         assert_eq!(r, Ok(2));
     }
 }

@@ -29,13 +29,7 @@ pub(crate) struct TokenClient {
 }
 
 impl TokenClient {
-    pub fn new(
-        http: reqwest::Client,
-        client_id: String,
-        secret: Secret,
-        method: ClientAuthMethod,
-        timeout: Duration,
-    ) -> Self {
+    pub fn new(http: reqwest::Client, client_id: String, secret: Secret, method: ClientAuthMethod, timeout: Duration) -> Self {
         Self { http, client_id, secret, method, timeout }
     }
 
@@ -58,11 +52,8 @@ impl TokenClient {
                 // RFC 6749 §2.3.1: both parts form-encoded before Base64.
                 let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
                 let pair = format!("{}:{}", enc(&self.client_id), enc(self.secret.expose()));
-                let mut value = http::HeaderValue::from_str(&format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(pair)
-                ))
-                .map_err(|_| "the client credentials do not fit a header".to_owned())?;
+                let mut value = http::HeaderValue::from_str(&format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair)))
+                    .map_err(|_| "the client credentials do not fit a header".to_owned())?;
                 value.set_sensitive(true);
                 req = req.header(http::header::AUTHORIZATION, value);
             }
@@ -73,8 +64,7 @@ impl TokenClient {
     /// Sends `params` and returns the issued token. Errors are safe to show.
     pub async fn request(&self, endpoint: &url::Url, params: &[(&str, &str)]) -> Result<Issued, String> {
         let req = self.build(endpoint, params)?;
-        let resp =
-            self.http.execute(req).await.map_err(|e| format!("the token endpoint is unreachable: {}", describe(&e)))?;
+        let resp = self.http.execute(req).await.map_err(|e| format!("the token endpoint is unreachable: {}", describe(&e)))?;
         let status = resp.status().as_u16();
         let body = read_json(resp).await.map_err(|e| format!("the token endpoint's answer: {e}"))?;
         if status != 200 {
@@ -94,10 +84,8 @@ impl TokenClient {
 /// An error answer in words: a fixed phrase for the RFC 6749/8693 codes, the status, and the
 /// code itself (only when it looks like one: no free text from the IdP reaches a message).
 fn explain(status: u16, body: &Value) -> String {
-    let code = body
-        .get("error")
-        .and_then(Value::as_str)
-        .filter(|c| !c.is_empty() && c.len() <= 64 && c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_'));
+    let code =
+        body.get("error").and_then(Value::as_str).filter(|c| !c.is_empty() && c.len() <= 64 && c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_'));
     let phrase = match code {
         Some("invalid_target") => "the IdP refused the requested audience or resource",
         Some("invalid_client") => "the IdP refused the gateway's client credentials",
@@ -119,13 +107,7 @@ mod tests {
     use super::*;
 
     fn client(method: ClientAuthMethod) -> TokenClient {
-        TokenClient::new(
-            reqwest::Client::new(),
-            "mcp gate".into(),
-            Secret::new("s3cr:et"),
-            method,
-            Duration::from_secs(5),
-        )
+        TokenClient::new(reqwest::Client::new(), "mcp gate".into(), Secret::new("s3cr:et"), method, Duration::from_secs(5))
     }
 
     fn body(req: &reqwest::Request) -> String {
@@ -148,9 +130,7 @@ mod tests {
     #[test]
     fn post_client_auth_puts_the_secret_in_the_body_only() {
         let url = url::Url::parse("https://idp.example/token").expect("url");
-        let req = client(ClientAuthMethod::Post)
-            .build(&url, &[("grant_type", "client_credentials"), ("scope", "a b")])
-            .expect("ok");
+        let req = client(ClientAuthMethod::Post).build(&url, &[("grant_type", "client_credentials"), ("scope", "a b")]).expect("ok");
         assert!(req.headers().get("authorization").is_none());
         assert_eq!(body(&req), "grant_type=client_credentials&scope=a+b&client_id=mcp+gate&client_secret=s3cr%3Aet");
     }

@@ -84,13 +84,7 @@ impl Fingerprinter {
     }
 
     /// A [`Resolved`] with the secret in `header`; `None` when it is not a valid header value.
-    pub fn resolved(
-        &self,
-        source: &'static str,
-        header: &HeaderTemplate,
-        secret: &str,
-        expires_at: Option<SystemTime>,
-    ) -> Option<Resolved> {
+    pub fn resolved(&self, source: &'static str, header: &HeaderTemplate, secret: &str, expires_at: Option<SystemTime>) -> Option<Resolved> {
         let headers = vec![header.render(secret)?];
         Some(Resolved { fingerprint: self.of(source, &headers), headers, source, expires_at, masked: mask(secret) })
     }

@@ -162,10 +162,7 @@ pub(crate) fn check_identity(what: &str, value: &str) -> Result<(), String> {
         return Err(format!("{what} is longer than 256 bytes"));
     }
     if let Some(c) = value.chars().find(|c| !is_path_char(*c)) {
-        return Err(format!(
-            "{what} \"{shown}\" contains {}; only A-Z a-z 0-9 . _ @ + - may address a credential",
-            describe(c)
-        ));
+        return Err(format!("{what} \"{shown}\" contains {}; only A-Z a-z 0-9 . _ @ + - may address a credential", describe(c)));
     }
     if value == "." || value.contains("..") {
         return Err(format!("{what} \"{shown}\" contains '..' or is '.'"));
@@ -205,18 +202,8 @@ fn describe(c: char) -> String {
 }
 
 /// Headers a credential may never be sent in: they frame the request or carry MCP state.
-const RESERVED_HEADERS: &[&str] = &[
-    "host",
-    "content-length",
-    "content-type",
-    "transfer-encoding",
-    "connection",
-    "te",
-    "upgrade",
-    "accept",
-    "mcp-session-id",
-    "mcp-protocol-version",
-];
+const RESERVED_HEADERS: &[&str] =
+    &["host", "content-length", "content-type", "transfer-encoding", "connection", "te", "upgrade", "accept", "mcp-session-id", "mcp-protocol-version"];
 
 /// Header name and value template of a credential (`Authorization: Bearer {value}`).
 #[derive(Debug, Clone)]
@@ -228,8 +215,7 @@ pub(crate) struct HeaderTemplate {
 impl HeaderTemplate {
     /// `format` defaults to `Bearer {value}` for `Authorization`, else `{value}`.
     pub fn parse(header: &str, format: Option<&str>) -> Result<HeaderTemplate, String> {
-        let name = HeaderName::from_bytes(header.as_bytes())
-            .map_err(|_| format!("header {header:?} is not a valid header name"))?;
+        let name = HeaderName::from_bytes(header.as_bytes()).map_err(|_| format!("header {header:?} is not a valid header name"))?;
         if RESERVED_HEADERS.contains(&name.as_str()) {
             return Err(format!("header {header:?} cannot carry a credential"));
         }
@@ -282,8 +268,7 @@ mod tests {
 
     #[test]
     fn vault_path_rejects_usernames_that_could_reach_another_path() {
-        for bad in ["alice/../bob", "alice%2f..%2fbob", "bob\n", "..", ".", "\u{430}lice", "a\\b", "", "al ice", "a?b"]
-        {
+        for bad in ["alice/../bob", "alice%2f..%2fbob", "bob\n", "..", ".", "\u{430}lice", "a\\b", "", "al ice", "a?b"] {
             let err = check_identity("username", bad).expect_err(bad);
             assert!(err.starts_with("username"), "{err}");
             assert!(!err.contains('\n'), "message must not carry control characters: {err:?}");

@@ -78,11 +78,7 @@ impl Backend {
                 cwd: config.cwd.clone(),
             }),
         };
-        let headers = config
-            .headers
-            .iter()
-            .filter_map(|(k, v)| Some((HeaderName::from_bytes(k.as_bytes()).ok()?, sensitive(v.expose())?)))
-            .collect();
+        let headers = config.headers.iter().filter_map(|(k, v)| Some((HeaderName::from_bytes(k.as_bytes()).ok()?, sensitive(v.expose())?))).collect();
         Arc::new(Self {
             spec: Arc::new(BackendSpec { name: name.to_string(), transport }),
             prefix: config.effective_prefix(),
@@ -125,9 +121,7 @@ impl Backend {
 
     /// The stateless link to this backend (Streamable HTTP only).
     pub fn modern_link(&self, http: &reqwest::Client) -> Option<&mcpgate_upstream::ModernLink> {
-        self.modern
-            .get_or_init(|| self.http_url().map(|url| mcpgate_upstream::ModernLink::new(http.clone(), url.clone(), self.headers.clone())))
-            .as_ref()
+        self.modern.get_or_init(|| self.http_url().map(|url| mcpgate_upstream::ModernLink::new(http.clone(), url.clone(), self.headers.clone()))).as_ref()
     }
 
     /// The endpoint of a Streamable HTTP backend (the only transport the modern era uses).
@@ -171,11 +165,7 @@ fn sensitive(v: &str) -> Option<HeaderValue> {
 
 fn parse_url(config: &ServerConfig) -> url::Url {
     // Validation guarantees a URL for HTTP transports; this fallback is never reached.
-    config
-        .url
-        .as_deref()
-        .and_then(|u| url::Url::parse(u).ok())
-        .unwrap_or_else(|| url::Url::parse("http://invalid.invalid/").unwrap_or_else(|_| unreachable!()))
+    config.url.as_deref().and_then(|u| url::Url::parse(u).ok()).unwrap_or_else(|| url::Url::parse("http://invalid.invalid/").unwrap_or_else(|_| unreachable!()))
 }
 
 fn unreachable_name() -> ServerName {

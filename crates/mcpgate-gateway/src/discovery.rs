@@ -7,9 +7,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use mcpgate_credentials::Resolver;
 use mcpgate_protocol::envelope::{Envelope, Kind, raw_str};
 use mcpgate_protocol::versions::LATEST_LEGACY;
-use mcpgate_credentials::Resolver;
 use mcpgate_upstream::{Connection, InitOptions, ModernLink, UpstreamError, probe};
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
@@ -278,15 +278,8 @@ async fn list_kind(lister: &Lister<'_>, method: &str, key: &str, hints: &mut Hin
 
 fn backend_caps(raw: Option<&RawValue>) -> BackendCaps {
     let Some(env) = raw.and_then(|r| Envelope::parse_raw(r).ok()) else { return BackendCaps::default() };
-    let subscribe = env
-        .get("resources")
-        .and_then(|r| Envelope::parse_raw(r).ok())
-        .and_then(|r| r.get("subscribe").map(|v| v.get() == "true"))
-        .unwrap_or(false);
-    let tasks = env
-        .get("extensions")
-        .and_then(|e| Envelope::parse_raw(e).ok())
-        .is_some_and(|e| e.has(crate::modern::tasks::EXTENSION));
+    let subscribe = env.get("resources").and_then(|r| Envelope::parse_raw(r).ok()).and_then(|r| r.get("subscribe").map(|v| v.get() == "true")).unwrap_or(false);
+    let tasks = env.get("extensions").and_then(|e| Envelope::parse_raw(e).ok()).is_some_and(|e| e.has(crate::modern::tasks::EXTENSION));
     BackendCaps {
         tasks,
         tools: env.has("tools"),

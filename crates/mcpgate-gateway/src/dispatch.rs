@@ -105,7 +105,16 @@ fn list(shared: &Shared, catalog: &Catalog, kind: ItemKind, params: Option<&Enve
 /// (raw JSON) are appended to the result. Written into one buffer: a page of thousands of
 /// tools is large, and every extra copy of it costs.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn list_response(shared: &Shared, catalog: &Catalog, kind: ItemKind, params: Option<&Envelope<'_>>, size: usize, id: &str, access: &Access, extra: &[(&str, &str)]) -> Result<Vec<u8>, RpcError> {
+pub(crate) fn list_response(
+    shared: &Shared,
+    catalog: &Catalog,
+    kind: ItemKind,
+    params: Option<&Envelope<'_>>,
+    size: usize,
+    id: &str,
+    access: &Access,
+    extra: &[(&str, &str)],
+) -> Result<Vec<u8>, RpcError> {
     let cursor = params.and_then(|p| p.get("cursor"));
     let cursor = match cursor.map(raw_str) {
         None => None,
@@ -167,7 +176,14 @@ async fn set_level(session: &ClientSession, params: Option<&Envelope<'_>>, id: &
 }
 
 /// Finds the owner of the named item and rewrites params into the backend's names.
-pub(crate) fn route(shared: &Shared, catalog: &Catalog, method: &str, params: Option<&Envelope<'_>>, access: &Access, request_id: &str) -> Result<Target, RpcError> {
+pub(crate) fn route(
+    shared: &Shared,
+    catalog: &Catalog,
+    method: &str,
+    params: Option<&Envelope<'_>>,
+    access: &Access,
+    request_id: &str,
+) -> Result<Target, RpcError> {
     let params = params.ok_or_else(|| RpcError::new(ErrorCode::InvalidParams, "params are required"))?;
     // A denied item gets exactly the error an unknown one gets: no existence oracle.
     let permit = |server: &ServerName, kind: ItemKind, name: &str, annotations: Option<&serde_json::Value>, not_found: RpcError| {
@@ -205,7 +221,8 @@ pub(crate) fn route(shared: &Shared, catalog: &Catalog, method: &str, params: Op
         }
         _ => {
             // completion/complete: the ref names a prompt or a resource template.
-            let r = params.get("ref").and_then(|r| Envelope::parse_raw(r).ok()).ok_or_else(|| RpcError::new(ErrorCode::InvalidParams, "params.ref is required"))?;
+            let r =
+                params.get("ref").and_then(|r| Envelope::parse_raw(r).ok()).ok_or_else(|| RpcError::new(ErrorCode::InvalidParams, "params.ref is required"))?;
             let (server, key, value) = match r.str("type").as_deref() {
                 Some("ref/prompt") => {
                     let name = r.str("name").unwrap_or_default();

@@ -108,7 +108,10 @@ pub(crate) async fn credential(shared: &Shared, access: &Access, target: &Target
         return Ok(None);
     }
     let Some(identity) = &access.identity else {
-        return Err(RpcError::new(ErrorCode::Internal, format!("server '{}' needs a per-user credential, but the caller is not authenticated", target.backend.name)));
+        return Err(RpcError::new(
+            ErrorCode::Internal,
+            format!("server '{}' needs a per-user credential, but the caller is not authenticated", target.backend.name),
+        ));
     };
     let caller = mcpgate_credentials::Caller::from_identity(identity);
     // Boxed: a cold lookup (IdP, Vault) has a large state that every call's future would carry.
@@ -126,7 +129,12 @@ pub(crate) async fn credential(shared: &Shared, access: &Access, target: &Target
 
 /// Gets the client's backend session and sends the request; a lost backend session is
 /// re-initialised once, transparently.
-pub(crate) async fn open(shared: &Arc<Shared>, session: &ClientSession, target: &Target, credential: Option<&Resolved>) -> Result<(Arc<Connection>, Exchange), UpstreamError> {
+pub(crate) async fn open(
+    shared: &Arc<Shared>,
+    session: &ClientSession,
+    target: &Target,
+    credential: Option<&Resolved>,
+) -> Result<(Arc<Connection>, Exchange), UpstreamError> {
     let mut retried = false;
     loop {
         let conn = session.backend(&target.backend, &shared.http, credential).await?;

@@ -11,10 +11,10 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mcpgate_protocol::envelope::{Envelope, Kind, json_string};
-use mcpgate_protocol::{ErrorCode, RpcError};
-use mcpgate_protocol::names::ServerName;
 use mcpgate_credentials::Resolved;
+use mcpgate_protocol::envelope::{Envelope, Kind, json_string};
+use mcpgate_protocol::names::ServerName;
+use mcpgate_protocol::{ErrorCode, RpcError};
 use mcpgate_upstream::{Connection, InitOptions, UpstreamError};
 use tokio::sync::{OnceCell, mpsc};
 
@@ -126,29 +126,30 @@ impl ClientSession {
         let conn = cell
             // Boxed: opening a backend session is rare, and its state would otherwise enlarge
             // every call's future.
-            .get_or_try_init(|| Box::pin(async {
-                let mut headers = backend.headers.clone();
-                for (name, value) in credential.iter().flat_map(|c| c.headers.iter()) {
-                    headers.insert(name.clone(), value.clone());
-                }
-                let connect = Connection::connect(backend.spec.clone(), http, headers, &self.init);
-                let conn = tokio::time::timeout(backend.timeouts.connect.max(backend.timeouts.discovery), connect)
-                    .await
-                    .map_err(|_| UpstreamError::Timeout)??;
-                let conn = Arc::new(conn);
-                tracing::debug!(session = %short(&self.id), server = %backend.name, "backend session opened");
-                // Out-of-request messages (list_changed, server requests, resource updates) are
-                // read from the start: a change announced only to this session must not be lost.
-                self.relay_events(backend, &conn).await;
-                let level = lock(&self.log_level).clone();
-                if let Some(level) = level {
-                    let params = format!(r#"{{"level":{}}}"#, json_string(&level));
-                    if let Ok(ex) = conn.request("logging/setLevel", Some(&params)).await {
-                        let _ = ex.response().await;
+            .get_or_try_init(|| {
+                Box::pin(async {
+                    let mut headers = backend.headers.clone();
+                    for (name, value) in credential.iter().flat_map(|c| c.headers.iter()) {
+                        headers.insert(name.clone(), value.clone());
                     }
-                }
-                Ok::<_, UpstreamError>(conn)
-            }))
+                    let connect = Connection::connect(backend.spec.clone(), http, headers, &self.init);
+                    let conn =
+                        tokio::time::timeout(backend.timeouts.connect.max(backend.timeouts.discovery), connect).await.map_err(|_| UpstreamError::Timeout)??;
+                    let conn = Arc::new(conn);
+                    tracing::debug!(session = %short(&self.id), server = %backend.name, "backend session opened");
+                    // Out-of-request messages (list_changed, server requests, resource updates) are
+                    // read from the start: a change announced only to this session must not be lost.
+                    self.relay_events(backend, &conn).await;
+                    let level = lock(&self.log_level).clone();
+                    if let Some(level) = level {
+                        let params = format!(r#"{{"level":{}}}"#, json_string(&level));
+                        if let Ok(ex) = conn.request("logging/setLevel", Some(&params)).await {
+                            let _ = ex.response().await;
+                        }
+                    }
+                    Ok::<_, UpstreamError>(conn)
+                })
+            })
             .await?
             .clone();
         Ok(conn)

@@ -115,10 +115,14 @@ impl Shared {
                 }
             }
         }
-        let removed: Vec<ServerName> = old.iter().filter(|b| !next.iter().any(|n| Arc::ptr_eq(n, b))).map(|b| {
-            b.stop();
-            b.name.clone()
-        }).collect();
+        let removed: Vec<ServerName> = old
+            .iter()
+            .filter(|b| !next.iter().any(|n| Arc::ptr_eq(n, b)))
+            .map(|b| {
+                b.stop();
+                b.name.clone()
+            })
+            .collect();
         self.backends.store(Arc::new(next));
         let _ = self.changed.send(());
         removed
@@ -137,12 +141,8 @@ async fn rebuild_catalog(shared: Weak<Shared>, mut rx: mpsc::UnboundedReceiver<(
     while rx.recv().await.is_some() {
         while rx.try_recv().is_ok() {}
         let Some(shared) = shared.upgrade() else { return };
-        let entries: Vec<ServerEntry> = shared
-            .backends
-            .load()
-            .iter()
-            .map(|b| ServerEntry { name: b.name.clone(), prefix: b.prefix.clone(), listing: b.health().listing })
-            .collect();
+        let entries: Vec<ServerEntry> =
+            shared.backends.load().iter().map(|b| ServerEntry { name: b.name.clone(), prefix: b.prefix.clone(), listing: b.health().listing }).collect();
         let new = catalog::build(&entries);
         let old = shared.catalog.swap(Arc::new(new));
         let new = shared.catalog.load();

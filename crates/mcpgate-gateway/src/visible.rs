@@ -27,14 +27,7 @@ impl Views {
         if let Some(v) = self.map.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return v.clone();
         }
-        let view: Arc<Vec<u32>> = Arc::new(
-            items
-                .iter()
-                .enumerate()
-                .filter(|(_, e)| allowed(access, kind, e))
-                .map(|(i, _)| i as u32)
-                .collect(),
-        );
+        let view: Arc<Vec<u32>> = Arc::new(items.iter().enumerate().filter(|(_, e)| allowed(access, kind, e)).map(|(i, _)| i as u32).collect());
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= MAX_VIEWS {
             map.clear();

@@ -29,9 +29,7 @@ pub fn check(bytes: &[u8]) -> Result<(), StructureError> {
         Err(e) => {
             let msg = e.to_string();
             match msg.strip_prefix(DUP_MARKER) {
-                Some(rest) => Err(StructureError::DuplicateKey(
-                    rest.split(DUP_END).next().unwrap_or_default().to_owned(),
-                )),
+                Some(rest) => Err(StructureError::DuplicateKey(rest.split(DUP_END).next().unwrap_or_default().to_owned())),
                 None => Err(StructureError::Syntax(msg)),
             }
         }
@@ -150,18 +148,12 @@ mod tests {
 
     #[test]
     fn rejects_top_level_duplicate() {
-        assert_eq!(
-            check(br#"{"name":"safe","name":"evil"}"#),
-            Err(StructureError::DuplicateKey("name".into()))
-        );
+        assert_eq!(check(br#"{"name":"safe","name":"evil"}"#), Err(StructureError::DuplicateKey("name".into())));
     }
 
     #[test]
     fn rejects_nested_duplicate_even_when_escaped_differently() {
-        assert_eq!(
-            check(br#"{"params":{"name":"a","na\u006de":"b"}}"#),
-            Err(StructureError::DuplicateKey("name".into()))
-        );
+        assert_eq!(check(br#"{"params":{"name":"a","na\u006de":"b"}}"#), Err(StructureError::DuplicateKey("name".into())));
     }
 
     #[test]

@@ -97,13 +97,7 @@ mod tests {
     #[test]
     fn error_response_shape() {
         let e = RpcError::new(ErrorCode::InvalidParams, "unknown tool: x");
-        assert_eq!(
-            String::from_utf8(e.response(Some("3"))).expect("utf8"),
-            r#"{"jsonrpc":"2.0","id":3,"error":{"code":-32602,"message":"unknown tool: x"}}"#
-        );
-        assert_eq!(
-            String::from_utf8(e.response(None)).expect("utf8"),
-            r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32602,"message":"unknown tool: x"}}"#
-        );
+        assert_eq!(String::from_utf8(e.response(Some("3"))).expect("utf8"), r#"{"jsonrpc":"2.0","id":3,"error":{"code":-32602,"message":"unknown tool: x"}}"#);
+        assert_eq!(String::from_utf8(e.response(None)).expect("utf8"), r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32602,"message":"unknown tool: x"}}"#);
     }
 }

@@ -14,9 +14,7 @@ impl ServerName {
         let ok_first = s.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
         let ok_rest = s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if s.is_empty() || s.len() > 32 || !ok_first || !ok_rest {
-            return Err(format!(
-                "\"{s}\" is not a valid server name: use 1-32 of a-z, 0-9 and '-', starting with a letter or digit"
-            ));
+            return Err(format!("\"{s}\" is not a valid server name: use 1-32 of a-z, 0-9 and '-', starting with a letter or digit"));
         }
         Ok(Self(s.to_owned()))
     }
@@ -37,15 +35,12 @@ pub const MAX_NAME_LEN: usize = 128;
 
 /// Whether `name` is within the spec's allowed tool-name characters and length.
 pub fn is_valid_exposed_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_NAME_LEN
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    !name.is_empty() && name.len() <= MAX_NAME_LEN && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 /// Whether a configured prefix is usable: empty, or allowed characters only.
 pub fn is_valid_prefix(prefix: &str) -> bool {
-    prefix.len() < MAX_NAME_LEN
-        && prefix.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    prefix.len() < MAX_NAME_LEN && prefix.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 /// Namespaces a backend resource URI for server `server`.

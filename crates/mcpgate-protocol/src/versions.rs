@@ -21,10 +21,7 @@ pub fn is_supported_legacy(v: &str) -> bool {
 
 /// The version a legacy `initialize` settles on: the client's when we speak it, else ours.
 pub fn negotiate(requested: Option<&str>) -> &'static str {
-    requested
-        .and_then(|r| LEGACY_VERSIONS.iter().find(|v| **v == r))
-        .copied()
-        .unwrap_or(LATEST_LEGACY)
+    requested.and_then(|r| LEGACY_VERSIONS.iter().find(|v| **v == r)).copied().unwrap_or(LATEST_LEGACY)
 }
 
 #[cfg(test)]

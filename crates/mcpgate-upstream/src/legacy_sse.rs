@@ -17,13 +17,8 @@ pub(crate) async fn connect(
     headers: HeaderMap,
     events: mpsc::UnboundedSender<Bytes>,
 ) -> Result<MuxLink, UpstreamError> {
-    let resp = client
-        .get(url.clone())
-        .headers(headers.clone())
-        .header(ACCEPT, "text/event-stream")
-        .send()
-        .await
-        .map_err(|e| UpstreamError::from_reqwest(&e))?;
+    let resp =
+        client.get(url.clone()).headers(headers.clone()).header(ACCEPT, "text/event-stream").send().await.map_err(|e| UpstreamError::from_reqwest(&e))?;
     if !resp.status().is_success() {
         return Err(UpstreamError::Status { status: resp.status().as_u16() });
     }
@@ -52,9 +47,7 @@ pub(crate) async fn connect(
         reader_mux.close_all();
     });
     let endpoint = endpoint_rx.await.map_err(|_| UpstreamError::Protocol("SSE stream ended before the endpoint event".into()))?;
-    let endpoint = url
-        .join(endpoint.trim())
-        .map_err(|_| UpstreamError::Protocol("endpoint event is not a URL".into()))?;
+    let endpoint = url.join(endpoint.trim()).map_err(|_| UpstreamError::Protocol("endpoint event is not a URL".into()))?;
     if endpoint.origin() != url.origin() {
         task.abort();
         return Err(UpstreamError::Protocol("endpoint event points to another origin".into()));

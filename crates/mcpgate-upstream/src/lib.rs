@@ -29,8 +29,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use http::HeaderMap;
-use mcpgate_protocol::envelope::{Envelope, json_string, raw_str};
 use mcpgate_protocol::ObjectWriter;
+use mcpgate_protocol::envelope::{Envelope, json_string, raw_str};
 use serde_json::value::RawValue;
 use tokio::sync::{Mutex, mpsc};
 
@@ -44,8 +44,7 @@ pub struct InitResult {
 
 impl InitResult {
     fn parse(result: &RawValue) -> Result<Self, UpstreamError> {
-        let env = Envelope::parse_raw(result)
-            .map_err(|e| UpstreamError::Protocol(format!("initialize result: {e}")))?;
+        let env = Envelope::parse_raw(result).map_err(|e| UpstreamError::Protocol(format!("initialize result: {e}")))?;
         let protocol_version = env
             .get("protocolVersion")
             .and_then(raw_str)
@@ -76,19 +75,13 @@ pub struct Connection {
 
 impl Connection {
     /// Opens the transport and performs the `initialize` handshake.
-    pub async fn connect(
-        spec: Arc<BackendSpec>,
-        client: &reqwest::Client,
-        headers: HeaderMap,
-        init: &InitOptions,
-    ) -> Result<Self, UpstreamError> {
+    pub async fn connect(spec: Arc<BackendSpec>, client: &reqwest::Client, headers: HeaderMap, init: &InitOptions) -> Result<Self, UpstreamError> {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let next_id = AtomicU64::new(1);
         let init_msg = init.request(0);
         let (link, init) = match &spec.transport {
             TransportSpec::StreamableHttp { url } => {
-                let (mut link, resp) =
-                    streamable::HttpLink::connect(client.clone(), url.clone(), headers, init_msg, events_tx).await?;
+                let (mut link, resp) = streamable::HttpLink::connect(client.clone(), url.clone(), headers, init_msg, events_tx).await?;
                 let init = parse_init_response(&resp)?;
                 link.set_protocol_version(&init.protocol_version);
                 (Link::Http(link), init)
@@ -169,8 +162,6 @@ fn parse_init_response(bytes: &[u8]) -> Result<InitResult, UpstreamError> {
     if let Some(err) = env.get("error") {
         return Err(UpstreamError::Rejected(err.get().to_owned()));
     }
-    let result = env
-        .get("result")
-        .ok_or_else(|| UpstreamError::Protocol("initialize response has neither result nor error".into()))?;
+    let result = env.get("result").ok_or_else(|| UpstreamError::Protocol("initialize response has neither result nor error".into()))?;
     InitResult::parse(result)
 }

@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE};
 use http::{HeaderMap, HeaderName, HeaderValue};
+use mcpgate_protocol::ObjectWriter;
 use mcpgate_protocol::envelope::{Envelope, Needle, json_string, raw_str};
 use mcpgate_protocol::modern::{HEADER_METHOD, HEADER_NAME, HEADER_PARAM_PREFIX, encode_header_value, request_meta, with_meta};
 use mcpgate_protocol::versions::MODERN_VERSION;
-use mcpgate_protocol::ObjectWriter;
 use serde_json::value::RawValue;
 
 use crate::error::UpstreamError;
@@ -54,7 +54,13 @@ impl ModernLink {
 
     /// As [`Self::request`], with per-call headers (a caller's backend credential) on top of the
     /// link's own.
-    pub async fn request_with(&self, method: &str, params: &str, meta_headers: &RequestHeaders, extra: &[(HeaderName, HeaderValue)]) -> Result<Exchange, UpstreamError> {
+    pub async fn request_with(
+        &self,
+        method: &str,
+        params: &str,
+        meta_headers: &RequestHeaders,
+        extra: &[(HeaderName, HeaderValue)],
+    ) -> Result<Exchange, UpstreamError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut w = ObjectWriter::with_capacity(params.len() + method.len() + 48);
         w.string("jsonrpc", "2.0").raw("id", &id.to_string()).raw("method", &json_string(method)).raw("params", params);

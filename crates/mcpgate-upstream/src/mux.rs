@@ -129,11 +129,7 @@ impl MuxLink {
                     .send()
                     .await
                     .map_err(|e| UpstreamError::from_reqwest(&e))?;
-                if resp.status().is_success() {
-                    Ok(())
-                } else {
-                    Err(UpstreamError::Status { status: resp.status().as_u16() })
-                }
+                if resp.status().is_success() { Ok(()) } else { Err(UpstreamError::Status { status: resp.status().as_u16() }) }
             }
             Writer::Stdin(stdin) => {
                 let mut stdin = stdin.lock().await;

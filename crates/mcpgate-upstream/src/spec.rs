@@ -41,19 +41,12 @@ pub struct InitOptions {
 impl InitOptions {
     /// The gateway's own identity, declaring no client capabilities (used for discovery).
     pub fn gateway(protocol_version: &str) -> Self {
-        Self {
-            protocol_version: protocol_version.to_owned(),
-            capabilities: "{}".to_owned(),
-            client_info: gateway_client_info(),
-        }
+        Self { protocol_version: protocol_version.to_owned(), capabilities: "{}".to_owned(), client_info: gateway_client_info() }
     }
 
     pub(crate) fn request(&self, id: u64) -> Vec<u8> {
         let mut params = ObjectWriter::new();
-        params
-            .raw("protocolVersion", &json_string(&self.protocol_version))
-            .raw("capabilities", &self.capabilities)
-            .raw("clientInfo", &self.client_info);
+        params.raw("protocolVersion", &json_string(&self.protocol_version)).raw("capabilities", &self.capabilities).raw("clientInfo", &self.client_info);
         let params = String::from_utf8(params.finish()).unwrap_or_default();
         let mut w = ObjectWriter::new();
         w.string("jsonrpc", "2.0").raw("id", &id.to_string()).string("method", "initialize").raw("params", &params);

@@ -63,14 +63,8 @@ impl HttpLink {
         let answer = match &self.fast {
             Some((pool, target)) => pool.post(target, self.headers.clone(), body).await?,
             None => {
-                let resp = self
-                    .client
-                    .post(self.url.clone())
-                    .headers(self.headers.clone())
-                    .body(body)
-                    .send()
-                    .await
-                    .map_err(|e| UpstreamError::from_reqwest(&e))?;
+                let resp =
+                    self.client.post(self.url.clone()).headers(self.headers.clone()).body(body).send().await.map_err(|e| UpstreamError::from_reqwest(&e))?;
                 answer_of(resp).await?
             }
         };
@@ -117,11 +111,7 @@ impl HttpLink {
         let events = self.events.clone();
         let task = tokio::spawn(async move {
             let Ok(resp) = req.send().await else { return };
-            let is_sse = resp
-                .headers()
-                .get(CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.starts_with("text/event-stream"));
+            let is_sse = resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/event-stream"));
             if !resp.status().is_success() || !is_sse {
                 return; // 405: the backend has no GET stream
             }

@@ -91,7 +91,8 @@ fn quick_start(servers: &[String]) -> Result<GatewayConfig, String> {
     }
     let mut config: GatewayConfig = mcpgate_gateway::config::parse_str(&std::mem::take(&mut yaml), &|_| None).map_err(render)?;
     for (i, s) in servers.iter().enumerate() {
-        let (name, url) = s.split_once('=').ok_or_else(|| format!("error: --server {s:?}: expected NAME=URL (fix: e.g. --server weather=http://127.0.0.1:9001/mcp)"))?;
+        let (name, url) =
+            s.split_once('=').ok_or_else(|| format!("error: --server {s:?}: expected NAME=URL (fix: e.g. --server weather=http://127.0.0.1:9001/mcp)"))?;
         let (transport, url) = match url.strip_prefix("sse+") {
             Some(u) => (Transport::Sse, u),
             None => (Transport::StreamableHttp, url),
@@ -105,7 +106,8 @@ fn quick_start(servers: &[String]) -> Result<GatewayConfig, String> {
 }
 
 fn yaml_server(name: &str, url: &str) -> Result<ServerConfig, String> {
-    let text = format!("servers:\n  - name: {}\n    url: {}\n", serde_json::to_string(name).unwrap_or_default(), serde_json::to_string(url).unwrap_or_default());
+    let text =
+        format!("servers:\n  - name: {}\n    url: {}\n", serde_json::to_string(name).unwrap_or_default(), serde_json::to_string(url).unwrap_or_default());
     let mut c = mcpgate_gateway::config::parse_str(&text, &|_| None).map_err(render)?;
     c.servers.pop().ok_or_else(|| "no server".to_owned())
 }

@@ -58,9 +58,7 @@ impl KeyConfig {
             return Ok(KeyMaterial::Pem { pem, kid: self.kid.clone(), alg: self.alg });
         }
         let doc = match (&self.jwks, &self.jwks_file) {
-            (Some(serde_json::Value::String(s)), _) => {
-                serde_json::from_str(s).map_err(|e| format!("jwks is not valid JSON: {e}"))?
-            }
+            (Some(serde_json::Value::String(s)), _) => serde_json::from_str(s).map_err(|e| format!("jwks is not valid JSON: {e}"))?,
             (Some(v), _) => v.clone(),
             (None, Some(path)) => {
                 let text = std::fs::read_to_string(path).map_err(|e| format!("jwks_file {}: {e}", path.display()))?;

@@ -7,17 +7,16 @@ pub(crate) mod keys;
 mod permissions;
 mod validate;
 
-
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 pub use keys::KeyConfig;
-pub use validate::{check_url, is_loopback};
 pub use permissions::{
-    CelRule, CelSourceConfig, ClaimPath, ClaimsSourceConfig, Effect, OnMissing, PermissionsConfig, ServerAuthConfig,
-    SourceConfig, WristbandFormat, WristbandIssueConfig, WristbandSourceConfig,
+    CelRule, CelSourceConfig, ClaimPath, ClaimsSourceConfig, Effect, OnMissing, PermissionsConfig, ServerAuthConfig, SourceConfig, WristbandFormat,
+    WristbandIssueConfig, WristbandSourceConfig,
 };
+pub use validate::{check_url, is_loopback};
 
 /// Who may call the gateway: trusted token issuers, the audience tokens must carry, and how
 /// permissions are computed.
@@ -107,11 +106,7 @@ pub struct JwksConfig {
 
 impl Default for JwksConfig {
     fn default() -> Self {
-        Self {
-            refresh_min_interval: Duration::from_secs(10),
-            max_age: Duration::from_secs(15 * 60),
-            fetch_timeout: Duration::from_secs(5),
-        }
+        Self { refresh_min_interval: Duration::from_secs(10), max_age: Duration::from_secs(15 * 60), fetch_timeout: Duration::from_secs(5) }
     }
 }
 

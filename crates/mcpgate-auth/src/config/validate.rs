@@ -53,9 +53,7 @@ fn check_issuer(issuer: &IssuerConfig, global_audiences: &[String], at: &str, er
         errors.push(format!("{at}.issuer: {e}"));
     }
     if issuer.effective_audiences(global_audiences).is_empty() {
-        errors.push(format!(
-            "{at}: no audience configured; set auth.audiences (e.g. the gateway's public MCP URL) or audiences on the issuer"
-        ));
+        errors.push(format!("{at}: no audience configured; set auth.audiences (e.g. the gateway's public MCP URL) or audiences on the issuer"));
     }
     if !issuer.static_keys.is_empty() && issuer.jwks_uri.is_some() {
         errors.push(format!("{at}: give static_keys or jwks_uri, not both"));
@@ -85,9 +83,7 @@ pub fn check_url(raw: &str, allow_insecure_http: bool) -> Result<url::Url, Strin
     match url.scheme() {
         "https" => Ok(url),
         "http" if allow_insecure_http || is_loopback(&url) => Ok(url),
-        "http" => {
-            Err(format!("{raw:?} uses plain http; use https (or allow_insecure_http: true inside a trusted network)"))
-        }
+        "http" => Err(format!("{raw:?} uses plain http; use https (or allow_insecure_http: true inside a trusted network)")),
         other => Err(format!("{raw:?}: scheme {other:?} is not supported; use https")),
     }
 }

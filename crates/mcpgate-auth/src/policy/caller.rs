@@ -9,13 +9,16 @@ use cel::{Context, Value};
 
 use super::claims::Found;
 use super::{Decision, Grants, ItemRef, PolicyInner, Source, by_server};
-use crate::config::OnMissing;
 use crate::VerifiedIdentity;
+use crate::config::OnMissing;
 
 /// A source's outcome for this caller.
 #[derive(Debug, Hash)]
 enum State {
-    Granted { grants: Grants, reason: &'static str },
+    Granted {
+        grants: Grants,
+        reason: &'static str,
+    },
     AllowAll(&'static str),
     /// CEL allow rules may grant (a verified identity is present).
     CelActive,
@@ -38,11 +41,7 @@ pub struct Caller {
 
 impl std::fmt::Debug for Caller {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Caller")
-            .field("subject", &self.subject)
-            .field("states", &self.states)
-            .field("fingerprint", &self.fingerprint)
-            .finish_non_exhaustive()
+        f.debug_struct("Caller").field("subject", &self.subject).field("states", &self.states).field("fingerprint", &self.fingerprint).finish_non_exhaustive()
     }
 }
 

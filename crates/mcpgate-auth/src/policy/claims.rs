@@ -5,10 +5,10 @@
 
 use serde_json::Value;
 
-use super::grants::{Grants, Kind};
 use super::ServerAuthInfo;
-use crate::config::{ClaimsSourceConfig, OnMissing};
+use super::grants::{Grants, Kind};
 use crate::VerifiedIdentity;
+use crate::config::{ClaimsSourceConfig, OnMissing};
 
 pub(crate) const CLIENT: &str = "{client}";
 

@@ -17,10 +17,10 @@ use std::time::Duration;
 pub use caller::Caller;
 pub use grants::{Grants, Kind};
 
+use crate::VerifiedIdentity;
 use crate::config::{Effect, OnMissing, PermissionsConfig, ServerAuthConfig, SourceConfig};
 use crate::secret::token_hash;
 use crate::wristband::WristbandVerifier;
-use crate::VerifiedIdentity;
 use cel::Rule;
 use claims::ClaimsSource;
 
@@ -199,20 +199,8 @@ impl Policy {
                 tracing::warn!(client_id = %id, servers = ?named, "one client id names several servers: its roles apply to all of them; set auth.client_ids per server");
             }
         }
-        let callers = moka::sync::Cache::builder()
-            .max_capacity(CALLER_CACHE_SIZE)
-            .time_to_live(CALLER_CACHE_TTL)
-            .build();
-        let inner = PolicyInner {
-            sources,
-            deny_rules,
-            env,
-            claim_refs,
-            servers: servers.to_vec(),
-            by_client,
-            hasher: RandomState::new(),
-            callers,
-        };
+        let callers = moka::sync::Cache::builder().max_capacity(CALLER_CACHE_SIZE).time_to_live(CALLER_CACHE_TTL).build();
+        let inner = PolicyInner { sources, deny_rules, env, claim_refs, servers: servers.to_vec(), by_client, hasher: RandomState::new(), callers };
         Ok(Policy { inner: Arc::new(inner) })
     }
 

@@ -57,11 +57,7 @@ fn tool<'a>(server: &'a str, name: &'a str, annotations: Option<&'a Value>) -> I
 
 fn visible(policy: &Policy, identity: Option<&VerifiedIdentity>) -> Vec<String> {
     let caller = policy.caller(identity, &http::HeaderMap::new());
-    catalog()
-        .iter()
-        .filter(|(s, n, a)| caller.decide(&tool(s, n, Some(a))).allowed)
-        .map(|(s, n, _)| format!("{s}/{n}"))
-        .collect()
+    catalog().iter().filter(|(s, n, a)| caller.decide(&tool(s, n, Some(a))).allowed).map(|(s, n, _)| format!("{s}/{n}")).collect()
 }
 
 #[test]
@@ -134,7 +130,8 @@ fn client_ids_can_be_configured_per_server() {
     let servers = vec![ServerAuthInfo::new("weather", Some("http://weather.local"), Some(&cfg))];
     assert_eq!(servers[0].client_ids, ["wx-client"]);
     let p = Policy::compile(&PermissionsConfig::default(), &servers).expect("compiles");
-    let id = VerifiedIdentity::for_tests("e", json!({ "resource_access": { "wx-client": { "roles": ["get_forecast"] }, "weather.local": { "roles": ["x"] } } }));
+    let id =
+        VerifiedIdentity::for_tests("e", json!({ "resource_access": { "wx-client": { "roles": ["get_forecast"] }, "weather.local": { "roles": ["x"] } } }));
     let caller = p.caller(Some(&id), &http::HeaderMap::new());
     assert!(caller.decide(&tool("weather", "get_forecast", None)).allowed);
     assert!(!caller.decide(&tool("weather", "x", None)).allowed);

@@ -8,18 +8,16 @@ use serde_json::{Value, json};
 
 use super::support::*;
 use crate::{
-    Grants, ItemRef, Kind, PermissionsConfig, Policy, ServerAuthInfo, VerifiedIdentity, WristbandError, WristbandIssuer,
-    WristbandSourceConfig, WristbandVerifier,
+    Grants, ItemRef, Kind, PermissionsConfig, Policy, ServerAuthInfo, VerifiedIdentity, WristbandError, WristbandIssuer, WristbandSourceConfig,
+    WristbandVerifier,
 };
 
 const AUTHORIZER: &str = "https://authorizer.test";
 
 fn source_yaml(format: &str, on_missing: &str) -> String {
     let pem = WB1_PUB.replace('\n', "\\n");
-    format!(
-        "{{header: null, format: {format}, keys: [{{pem: \"{pem}\"}}], issuer: '{AUTHORIZER}', audience: mcpgate, on_missing: {on_missing}}}"
-    )
-    .replace("header: null, ", "")
+    format!("{{header: null, format: {format}, keys: [{{pem: \"{pem}\"}}], issuer: '{AUTHORIZER}', audience: mcpgate, on_missing: {on_missing}}}")
+        .replace("header: null, ", "")
 }
 
 fn verifier(format: &str) -> WristbandVerifier {
@@ -189,10 +187,9 @@ fn issued_wristband_round_trips_through_the_verifier() {
         let header = jsonwebtoken::decode_header(&jwt).expect("header");
         assert_eq!((header.alg, header.kid.as_deref()), (Algorithm::ES256, Some("gw-1")));
         let jwks = issuer.jwks().to_string();
-        let cfg: WristbandSourceConfig = yaml_serde::from_str(&format!(
-            "{{format: {format}, keys: [{{jwks: '{jwks}'}}], issuer: 'https://mcpgate.test', audience: backends}}"
-        ))
-        .expect("parse");
+        let cfg: WristbandSourceConfig =
+            yaml_serde::from_str(&format!("{{format: {format}, keys: [{{jwks: '{jwks}'}}], issuer: 'https://mcpgate.test', audience: backends}}"))
+                .expect("parse");
         let w = WristbandVerifier::new(&cfg).expect("verifier").verify(&jwt, Some(&alice)).expect("round trip");
         assert_eq!(w.subject.as_deref(), Some("alice"));
         assert!(w.expires_at <= now() as u64 + 30);

@@ -50,8 +50,7 @@ impl VerifiedIdentity {
         let Value::Object(mut claims) = claims else { panic!("claims must be an object") };
         claims.insert("sub".into(), subject.into());
         claims.entry("exp").or_insert(Value::from(u64::MAX / 2));
-        Self::from_verified("https://idp.test".into(), claims, "preferred_username", &format!("token-of-{subject}"))
-            .expect("test identity")
+        Self::from_verified("https://idp.test".into(), claims, "preferred_username", &format!("token-of-{subject}")).expect("test identity")
     }
 }
 

@@ -85,11 +85,7 @@ impl RemoteKeys {
         match self.fetch().await {
             Ok(keys) => {
                 tracing::debug!(issuer = %self.issuer, keys = keys.len(), "fetched issuer keys");
-                self.current.store(Arc::new(Fetched {
-                    keys,
-                    generation: seen_generation + 1,
-                    fetched_at: Some(Instant::now()),
-                }));
+                self.current.store(Arc::new(Fetched { keys, generation: seen_generation + 1, fetched_at: Some(Instant::now()) }));
                 Ok(())
             }
             Err(e) => {

@@ -5,8 +5,8 @@
 use jsonwebtoken::DecodingKey;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyOperations, PublicKeyUse};
 
-use crate::config::{Alg, KeyConfig};
 use crate::config::keys::KeyMaterial;
+use crate::config::{Alg, KeyConfig};
 
 /// A public key and the algorithms it may verify (already intersected with the allow-list).
 pub(crate) struct VerifyKey {

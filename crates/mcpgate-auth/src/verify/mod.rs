@@ -85,28 +85,17 @@ impl Authenticator {
                 }
                 Keys::Remote(RemoteKeys::new(ic, http.clone(), cfg.algorithms.clone(), cfg.jwks.clone()))
             };
-            let issuer = Issuer {
-                name: ic.issuer.clone(),
-                audiences: ic.effective_audiences(&cfg.audiences).to_vec(),
-                username_claim: ic.username_claim.clone(),
-                keys,
-            };
+            let issuer =
+                Issuer { name: ic.issuer.clone(), audiences: ic.effective_audiences(&cfg.audiences).to_vec(), username_claim: ic.username_claim.clone(), keys };
             issuers.insert(ic.issuer.clone(), issuer);
         }
         if !errors.is_empty() {
             return Err(errors);
         }
         let leeway = cfg.leeway.as_secs();
-        let cache = (cfg.token_cache_size > 0).then(|| {
-            moka::sync::Cache::builder().max_capacity(cfg.token_cache_size).expire_after(UntilExpiry { leeway }).build()
-        });
-        let inner = Inner {
-            issuers,
-            allowed: cfg.algorithms.clone(),
-            leeway,
-            required_scopes: cfg.required_scopes.clone(),
-            cache,
-        };
+        let cache =
+            (cfg.token_cache_size > 0).then(|| moka::sync::Cache::builder().max_capacity(cfg.token_cache_size).expire_after(UntilExpiry { leeway }).build());
+        let inner = Inner { issuers, allowed: cfg.algorithms.clone(), leeway, required_scopes: cfg.required_scopes.clone(), cache };
         Ok(Self { inner: Arc::new(inner) })
     }
 
@@ -140,9 +129,7 @@ impl Authenticator {
     async fn verify_token(&self, token: &str) -> Result<VerifiedIdentity, AuthError> {
         let peeked = peek::peek(token)?;
         let issuer = self.inner.issuers.get(&peeked.iss).ok_or(AuthError::UnknownIssuer)?;
-        let alg = Alg::from_name(&peeked.alg)
-            .filter(|a| self.inner.allowed.contains(a))
-            .ok_or(AuthError::AlgorithmNotAllowed)?;
+        let alg = Alg::from_name(&peeked.alg).filter(|a| self.inner.allowed.contains(a)).ok_or(AuthError::AlgorithmNotAllowed)?;
         let kid = peeked.kid.as_deref();
         let claims = match &issuer.keys {
             Keys::Static(set) => self.check(set, kid, alg, token, issuer)?,
@@ -165,10 +152,9 @@ impl Authenticator {
                 }
             }
         };
-        let identity = VerifiedIdentity::from_verified(issuer.name.clone(), claims, &issuer.username_claim, token)
-            .ok_or(AuthError::Malformed("sub or exp missing"))?;
-        let needed: Vec<String> =
-            self.inner.required_scopes.iter().filter(|s| !identity.scopes.contains(s)).cloned().collect();
+        let identity =
+            VerifiedIdentity::from_verified(issuer.name.clone(), claims, &issuer.username_claim, token).ok_or(AuthError::Malformed("sub or exp missing"))?;
+        let needed: Vec<String> = self.inner.required_scopes.iter().filter(|s| !identity.scopes.contains(s)).cloned().collect();
         if !needed.is_empty() {
             return Err(AuthError::InsufficientScope { needed: self.inner.required_scopes.clone() });
         }
@@ -210,11 +196,9 @@ impl Authenticator {
 
 fn map_jwt_error(kind: &ErrorKind) -> AuthError {
     match kind {
-        ErrorKind::InvalidSignature
-        | ErrorKind::InvalidEcdsaKey
-        | ErrorKind::InvalidEddsaKey
-        | ErrorKind::InvalidRsaKey(_)
-        | ErrorKind::InvalidKeyFormat => AuthError::BadSignature,
+        ErrorKind::InvalidSignature | ErrorKind::InvalidEcdsaKey | ErrorKind::InvalidEddsaKey | ErrorKind::InvalidRsaKey(_) | ErrorKind::InvalidKeyFormat => {
+            AuthError::BadSignature
+        }
         ErrorKind::ExpiredSignature => AuthError::Expired,
         ErrorKind::ImmatureSignature => AuthError::NotYetValid,
         ErrorKind::InvalidAudience => AuthError::WrongAudience,
@@ -222,9 +206,7 @@ fn map_jwt_error(kind: &ErrorKind) -> AuthError {
         ErrorKind::MissingRequiredClaim(c) if c == "iss" => AuthError::UnknownIssuer,
         ErrorKind::MissingRequiredClaim(_) => AuthError::Malformed("a required claim (exp, sub) is missing"),
         ErrorKind::InvalidIssuer => AuthError::UnknownIssuer,
-        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm | ErrorKind::InvalidAlgorithmName => {
-            AuthError::AlgorithmNotAllowed
-        }
+        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm | ErrorKind::InvalidAlgorithmName => AuthError::AlgorithmNotAllowed,
         ErrorKind::InvalidClaimFormat(_) => AuthError::Malformed("a time claim is not a number"),
         _ => AuthError::Malformed("invalid JWT"),
     }

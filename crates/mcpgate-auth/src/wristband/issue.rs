@@ -8,9 +8,9 @@ use serde_json::{Map, Value};
 
 use super::WristbandError;
 use super::format;
+use crate::VerifiedIdentity;
 use crate::config::{WristbandFormat, WristbandIssueConfig};
 use crate::policy::Grants;
-use crate::VerifiedIdentity;
 
 /// Signs wristbands for backends or downstream proxies.
 pub struct WristbandIssuer {
@@ -26,11 +26,7 @@ pub struct WristbandIssuer {
 
 impl std::fmt::Debug for WristbandIssuer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WristbandIssuer")
-            .field("kid", &self.kid)
-            .field("issuer", &self.issuer)
-            .field("key", &"***")
-            .finish_non_exhaustive()
+        f.debug_struct("WristbandIssuer").field("kid", &self.kid).field("issuer", &self.issuer).field("key", &"***").finish_non_exhaustive()
     }
 }
 
@@ -40,8 +36,7 @@ impl WristbandIssuer {
     pub fn new(cfg: &WristbandIssueConfig) -> Result<Self, String> {
         let pem = match (&cfg.private_key_pem, &cfg.private_key_file) {
             (Some(pem), None) => pem.expose().to_owned(),
-            (None, Some(path)) => std::fs::read_to_string(path)
-                .map_err(|e| format!("auth.wristband_issue.private_key_file {}: {e}", path.display()))?,
+            (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| format!("auth.wristband_issue.private_key_file {}: {e}", path.display()))?,
             _ => return Err("auth.wristband_issue: give exactly one of private_key_pem, private_key_file".to_owned()),
         };
         let key = EncodingKey::from_ec_pem(pem.as_bytes())

@@ -8,10 +8,10 @@ use jsonwebtoken::errors::ErrorKind;
 use serde_json::{Map, Value};
 
 use super::WristbandError;
+use crate::VerifiedIdentity;
 use crate::config::{Alg, WristbandFormat, WristbandSourceConfig};
 use crate::policy::Grants;
 use crate::verify::{KeySet, Lookup};
-use crate::VerifiedIdentity;
 
 /// What a verified wristband grants, keyed by client id as written in it.
 #[derive(Debug, Clone)]
@@ -45,13 +45,7 @@ impl WristbandVerifier {
             return Err("issuer: required".to_owned());
         }
         let keys = KeySet::from_configs(&cfg.keys, &[Alg::ES256]).map_err(|e| format!("keys{e}"))?;
-        Ok(Self {
-            keys,
-            issuer: cfg.issuer.clone(),
-            audience: cfg.audience.clone(),
-            leeway: cfg.leeway.as_secs(),
-            format: cfg.format,
-        })
+        Ok(Self { keys, issuer: cfg.issuer.clone(), audience: cfg.audience.clone(), leeway: cfg.leeway.as_secs(), format: cfg.format })
     }
 
     /// Verifies `jwt` and reads its grants. With both a wristband `sub` and a verified

@@ -75,7 +75,8 @@ const TTL_MS: u64 = 300_000;
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let args = Args::parse();
-    let mut tools = vec![r#"{"name":"echo","description":"Echo the text back","inputSchema":{"type":"object","properties":{"text":{"type":"string"}}}}"#.to_owned()];
+    let mut tools =
+        vec![r#"{"name":"echo","description":"Echo the text back","inputSchema":{"type":"object","properties":{"text":{"type":"string"}}}}"#.to_owned()];
     for i in 0..args.tools {
         tools.push(format!(r#"{{"name":"tool_{i:05}","description":"Dummy tool {i}","inputSchema":{{"type":"object"}}}}"#));
     }

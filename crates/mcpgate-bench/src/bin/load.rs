@@ -83,7 +83,8 @@ async fn main() {
                "p50_us": s.p50, "p90_us": s.p90, "p99_us": s.p99, "max_us": s.max, "mean_us": s.mean})
     };
     let mut out = summary(&mut lat, errors);
-    let extra = json!({"url": args.url, "op": args.op, "era": if args.modern { "modern" } else { "legacy" }, "concurrency": args.concurrency, "rate": args.rate});
+    let extra =
+        json!({"url": args.url, "op": args.op, "era": if args.modern { "modern" } else { "legacy" }, "concurrency": args.concurrency, "rate": args.rate});
     if let (Some(o), Some(e)) = (out.as_object_mut(), extra.as_object()) {
         o.extend(e.clone());
         if args.token.len() > 1 {

@@ -14,12 +14,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub(crate) use mcpgate_auth::config::{check_url, is_loopback};
 pub use secret_source::SecretSource;
 pub use sources::{
-    ClientCredentialsSourceConfig, DiscoverySourceConfig, ExchangeSourceConfig, OnError, OnMissing,
-    PassthroughSourceConfig, ServerCredentials, SourceConfig, StaticSourceConfig, VaultSourceConfig,
+    ClientCredentialsSourceConfig, DiscoverySourceConfig, ExchangeSourceConfig, OnError, OnMissing, PassthroughSourceConfig, ServerCredentials, SourceConfig,
+    StaticSourceConfig, VaultSourceConfig,
 };
-pub(crate) use mcpgate_auth::config::{check_url, is_loopback};
 
 /// The gateway's top-level `credentials:` section. Each part is needed only when some
 /// server's chain uses it (a `vault` source needs `vault`, and so on).

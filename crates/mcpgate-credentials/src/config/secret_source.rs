@@ -53,8 +53,7 @@ impl SecretSource {
                 std::env::VarError::NotUnicode(_) => format!("environment variable {name} is not valid UTF-8"),
             })?
         } else if let Some(path) = &self.file {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {}", path.display(), e.kind()))?;
+            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {}", path.display(), e.kind()))?;
             text.trim().to_owned()
         } else {
             unreachable!("exactly one source was checked above")

@@ -111,15 +111,13 @@ mod tests {
         assert!(errors[0].starts_with("credentials.vault.address: "), "{errors:?}");
         let local = parse("vault: {address: 'http://127.0.0.1:8200', auth: {token: {env: VAULT_TOKEN}}}");
         assert!(local.validate().is_ok());
-        let allowed =
-            parse("vault: {address: 'http://vault.svc:8200', allow_insecure_http: true, auth: {token: {env: T}}}");
+        let allowed = parse("vault: {address: 'http://vault.svc:8200', allow_insecure_http: true, auth: {token: {env: T}}}");
         assert!(allowed.validate().is_ok());
     }
 
     #[test]
     fn vault_defaults_match_the_documentation() {
-        let cfg =
-            parse("vault: {address: 'https://vault.example', auth: {approle: {role_id: gw, secret_id: {file: /s}}}}");
+        let cfg = parse("vault: {address: 'https://vault.example', auth: {approle: {role_id: gw, secret_id: {file: /s}}}}");
         let vault = cfg.vault.expect("vault");
         assert_eq!(vault.cache_ttl.as_secs(), 30);
         assert_eq!(vault.negative_cache_ttl.as_secs(), 5);
@@ -137,9 +135,8 @@ mod tests {
 
     #[test]
     fn two_auth_methods_or_unknown_keys_are_refused() {
-        let two: Result<CredentialsConfig, _> = yaml_serde::from_str(
-            "vault: {address: 'https://v', auth: {token: {env: T}, approle: {role_id: a, secret_id: {env: S}}}}",
-        );
+        let two: Result<CredentialsConfig, _> =
+            yaml_serde::from_str("vault: {address: 'https://v', auth: {token: {env: T}, approle: {role_id: a, secret_id: {env: S}}}}");
         assert!(two.is_err());
         let unknown: Result<CredentialsConfig, _> = yaml_serde::from_str("vault: {adress: 'https://v'}");
         assert!(unknown.is_err());

@@ -53,19 +53,16 @@ impl Checker {
     pub async fn check(&self, token: &Secret, caller: &Caller<'_>, audience: &str) -> Result<VerifiedIdentity, String> {
         let issuer = self.issuer.as_deref().unwrap_or(caller.issuer);
         let verifier = self.verifier(issuer)?;
-        let identity =
-            verifier.verify_bearer(Some(&format!("Bearer {}", token.expose()))).await.map_err(|e| {
-                match e.reason() {
-                    "wrong_audience" => format!("its aud is not {audience:?}"),
-                    "expired" => "it has already expired".to_owned(),
-                    "not_yet_valid" => "it is not yet valid".to_owned(),
-                    "bad_signature" => "its signature does not verify with the IdP's keys".to_owned(),
-                    "unknown_key" => "it is signed with a key the IdP does not publish".to_owned(),
-                    "unknown_issuer" => format!("its issuer is not {issuer:?}"),
-                    "keys_unavailable" => "the IdP's keys cannot be fetched".to_owned(),
-                    _ => e.to_string(),
-                }
-            })?;
+        let identity = verifier.verify_bearer(Some(&format!("Bearer {}", token.expose()))).await.map_err(|e| match e.reason() {
+            "wrong_audience" => format!("its aud is not {audience:?}"),
+            "expired" => "it has already expired".to_owned(),
+            "not_yet_valid" => "it is not yet valid".to_owned(),
+            "bad_signature" => "its signature does not verify with the IdP's keys".to_owned(),
+            "unknown_key" => "it is signed with a key the IdP does not publish".to_owned(),
+            "unknown_issuer" => format!("its issuer is not {issuer:?}"),
+            "keys_unavailable" => "the IdP's keys cannot be fetched".to_owned(),
+            _ => e.to_string(),
+        })?;
         let exact = match identity.claim("aud") {
             Some(Value::String(aud)) => aud == audience,
             Some(Value::Array(list)) => list.len() == 1 && list[0].as_str() == Some(audience),
@@ -101,10 +98,8 @@ impl Checker {
                 "fetch_timeout": format!("{}ms", self.timeout.as_millis()),
             },
         });
-        let cfg: AuthConfig =
-            serde_json::from_value(cfg).map_err(|e| format!("cannot verify tokens of {issuer:?}: {e}"))?;
-        let verifier = Authenticator::new(&cfg, self.http.clone())
-            .map_err(|errors| format!("cannot verify tokens of {issuer:?}: {}", errors.join("; ")))?;
+        let cfg: AuthConfig = serde_json::from_value(cfg).map_err(|e| format!("cannot verify tokens of {issuer:?}: {e}"))?;
+        let verifier = Authenticator::new(&cfg, self.http.clone()).map_err(|errors| format!("cannot verify tokens of {issuer:?}: {}", errors.join("; ")))?;
         by_issuer.insert(issuer.to_owned(), verifier.clone());
         Ok(verifier)
     }

@@ -81,9 +81,7 @@ impl Exchanger {
         let at = "credentials.token_exchange";
         let secret = cfg.client_secret.load().map_err(|e| format!("{at}.client_secret: {e}"))?;
         let token_endpoint = match &cfg.token_endpoint {
-            Some(url) => {
-                Some(check_url(url, cfg.allow_insecure_http).map_err(|e| format!("{at}.token_endpoint: {e}"))?)
-            }
+            Some(url) => Some(check_url(url, cfg.allow_insecure_http).map_err(|e| format!("{at}.token_endpoint: {e}"))?),
             None => None,
         };
         if cfg.allow_insecure_http {
@@ -127,15 +125,9 @@ impl Exchanger {
 
     async fn exchange(&self, caller: &Caller<'_>, req: &Request<'_>) -> Result<(Arc<Exchanged>, Duration), Failure> {
         let endpoint = self.endpoint_for(caller.issuer).await.map_err(Failure::Exchange)?;
-        let mut params = vec![
-            ("grant_type", GRANT_TYPE),
-            ("subject_token", caller.token.expose()),
-            ("subject_token_type", ACCESS_TOKEN_TYPE),
-            ("audience", req.audience),
-        ];
-        for (name, value) in
-            [("scope", req.scope), ("resource", req.resource), ("requested_token_type", req.requested_token_type)]
-        {
+        let mut params =
+            vec![("grant_type", GRANT_TYPE), ("subject_token", caller.token.expose()), ("subject_token_type", ACCESS_TOKEN_TYPE), ("audience", req.audience)];
+        for (name, value) in [("scope", req.scope), ("resource", req.resource), ("requested_token_type", req.requested_token_type)] {
             if let Some(value) = value {
                 params.push((name, value));
             }
@@ -184,8 +176,7 @@ impl Exchanger {
         }
         let endpoint = doc.get("token_endpoint").and_then(Value::as_str);
         let endpoint = endpoint.ok_or_else(|| format!("discovery at {url}: no token_endpoint"))?;
-        let endpoint = check_url(endpoint, self.allow_insecure_http)
-            .map_err(|e| format!("discovery at {url}: token_endpoint {e}"))?;
+        let endpoint = check_url(endpoint, self.allow_insecure_http).map_err(|e| format!("discovery at {url}: token_endpoint {e}"))?;
         Ok((endpoint, DISCOVERY_TTL))
     }
 }

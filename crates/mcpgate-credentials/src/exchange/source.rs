@@ -26,8 +26,7 @@ pub(crate) struct ExchangeSource {
 impl ExchangeSource {
     pub fn build(cfg: &ExchangeSourceConfig, exchanger: Arc<Exchanger>, target: &Target) -> Result<Self, String> {
         let mut values = vec![(Var::Server, target.name.as_str())];
-        let template =
-            Template::parse(&cfg.audience, &[Var::Host, Var::Server]).map_err(|e| format!("audience: {e}"))?;
+        let template = Template::parse(&cfg.audience, &[Var::Host, Var::Server]).map_err(|e| format!("audience: {e}"))?;
         if template.count(Var::Host) > 0 {
             let host = target.host.as_deref().ok_or("audience: {host} needs a server with a URL")?;
             values.push((Var::Host, host));

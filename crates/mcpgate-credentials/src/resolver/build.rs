@@ -41,11 +41,7 @@ struct Clients {
 
 type Built = (HashMap<String, Chain>, Arc<Counters>, Fingerprinter);
 
-pub(super) fn build(
-    cfg: &CredentialsConfig,
-    servers: &[ServerInfo],
-    http: &reqwest::Client,
-) -> Result<Built, Vec<String>> {
+pub(super) fn build(cfg: &CredentialsConfig, servers: &[ServerInfo], http: &reqwest::Client) -> Result<Built, Vec<String>> {
     cfg.validate()?;
     let counters = Arc::new(Counters::default());
     let fingerprints = Fingerprinter::new().map_err(|e| vec![e])?;
@@ -60,10 +56,7 @@ pub(super) fn build(
             if let Some(last) = sources.last()
                 && matches!(last, Source::Static(_) | Source::Passthrough(_))
             {
-                errors.push(format!(
-                    "{at}: never reached: the {} source before it always yields a credential",
-                    kind(last)
-                ));
+                errors.push(format!("{at}: never reached: the {} source before it always yields a credential", kind(last)));
             }
             match build_source(source, &clients, &target, &fingerprints) {
                 Ok(built) => sources.push(built),
@@ -89,18 +82,11 @@ pub(super) fn build(
 
 /// The shared clients for the sections that some server uses (an unused section's secrets
 /// are not read).
-fn clients(
-    cfg: &CredentialsConfig,
-    servers: &[ServerInfo],
-    http: &reqwest::Client,
-    counters: &Arc<Counters>,
-    errors: &mut Vec<String>,
-) -> Clients {
+fn clients(cfg: &CredentialsConfig, servers: &[ServerInfo], http: &reqwest::Client, counters: &Arc<Counters>, errors: &mut Vec<String>) -> Clients {
     let used = |kind: &str| {
         servers.iter().any(|s| {
             s.credentials.credentials.iter().any(|c| c.kind() == kind)
-                || (kind == "client_credentials"
-                    && matches!(s.credentials.discovery, Some(DiscoverySourceConfig::ClientCredentials(_))))
+                || (kind == "client_credentials" && matches!(s.credentials.discovery, Some(DiscoverySourceConfig::ClientCredentials(_))))
         })
     };
     let vault = match cfg.vault.as_ref().filter(|_| used("vault")) {
@@ -122,14 +108,8 @@ fn keep<T>(built: Result<T, String>, errors: &mut Vec<String>) -> Option<Arc<T>>
     built.map_err(|e| errors.push(e)).ok().map(Arc::new)
 }
 
-fn build_source(
-    source: &SourceConfig,
-    clients: &Clients,
-    target: &Target,
-    fingerprints: &Fingerprinter,
-) -> Result<Source, String> {
-    let missing =
-        |section: &str| format!("a {} source needs the top-level credentials.{section} section", source.kind());
+fn build_source(source: &SourceConfig, clients: &Clients, target: &Target, fingerprints: &Fingerprinter) -> Result<Source, String> {
+    let missing = |section: &str| format!("a {} source needs the top-level credentials.{section} section", source.kind());
     Ok(match source {
         SourceConfig::Vault(c) => {
             let vault = clients.vault.clone().ok_or_else(|| missing("vault"))?;
@@ -151,22 +131,14 @@ fn build_source(
     })
 }
 
-fn build_discovery(
-    d: &DiscoverySourceConfig,
-    clients: &Clients,
-    target: &Target,
-    fingerprints: &Fingerprinter,
-) -> Result<Source, String> {
+fn build_discovery(d: &DiscoverySourceConfig, clients: &Clients, target: &Target, fingerprints: &Fingerprinter) -> Result<Source, String> {
     match d {
         DiscoverySourceConfig::Static(c) => Ok(Source::Static(static_credential(c, fingerprints)?)),
         DiscoverySourceConfig::ClientCredentials(c) => {
             if c.on_error != crate::config::OnError::Fail {
                 return Err("on_error does not apply to discovery credentials (discovery fails without one)".to_owned());
             }
-            let tokens = clients
-                .gateway_tokens
-                .clone()
-                .ok_or("a client_credentials source needs the top-level credentials.client_credentials section")?;
+            let tokens = clients.gateway_tokens.clone().ok_or("a client_credentials source needs the top-level credentials.client_credentials section")?;
             Ok(Source::ClientCredentials(ClientCredentialsSource::build(c, tokens, target)?))
         }
     }

@@ -79,15 +79,8 @@ impl Source {
             Source::Static(resolved) => Ok(Some(resolved.clone())),
             Source::ClientCredentials(c) => c.resolve(call.fingerprints, target).await.map(Some),
             Source::Passthrough(header) => {
-                let resolved = call.fingerprints.resolved(
-                    "passthrough",
-                    header,
-                    call.caller.token.expose(),
-                    call.caller.expires_at(),
-                );
-                resolved
-                    .map(Some)
-                    .ok_or_else(|| CredentialError::BadHeaderValue { server: target.name.clone(), via: "passthrough" })
+                let resolved = call.fingerprints.resolved("passthrough", header, call.caller.token.expose(), call.caller.expires_at());
+                resolved.map(Some).ok_or_else(|| CredentialError::BadHeaderValue { server: target.name.clone(), via: "passthrough" })
             }
         }
     }
@@ -113,12 +106,8 @@ struct Inner {
 
 impl std::fmt::Debug for Resolver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut chains: Vec<(&str, Vec<&str>)> = self
-            .inner
-            .chains
-            .iter()
-            .map(|(name, c)| (name.as_str(), c.sources.iter().map(Source::kind).collect()))
-            .collect();
+        let mut chains: Vec<(&str, Vec<&str>)> =
+            self.inner.chains.iter().map(|(name, c)| (name.as_str(), c.sources.iter().map(Source::kind).collect())).collect();
         chains.sort();
         f.debug_struct("Resolver").field("chains", &chains).finish_non_exhaustive()
     }
@@ -144,28 +133,14 @@ impl Resolver {
 
     /// The credential for `server` on behalf of `caller` calling `tool` (`None` for
     /// non-tool calls: prompts, resources).
-    pub async fn resolve(
-        &self,
-        server: &str,
-        caller: &Caller<'_>,
-        tool: Option<&str>,
-    ) -> Result<Resolved, CredentialError> {
-        let chain = self
-            .inner
-            .chains
-            .get(server)
-            .ok_or_else(|| CredentialError::UnknownServer { server: server.to_owned() })?;
+    pub async fn resolve(&self, server: &str, caller: &Caller<'_>, tool: Option<&str>) -> Result<Resolved, CredentialError> {
+        let chain = self.inner.chains.get(server).ok_or_else(|| CredentialError::UnknownServer { server: server.to_owned() })?;
         let call = Call { caller, tool, fingerprints: &self.inner.fingerprints };
         for source in &chain.sources {
             match source.resolve(&call, &chain.target).await {
                 Ok(Some(resolved)) => return Ok(resolved),
                 Ok(None) if source.on_missing() == OnMissing::Next => {
-                    tracing::debug!(
-                        server,
-                        source = source.kind(),
-                        subject = caller.subject,
-                        "no credential here; trying the next source"
-                    );
+                    tracing::debug!(server, source = source.kind(), subject = caller.subject, "no credential here; trying the next source");
                 }
                 Ok(None) => return Err(CredentialError::Missing { server: server.to_owned(), via: source.kind() }),
                 Err(e) => {
@@ -186,11 +161,7 @@ impl Resolver {
 
     /// The discovery credential of `server`, if one is configured.
     pub async fn discovery(&self, server: &str) -> Result<Option<Resolved>, CredentialError> {
-        let chain = self
-            .inner
-            .chains
-            .get(server)
-            .ok_or_else(|| CredentialError::UnknownServer { server: server.to_owned() })?;
+        let chain = self.inner.chains.get(server).ok_or_else(|| CredentialError::UnknownServer { server: server.to_owned() })?;
         match &chain.discovery {
             None => Ok(None),
             Some(Source::Static(resolved)) => Ok(Some(resolved.clone())),

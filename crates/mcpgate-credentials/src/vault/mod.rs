@@ -73,14 +73,12 @@ pub(crate) struct VaultClient {
 
 impl VaultClient {
     pub fn new(cfg: &VaultConfig, http: reqwest::Client, counters: Arc<Counters>) -> Result<Self, String> {
-        let base =
-            check_url(&cfg.address, cfg.allow_insecure_http).map_err(|e| format!("credentials.vault.address: {e}"))?;
+        let base = check_url(&cfg.address, cfg.allow_insecure_http).map_err(|e| format!("credentials.vault.address: {e}"))?;
         if base.scheme() == "http" && !is_loopback(&base) {
             tracing::warn!(address = %cfg.address, "Vault is reached over plain http (allow_insecure_http)");
         }
         check_auth_secrets(&cfg.auth)?;
-        let endpoint =
-            Arc::new(Endpoint { http, base, namespace: cfg.namespace.clone(), timeout: cfg.timeout, counters });
+        let endpoint = Arc::new(Endpoint { http, base, namespace: cfg.namespace.clone(), timeout: cfg.timeout, counters });
         Ok(Self {
             session: Arc::new(Session::new(endpoint.clone(), cfg.auth.clone())),
             endpoint,
@@ -163,9 +161,7 @@ fn check_auth_secrets(auth: &VaultAuth) -> Result<(), String> {
         VaultAuth::Token(s) => (s.clone(), "credentials.vault.auth.token"),
         VaultAuth::AppRole(a) => (a.secret_id.clone(), "credentials.vault.auth.approle.secret_id"),
         VaultAuth::Jwt(j) => (j.jwt.clone(), "credentials.vault.auth.jwt.jwt"),
-        VaultAuth::Kubernetes(k) => {
-            (crate::config::SecretSource::file(&k.jwt_file), "credentials.vault.auth.kubernetes.jwt_file")
-        }
+        VaultAuth::Kubernetes(k) => (crate::config::SecretSource::file(&k.jwt_file), "credentials.vault.auth.kubernetes.jwt_file"),
     };
     source.load().map(|_| ()).map_err(|e| format!("{key}: {e}"))
 }

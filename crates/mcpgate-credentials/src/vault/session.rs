@@ -128,9 +128,7 @@ impl Session {
         {
             return Ok(cur.clone());
         }
-        let renewable = current.as_ref().filter(|c| {
-            !force_login && c.renewable && c.usable(now) && c.lease.as_secs_f64() * 2.0 >= c.original.as_secs_f64()
-        });
+        let renewable = current.as_ref().filter(|c| !force_login && c.renewable && c.usable(now) && c.lease.as_secs_f64() * 2.0 >= c.original.as_secs_f64());
         let next = match renewable {
             Some(cur) => match self.renew(cur).await {
                 Ok(state) => state,

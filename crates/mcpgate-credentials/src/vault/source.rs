@@ -61,8 +61,7 @@ impl VaultSource {
 
     /// The caller's secret; `None` when Vault has no entry for them.
     pub async fn resolve(&self, call: &Call<'_>, target: &Target) -> Result<Option<Resolved>, CredentialError> {
-        let invalid =
-            |reason: String| CredentialError::InvalidIdentity { server: target.name.clone(), via: "vault", reason };
+        let invalid = |reason: String| CredentialError::InvalidIdentity { server: target.name.clone(), via: "vault", reason };
         let mut values = vec![(Var::Server, target.name.as_str())];
         if let Some(host) = &target.host {
             values.push((Var::Host, host.as_str()));

@@ -2,9 +2,7 @@
 //! loaded from `tests/config/alice.yaml`: each backend gets its own credential, and no
 //! backend ever receives the caller's own token.
 
-use mcpgate_credentials::{
-    CredentialsConfig, DiscoverySourceConfig, Resolver, ServerCredentials, ServerInfo, SourceConfig,
-};
+use mcpgate_credentials::{CredentialsConfig, DiscoverySourceConfig, Resolver, ServerCredentials, ServerInfo, SourceConfig};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -40,13 +38,7 @@ fn example(vault_addr: &str) -> (CredentialsConfig, Vec<ServerInfo>) {
     let servers = example
         .servers
         .into_iter()
-        .map(|s| {
-            ServerInfo::new(
-                s.name,
-                Some(&s.url),
-                ServerCredentials { credentials: s.credentials, discovery: s.discovery_credentials },
-            )
-        })
+        .map(|s| ServerInfo::new(s.name, Some(&s.url), ServerCredentials { credentials: s.credentials, discovery: s.discovery_credentials }))
         .collect();
     (example.credentials, servers)
 }
@@ -56,10 +48,7 @@ fn the_alice_example_parses_and_validates() {
     let (cfg, servers) = example("https://vault.example:8200");
     assert!(cfg.validate().is_ok());
     assert_eq!(servers.len(), 3);
-    assert_eq!(
-        servers[1].credentials.credentials.iter().map(SourceConfig::kind).collect::<Vec<_>>(),
-        ["vault", "token_exchange"]
-    );
+    assert_eq!(servers[1].credentials.credentials.iter().map(SourceConfig::kind).collect::<Vec<_>>(), ["vault", "token_exchange"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,10 +74,7 @@ async fn alice_story_each_backend_gets_its_own_credential() {
     assert!(weather.headers.iter().all(|(n, _)| n != "authorization"));
 
     for resolved in [&codereview, &github, &weather] {
-        assert!(
-            resolved.headers.iter().all(|(_, v)| !v.to_str().expect("ascii").contains(&original)),
-            "no passthrough"
-        );
+        assert!(resolved.headers.iter().all(|(_, v)| !v.to_str().expect("ascii").contains(&original)), "no passthrough");
     }
     let discovery = r.discovery("weather").await.expect("discovery").expect("configured");
     assert_eq!(header(&discovery, "x-api-key"), "weather-discovery-key");

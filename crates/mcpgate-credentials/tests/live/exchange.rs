@@ -9,10 +9,8 @@ use serde_json::json;
 
 use crate::support::{Idp, caller, header, jwt_claims, resolver};
 
-const CODEREVIEW: (&str, &str, &str) =
-    ("codereview", "http://codereview.local/mcp", "credentials: [{token_exchange: {require_tool_role: true}}]");
-const GITHUB: (&str, &str, &str) =
-    ("github", "http://github.mcp.local/mcp", "credentials: [{token_exchange: {scope: repo}}]");
+const CODEREVIEW: (&str, &str, &str) = ("codereview", "http://codereview.local/mcp", "credentials: [{token_exchange: {require_tool_role: true}}]");
+const GITHUB: (&str, &str, &str) = ("github", "http://github.mcp.local/mcp", "credentials: [{token_exchange: {scope: repo}}]");
 
 fn bearer(resolved: &mcpgate_credentials::Resolved) -> String {
     header(resolved, "authorization").strip_prefix("Bearer ").expect("bearer").to_owned()
@@ -66,9 +64,7 @@ async fn a_hundred_concurrent_first_calls_make_one_idp_request() {
     let mut tasks = Vec::new();
     for _ in 0..100 {
         let (r, alice) = (r.clone(), alice.clone());
-        tasks.push(tokio::spawn(async move {
-            r.resolve("codereview", &caller(&alice), Some("analyze_pr")).await.map(|c| c.fingerprint)
-        }));
+        tasks.push(tokio::spawn(async move { r.resolve("codereview", &caller(&alice), Some("analyze_pr")).await.map(|c| c.fingerprint) }));
     }
     let mut fingerprints = Vec::new();
     for t in tasks {
@@ -99,10 +95,8 @@ async fn an_exchanged_token_is_replaced_shortly_before_it_expires() {
 async fn a_configured_endpoint_and_jwks_need_no_discovery_and_post_auth_works() {
     let Some(idp) = Idp::start(&[]).await else { return };
     let alice = idp.identity("alice").await;
-    let extra = format!(
-        "  token_endpoint: '{}'\n  jwks_uri: '{}'\n  issuer: '{}'\n  auth_method: client_secret_post\n",
-        idp.token_endpoint, idp.jwks_uri, idp.issuer
-    );
+    let extra =
+        format!("  token_endpoint: '{}'\n  jwks_uri: '{}'\n  issuer: '{}'\n  auth_method: client_secret_post\n", idp.token_endpoint, idp.jwks_uri, idp.issuer);
     let r = resolver(&idp.exchange_yaml(&extra), &[CODEREVIEW]);
     idp.reset_stats().await;
     r.resolve("codereview", &caller(&alice), Some("analyze_pr")).await.expect("exchanged");

@@ -7,8 +7,7 @@ use serde_json::json;
 
 use crate::support::{Idp, caller, resolver};
 
-const CODEREVIEW: (&str, &str, &str) =
-    ("codereview", "http://codereview.local/mcp", "credentials: [{token_exchange: {require_tool_role: true}}]");
+const CODEREVIEW: (&str, &str, &str) = ("codereview", "http://codereview.local/mcp", "credentials: [{token_exchange: {require_tool_role: true}}]");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idp_down_fails_closed_and_is_not_cached() {
@@ -16,10 +15,7 @@ async fn idp_down_fails_closed_and_is_not_cached() {
     let alice = idp.identity("alice").await;
     let r = resolver(&idp.exchange_yaml(""), &[CODEREVIEW]);
     let err = r.resolve("codereview", &caller(&alice), Some("analyze_pr")).await.expect_err("down");
-    assert_eq!(
-        err.to_string(),
-        "server \"codereview\": token_exchange: the IdP is temporarily unavailable (HTTP 503 temporarily_unavailable)"
-    );
+    assert_eq!(err.to_string(), "server \"codereview\": token_exchange: the IdP is temporarily unavailable (HTTP 503 temporarily_unavailable)");
     assert_eq!(err.reason_code(), "exchange_failed");
     idp.set_mode(json!({ "token_exchange": "ok" })).await;
     r.resolve("codereview", &caller(&alice), Some("analyze_pr")).await.expect("recovered without waiting");
@@ -31,23 +27,16 @@ async fn an_idp_refusing_the_audience_fails_the_call() {
     let alice = idp.identity("alice").await;
     let r = resolver(&idp.exchange_yaml(""), &[CODEREVIEW]);
     let err = r.resolve("codereview", &caller(&alice), Some("analyze_pr")).await.expect_err("refused");
-    assert!(
-        err.to_string().ends_with("the IdP refused the requested audience or resource (HTTP 400 invalid_target)"),
-        "{err}"
-    );
+    assert!(err.to_string().ends_with("the IdP refused the requested audience or resource (HTTP 400 invalid_target)"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_audience_outside_the_idps_allow_list_is_refused() {
     let Some(idp) = Idp::start(&[]).await else { return };
     let alice = idp.identity("alice").await;
-    let r =
-        resolver(&idp.exchange_yaml(""), &[("rogue", "http://rogue.local/mcp", "credentials: [{token_exchange: {}}]")]);
+    let r = resolver(&idp.exchange_yaml(""), &[("rogue", "http://rogue.local/mcp", "credentials: [{token_exchange: {}}]")]);
     let err = r.resolve("rogue", &caller(&alice), None).await.expect_err("not allowed");
-    assert!(
-        matches!(&err, CredentialError::Exchange { server, reason } if server == "rogue" && reason.contains("invalid_target")),
-        "{err:?}"
-    );
+    assert!(matches!(&err, CredentialError::Exchange { server, reason } if server == "rogue" && reason.contains("invalid_target")), "{err:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -56,13 +45,7 @@ async fn a_token_with_the_wrong_audience_is_rejected_and_not_used() {
     let alice = idp.identity("alice").await;
     let r = resolver(&idp.exchange_yaml(""), &[CODEREVIEW]);
     let err = r.resolve("codereview", &caller(&alice), Some("analyze_pr")).await.expect_err("wrong aud");
-    assert_eq!(
-        err,
-        CredentialError::ExchangedTokenRejected {
-            server: "codereview".into(),
-            reason: "its aud is not \"codereview.local\"".into()
-        }
-    );
+    assert_eq!(err, CredentialError::ExchangedTokenRejected { server: "codereview".into(), reason: "its aud is not \"codereview.local\"".into() });
     // Not cached: every call asks again (and is refused again).
     r.resolve("codereview", &caller(&alice), Some("analyze_pr")).await.expect_err("still wrong");
     assert_eq!(idp.exchanges("user-alice", "codereview.local").await, 2);
@@ -112,8 +95,7 @@ async fn require_tool_role_refuses_a_tool_outside_the_exchanged_roles() {
 async fn a_refused_tool_never_falls_through_to_the_next_source() {
     let Some(idp) = Idp::start(&[]).await else { return };
     let alice = idp.identity("alice").await;
-    let server =
-        "credentials: [{token_exchange: {require_tool_role: true, on_error: next}}, {static: {secret: {value: k}}}]";
+    let server = "credentials: [{token_exchange: {require_tool_role: true, on_error: next}}, {static: {secret: {value: k}}}]";
     let r = resolver(&idp.exchange_yaml(""), &[("codereview", "http://codereview.local/mcp", server)]);
     let err = r.resolve("codereview", &caller(&alice), Some("delete_repo")).await.expect_err("refused");
     assert_eq!(err.reason_code(), "tool_not_permitted");

@@ -21,11 +21,7 @@ fn static_secret_from_env_is_sent_in_the_configured_header() {
         .output()
         .expect("child runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "child: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success() && stdout.contains("1 passed"), "child: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[tokio::test]
@@ -44,8 +40,7 @@ async fn static_secret_from_a_file_is_trimmed_and_the_same_for_every_caller() {
     let dir = scratch_dir("static");
     let file = dir.join("key");
     std::fs::write(&file, "file-secret-1999\n").expect("write");
-    let server =
-        format!("credentials: [{{static: {{secret: {{file: '{}'}}, format: 'Token {{value}}'}}}}]", file.display());
+    let server = format!("credentials: [{{static: {{secret: {{file: '{}'}}, format: 'Token {{value}}'}}}}]", file.display());
     let r = resolver("{}", &[("weather", "https://weather.local/mcp", &server)]);
     let a = r.resolve("weather", &FakeCaller::named("alice").caller(), None).await.expect("alice");
     let b = r.resolve("weather", &FakeCaller::named("bob").caller(), None).await.expect("bob");
@@ -59,10 +54,7 @@ async fn static_secret_from_a_file_is_trimmed_and_the_same_for_every_caller() {
 fn an_unset_secret_variable_is_a_config_error_naming_the_key() {
     let server = "credentials: [{static: {secret: {env: MCPGATE_SURELY_UNSET_1234}}}]";
     let errors = try_resolver("{}", &[("weather", "https://weather.local/mcp", server)]).expect_err("unset");
-    assert_eq!(
-        errors,
-        ["servers[0].credentials[0]: secret: environment variable MCPGATE_SURELY_UNSET_1234 is not set"]
-    );
+    assert_eq!(errors, ["servers[0].credentials[0]: secret: environment variable MCPGATE_SURELY_UNSET_1234 is not set"]);
 }
 
 #[derive(Clone, Default)]
@@ -84,9 +76,7 @@ async fn passthrough_forwards_the_callers_token_and_warns_when_built() {
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
     let server = "credentials: [{passthrough: {}}]";
-    let r = tracing::subscriber::with_default(subscriber, || {
-        resolver("{}", &[("legacy", "http://legacy.local/mcp", server)])
-    });
+    let r = tracing::subscriber::with_default(subscriber, || resolver("{}", &[("legacy", "http://legacy.local/mcp", server)]));
     let logged = String::from_utf8(logs.0.lock().expect("lock").clone()).expect("utf8");
     assert!(logged.contains("WARN") && logged.contains("passthrough") && logged.contains("legacy"), "{logged}");
     let alice = FakeCaller::named("alice");
@@ -116,12 +106,8 @@ async fn discovery_uses_its_own_credential_and_calls_need_a_chain() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_credentials_refused_by_the_idp_fails_closed() {
     let Some(idp) = Idp::start(&[]).await else { return };
-    let creds = format!(
-        "client_credentials: {{token_endpoint: '{}', client_id: mcpgate, client_secret: {{value: mcpgate-secret}}}}",
-        idp.token_endpoint
-    );
-    let server =
-        "credentials: [{client_credentials: {scope: catalog}}]\ndiscovery: {client_credentials: {scope: catalog}}";
+    let creds = format!("client_credentials: {{token_endpoint: '{}', client_id: mcpgate, client_secret: {{value: mcpgate-secret}}}}", idp.token_endpoint);
+    let server = "credentials: [{client_credentials: {scope: catalog}}]\ndiscovery: {client_credentials: {scope: catalog}}";
     let r = resolver(&creds, &[("inventory", "http://inventory.local/mcp", server)]);
     let err = r.discovery("inventory").await.expect_err("refused");
     assert_eq!((err.reason_code(), err.server()), ("client_credentials_failed", "inventory"));

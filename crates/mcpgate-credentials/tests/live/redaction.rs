@@ -5,8 +5,7 @@ use mcpgate_credentials::{CredentialError, CredentialsConfig, ServerCredentials}
 
 use crate::support::{FakeCaller, resolver};
 
-const SECRETS: &[&str] =
-    &["inline-vault-token-AA11", "inline-secret-id-BB22", "inline-client-secret-CC33", "inline-api-key-DD44"];
+const SECRETS: &[&str] = &["inline-vault-token-AA11", "inline-secret-id-BB22", "inline-client-secret-CC33", "inline-api-key-DD44"];
 
 fn assert_clean(what: &str, text: &str) {
     for secret in SECRETS {
@@ -22,10 +21,7 @@ async fn configs_resolvers_credentials_and_errors_never_print_secrets() {
          client_credentials: {{token_endpoint: 'https://idp.example/token', client_id: gw, client_secret: {{value: {}}}}}",
         SECRETS[0], SECRETS[2], SECRETS[2]
     );
-    let approle = format!(
-        "vault: {{address: 'https://v', auth: {{approle: {{role_id: r, secret_id: {{value: {}}}}}}}}}",
-        SECRETS[1]
-    );
+    let approle = format!("vault: {{address: 'https://v', auth: {{approle: {{role_id: r, secret_id: {{value: {}}}}}}}}}", SECRETS[1]);
     let server = format!("credentials: [{{static: {{secret: {{value: {}}}, header: X-API-Key}}}}]", SECRETS[3]);
     let cfg: CredentialsConfig = yaml_serde::from_str(&credentials).expect("parses");
     let approle_cfg: CredentialsConfig = yaml_serde::from_str(&approle).expect("parses");
@@ -43,10 +39,7 @@ async fn configs_resolvers_credentials_and_errors_never_print_secrets() {
     let errors = [
         CredentialError::NoCredential { server: "s".into(), tried: vec!["vault", "token_exchange"] },
         CredentialError::BadHeaderValue { server: "s".into(), via: "static" },
-        CredentialError::Vault {
-            server: "s".into(),
-            reason: "permission denied reading secret/data/a/b (HTTP 403)".into(),
-        },
+        CredentialError::Vault { server: "s".into(), reason: "permission denied reading secret/data/a/b (HTTP 403)".into() },
     ];
     for e in &errors {
         assert_clean("error", &format!("{e} {e:?}"));

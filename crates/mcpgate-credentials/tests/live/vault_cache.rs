@@ -35,10 +35,7 @@ async fn a_cached_secret_is_read_again_after_cache_ttl() {
     let alice = FakeCaller::named("alice");
     let old = r.resolve("github", &alice.caller(), None).await.expect("old");
     bao.put_secret("alice/github.mcp.local", json!({ "token": "ghp_new" })).await;
-    assert_eq!(
-        header(&r.resolve("github", &alice.caller(), None).await.expect("cached"), "authorization"),
-        "Bearer ghp_old"
-    );
+    assert_eq!(header(&r.resolve("github", &alice.caller(), None).await.expect("cached"), "authorization"), "Bearer ghp_old");
     tokio::time::sleep(Duration::from_millis(400)).await;
     let new = r.resolve("github", &alice.caller(), None).await.expect("new");
     assert_eq!(header(&new, "authorization"), "Bearer ghp_new");
@@ -72,8 +69,7 @@ async fn fifty_concurrent_misses_make_one_vault_read() {
     let mut tasks = Vec::new();
     for _ in 0..50 {
         let (r, alice) = (r.clone(), alice.clone());
-        tasks
-            .push(tokio::spawn(async move { r.resolve("github", &alice.caller(), None).await.map(|c| c.fingerprint) }));
+        tasks.push(tokio::spawn(async move { r.resolve("github", &alice.caller(), None).await.map(|c| c.fingerprint) }));
     }
     let mut fingerprints = Vec::new();
     for t in tasks {

@@ -43,10 +43,7 @@ async fn a_lookalike_username_is_named_by_its_code_point() {
 async fn a_token_without_the_username_claim_is_refused() {
     let Some(bao) = Bao::start().await else { return };
     let creds = format!("vault: {{address: '{}', auth: {{token: {{value: root}}}}}}", bao.addr);
-    let r = resolver(
-        &creds,
-        &[("github", "http://github.mcp.local/mcp", "credentials: [{vault: {username_claim: email}}]")],
-    );
+    let r = resolver(&creds, &[("github", "http://github.mcp.local/mcp", "credentials: [{vault: {username_claim: email}}]")]);
     let err = r.resolve("github", &FakeCaller::named("alice").caller(), None).await.expect_err("no email claim");
     assert_eq!(err.reason_code(), "invalid_identity");
     assert!(err.to_string().contains("the token has no string claim \"email\""), "{err}");

@@ -15,8 +15,7 @@ async fn vault_token_auth_reads_the_users_pat_into_a_bearer_header() {
     let Some(bao) = Bao::start().await else { return };
     let pat = "ghp_0123456789abcdefghijklmnopqrstuvwxyz";
     bao.put_secret("alice/github.mcp.local", json!({ "token": pat })).await;
-    let r =
-        resolver(&vault_yaml(&bao, "root"), &[("github", "http://github.mcp.local/mcp", "credentials: [{vault: {}}]")]);
+    let r = resolver(&vault_yaml(&bao, "root"), &[("github", "http://github.mcp.local/mcp", "credentials: [{vault: {}}]")]);
     let alice = FakeCaller::named("alice");
     let resolved = r.resolve("github", &alice.caller(), Some("list_repos")).await.expect("alice's PAT");
     assert_eq!(resolved.source, "vault");
@@ -62,8 +61,7 @@ async fn a_missing_vault_entry_fails_when_on_missing_is_fail() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chain_with_only_a_missing_entry_ends_in_no_credential() {
     let Some(bao) = Bao::start().await else { return };
-    let r =
-        resolver(&vault_yaml(&bao, "root"), &[("github", "http://github.mcp.local/mcp", "credentials: [{vault: {}}]")]);
+    let r = resolver(&vault_yaml(&bao, "root"), &[("github", "http://github.mcp.local/mcp", "credentials: [{vault: {}}]")]);
     let err = r.resolve("github", &FakeCaller::named("bob").caller(), None).await.expect_err("nothing");
     assert_eq!(err.reason_code(), "no_credential");
 }
@@ -87,13 +85,9 @@ async fn vault_403_fails_closed_and_never_shows_the_token() {
     bao.put_secret("alice/github.mcp.local", json!({ "token": "ghp_x" })).await;
     // A valid token whose policy cannot read the secret.
     let token = bao.create_token(json!({ "policies": ["default"], "id": "known-gateway-token-4711" })).await;
-    let r =
-        resolver(&vault_yaml(&bao, &token), &[("github", "http://github.mcp.local/mcp", "credentials: [{vault: {}}]")]);
+    let r = resolver(&vault_yaml(&bao, &token), &[("github", "http://github.mcp.local/mcp", "credentials: [{vault: {}}]")]);
     let err = r.resolve("github", &FakeCaller::named("alice").caller(), None).await.expect_err("403");
-    assert!(
-        matches!(&err, CredentialError::Vault { server, reason } if server == "github" && reason.contains("HTTP 403")),
-        "{err:?}"
-    );
+    assert!(matches!(&err, CredentialError::Vault { server, reason } if server == "github" && reason.contains("HTTP 403")), "{err:?}");
     assert!(!format!("{err} {err:?}").contains("known-gateway-token-4711"));
 }
 
@@ -111,8 +105,7 @@ async fn a_vault_failure_falls_through_only_when_on_error_is_next() {
 async fn a_secret_without_the_configured_field_is_an_error_not_a_miss() {
     let Some(bao) = Bao::start().await else { return };
     bao.put_secret("alice/github.mcp.local", json!({ "pat": "ghp_x" })).await;
-    let r =
-        resolver(&vault_yaml(&bao, "root"), &[("github", "http://github.mcp.local/mcp", "credentials: [{vault: {}}]")]);
+    let r = resolver(&vault_yaml(&bao, "root"), &[("github", "http://github.mcp.local/mcp", "credentials: [{vault: {}}]")]);
     let err = r.resolve("github", &FakeCaller::named("alice").caller(), None).await.expect_err("no field");
     assert!(err.to_string().contains("has no field \"token\""), "{err}");
 }
@@ -121,8 +114,7 @@ async fn a_secret_without_the_configured_field_is_an_error_not_a_miss() {
 async fn custom_mount_and_path_template_address_the_secret() {
     let Some(bao) = Bao::start().await else { return };
     bao.ok("POST", "sys/mounts/kv-team", Some(json!({ "type": "kv", "options": { "version": "2" } }))).await;
-    let (status, _) =
-        bao.api("POST", "kv-team/data/mcp/github/alice", Some(json!({ "data": { "token": "team-pat" } }))).await;
+    let (status, _) = bao.api("POST", "kv-team/data/mcp/github/alice", Some(json!({ "data": { "token": "team-pat" } }))).await;
     assert_eq!(status, 200);
     let server = "credentials: [{vault: {mount: kv-team, path: 'mcp/{server}/{username}'}}]";
     let r = resolver(&vault_yaml(&bao, "root"), &[("github", "http://github.mcp.local/mcp", server)]);
@@ -132,7 +124,6 @@ async fn custom_mount_and_path_template_address_the_secret() {
 
 #[tokio::test]
 async fn a_vault_source_without_the_vault_section_is_a_config_error() {
-    let errors = try_resolver("{}", &[("github", "http://github.mcp.local/mcp", "credentials: [{vault: {}}]")])
-        .expect_err("no vault section");
+    let errors = try_resolver("{}", &[("github", "http://github.mcp.local/mcp", "credentials: [{vault: {}}]")]).expect_err("no vault section");
     assert_eq!(errors, ["servers[0].credentials[0]: a vault source needs the top-level credentials.vault section"]);
 }

@@ -75,11 +75,7 @@ fn expose_items(s: &ServerEntry, kind: ItemKind, items: &[Box<RawValue>], out: &
         };
         if matches!(kind, ItemKind::Tool | ItemKind::Prompt) && !is_valid_exposed_name(&exposed) {
             tracing::warn!(server = %s.name, kind = kind.as_str(), name = %name, "withheld: exposed name {exposed:?} is not a valid MCP name");
-            withheld.push(Withheld {
-                kind: kind.as_str(),
-                name,
-                reason: format!("exposed name {exposed:?} is not 1-128 characters of A-Z a-z 0-9 _ - ."),
-            });
+            withheld.push(Withheld { kind: kind.as_str(), name, reason: format!("exposed name {exposed:?} is not 1-128 characters of A-Z a-z 0-9 _ - .") });
             continue;
         }
         *seen.entry(name.clone()).or_default() += 1;

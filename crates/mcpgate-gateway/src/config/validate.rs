@@ -48,7 +48,11 @@ pub fn validate(c: &GatewayConfig) -> Result<(), Vec<Problem>> {
     }
     for (i, o) in c.allowed_origins.iter().enumerate() {
         if url::Url::parse(o).map(|u| u.origin().is_tuple()).unwrap_or(false) == false {
-            p.push(Problem::new(format!("allowed_origins[{i}]"), format!("{o:?} is not an origin"), "write scheme://host[:port], e.g. https://app.example.com"));
+            p.push(Problem::new(
+                format!("allowed_origins[{i}]"),
+                format!("{o:?} is not an origin"),
+                "write scheme://host[:port], e.g. https://app.example.com",
+            ));
         }
     }
     for (i, s) in c.servers.iter().enumerate() {
@@ -106,7 +110,9 @@ fn check_credentials(c: &GatewayConfig, p: &mut Vec<Problem>) {
         return;
     }
     // Building the resolver checks templates, secret sources and the sections each chain needs.
-    if let Err(errors) = mcpgate_credentials::Resolver::new(&c.credentials.clone().unwrap_or_default(), &crate::identity::credential_infos(c), reqwest::Client::new()) {
+    if let Err(errors) =
+        mcpgate_credentials::Resolver::new(&c.credentials.clone().unwrap_or_default(), &crate::identity::credential_infos(c), reqwest::Client::new())
+    {
         p.extend(errors.into_iter().map(split));
     }
 }
@@ -139,7 +145,11 @@ fn check_server(at: &str, s: &ServerConfig, p: &mut Vec<Problem>) {
         }
     }
     if s.era == EraSetting::Modern && s.transport != Transport::StreamableHttp {
-        p.push(Problem::new(format!("{at}.era"), "the 2026-07-28 era is served over Streamable HTTP only", "use era: auto or legacy, or transport: streamable_http"));
+        p.push(Problem::new(
+            format!("{at}.era"),
+            "the 2026-07-28 era is served over Streamable HTTP only",
+            "use era: auto or legacy, or transport: streamable_http",
+        ));
     }
     if let Some(prefix) = &s.prefix {
         if !is_valid_prefix(prefix) {
@@ -193,8 +203,8 @@ fn check_names_and_prefixes(c: &GatewayConfig, p: &mut Vec<Problem>) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::parse_str;
     use super::super::ConfigError;
+    use super::super::parse_str;
 
     fn problems(yaml: &str) -> Vec<String> {
         match parse_str(yaml, &|_| None) {
@@ -211,9 +221,7 @@ mod tests {
 
     #[test]
     fn prefix_that_starts_another_prefix_is_rejected() {
-        let p = problems(
-            "servers:\n  - {name: a, url: 'http://x/mcp', prefix: a_}\n  - {name: b, url: 'http://y/mcp', prefix: a_b_}\n",
-        );
+        let p = problems("servers:\n  - {name: a, url: 'http://x/mcp', prefix: a_}\n  - {name: b, url: 'http://y/mcp', prefix: a_b_}\n");
         assert_eq!(p.len(), 1, "{p:?}");
         assert!(p[0].starts_with("error: servers[1].prefix:"), "{p:?}");
     }

@@ -20,11 +20,7 @@ pub async fn healthz() -> &'static str {
 
 pub async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     let ready = shared.backends.load().iter().any(|b| b.health().state == BackendState::Ready);
-    if ready {
-        (StatusCode::OK, "ready").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready: no backend is reachable").into_response()
-    }
+    if ready { (StatusCode::OK, "ready").into_response() } else { (StatusCode::SERVICE_UNAVAILABLE, "not ready: no backend is reachable").into_response() }
 }
 
 pub async fn status(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {

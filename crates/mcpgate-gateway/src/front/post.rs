@@ -125,7 +125,11 @@ pub fn into_response(reply: Reply) -> Response {
 pub fn sse_response(body: Body) -> Response {
     (
         StatusCode::OK,
-        [(CONTENT_TYPE, "text/event-stream"), (axum::http::header::CACHE_CONTROL, "no-cache"), (axum::http::HeaderName::from_static("x-accel-buffering"), "no")],
+        [
+            (CONTENT_TYPE, "text/event-stream"),
+            (axum::http::header::CACHE_CONTROL, "no-cache"),
+            (axum::http::HeaderName::from_static("x-accel-buffering"), "no"),
+        ],
         body,
     )
         .into_response()

@@ -188,7 +188,15 @@ async fn start(shared: &Arc<Shared>, running: Running, client_id: String, princi
 
 /// Relays the call's messages until its response, or until the backend asks the client
 /// something: then the call is parked and the client gets `input_required`.
-async fn drive(shared: Arc<Shared>, mut call: Running, client_id: String, principal: String, digest: [u8; 32], deadline: Instant, tx: mpsc::Sender<(Bytes, bool)>) {
+async fn drive(
+    shared: Arc<Shared>,
+    mut call: Running,
+    client_id: String,
+    principal: String,
+    digest: [u8; 32],
+    deadline: Instant,
+    tx: mpsc::Sender<(Bytes, bool)>,
+) {
     let mut asked: Vec<Asked> = Vec::new();
     let mut gather_until: Option<Instant> = None;
     loop {
@@ -278,7 +286,6 @@ fn input_key(request: &Envelope<'_>, asked: &[Asked]) -> Option<String> {
 /// `_meta` key by which a legacy backend may name an input request (a gateway convention; a
 /// backend that does not set it gets keys like `elicitation-1`).
 pub const INPUT_KEY_META: &str = "mcpgate/inputKey";
-
 
 /// A request-scoped notification for a modern client: log messages only when it asked for
 /// them (`_meta` logLevel) and at or above that level.

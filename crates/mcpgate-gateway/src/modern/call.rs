@@ -107,7 +107,13 @@ pub(crate) async fn task_call(shared: &Arc<Shared>, access: &Access, req: &Moder
     relay_modern(shared, access, req, target, move |response| super::tasks::expose_task_id(response, &backend_task, &client_task)).await
 }
 
-async fn relay_modern(shared: &Arc<Shared>, access: &Access, req: &ModernRequest, target: Target, map_final: impl Fn(Vec<u8>) -> Vec<u8> + Send + 'static) -> Response {
+async fn relay_modern(
+    shared: &Arc<Shared>,
+    access: &Access,
+    req: &ModernRequest,
+    target: Target,
+    map_final: impl Fn(Vec<u8>) -> Vec<u8> + Send + 'static,
+) -> Response {
     let deadline = Instant::now() + target.backend.timeouts.call;
     let mut ex = match send_modern(shared, access, &target, &target.params, deadline).await {
         Ok(ex) => ex,
@@ -194,7 +200,10 @@ fn next_step(
 /// Runs `work` (which sends a call's messages on the channel `rx` reads) in this task until
 /// its first message: a call answered with one JSON body needs no task of its own. Only a call
 /// that streams hands the rest of `work` to a task.
-pub(crate) async fn respond_inline(mut work: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>, mut rx: mpsc::Receiver<(Bytes, bool)>) -> Response {
+pub(crate) async fn respond_inline(
+    mut work: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    mut rx: mpsc::Receiver<(Bytes, bool)>,
+) -> Response {
     let (first, done) = tokio::select! {
         biased;
         item = rx.recv() => (item, false),
@@ -260,7 +269,9 @@ fn status_of(response: &[u8]) -> StatusCode {
     if !CODES.may_be_in(response) {
         return StatusCode::OK;
     }
-    let code = Envelope::parse(response).ok().and_then(|e| e.get("error").and_then(|e| Envelope::parse_raw(e).ok()).and_then(|e| e.get("code").map(|c| c.get().to_owned())));
+    let code = Envelope::parse(response)
+        .ok()
+        .and_then(|e| e.get("error").and_then(|e| Envelope::parse_raw(e).ok()).and_then(|e| e.get("code").map(|c| c.get().to_owned())));
     match code.as_deref() {
         Some("-32020" | "-32021" | "-32022") => StatusCode::BAD_REQUEST,
         _ => StatusCode::OK,
@@ -338,7 +349,15 @@ fn id_of_nothing() -> String {
     "null".to_owned()
 }
 
-async fn legacy_rounds(shared: &Shared, session: &ClientSession, access: &Access, target: &Target, base: &str, client_id: &str, tx: &mpsc::Sender<(Bytes, bool)>) {
+async fn legacy_rounds(
+    shared: &Shared,
+    session: &ClientSession,
+    access: &Access,
+    target: &Target,
+    base: &str,
+    client_id: &str,
+    tx: &mpsc::Sender<(Bytes, bool)>,
+) {
     let backend = &target.backend;
     let mut params = base.to_owned();
     for _ in 0..MAX_ROUNDS {

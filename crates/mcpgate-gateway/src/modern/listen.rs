@@ -20,13 +20,13 @@ use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
 use futures::StreamExt;
+use mcpgate_protocol::ObjectWriter;
 use mcpgate_protocol::envelope::{Envelope, Kind, json_string};
 use mcpgate_protocol::errors::notification;
 use mcpgate_protocol::modern::{META_SUBSCRIPTION_ID, with_meta};
 use mcpgate_protocol::names::{ServerName, expose_uri};
 use mcpgate_protocol::sse::encode_message;
 use mcpgate_protocol::versions::LATEST_LEGACY;
-use mcpgate_protocol::ObjectWriter;
 use tokio::sync::{broadcast, mpsc};
 
 use super::ModernRequest;
@@ -193,12 +193,17 @@ async fn modern_subscription(
         Some(&format!(r#"{{"notifications":{{"resourceSubscriptions":[{}]}}}}"#, list.join(","))),
         &mcpgate_protocol::modern::request_meta(&req.capabilities, &req.client_info),
     );
-    let Ok(Ok(mut ex)) = tokio::time::timeout(SUBSCRIBE_TIMEOUT, link.request_with("subscriptions/listen", &params, &Default::default(), credential)).await else { return Vec::new() };
+    let Ok(Ok(mut ex)) = tokio::time::timeout(SUBSCRIBE_TIMEOUT, link.request_with("subscriptions/listen", &params, &Default::default(), credential)).await
+    else {
+        return Vec::new();
+    };
     // The backend's acknowledgement says what it honours.
     let Ok(Ok(Some(first))) = tokio::time::timeout(SUBSCRIBE_TIMEOUT, ex.next()).await else { return Vec::new() };
     let accepted: Vec<String> = Envelope::parse(&first.bytes)
         .ok()
-        .and_then(|e| e.params_object().ok().flatten().and_then(|p| p.get("notifications").and_then(|n| serde_json::from_str::<serde_json::Value>(n.get()).ok())))
+        .and_then(|e| {
+            e.params_object().ok().flatten().and_then(|p| p.get("notifications").and_then(|n| serde_json::from_str::<serde_json::Value>(n.get()).ok()))
+        })
         .and_then(|n| n.get("resourceSubscriptions").and_then(|r| r.as_array()).map(|a| a.iter().filter_map(|u| u.as_str().map(str::to_owned)).collect()))
         .unwrap_or_default();
     let honoured: Vec<String> = items.iter().filter(|(_, o)| accepted.contains(o)).map(|(c, _)| c.clone()).collect();
@@ -287,4 +292,3 @@ async fn legacy_subscription(
     });
     honoured
 }
-

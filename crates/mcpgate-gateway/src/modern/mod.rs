@@ -34,7 +34,8 @@ pub async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, env: &Envelope<'_
         // This revision defines no client notifications over HTTP; accepting them is harmless.
         Kind::Notification => return StatusCode::ACCEPTED.into_response(),
         Kind::Response => {
-            let e = RpcError::new(ErrorCode::InvalidRequest, "a 2026-07-28 client never sends responses; answer input requests by retrying with inputResponses");
+            let e =
+                RpcError::new(ErrorCode::InvalidRequest, "a 2026-07-28 client never sends responses; answer input requests by retrying with inputResponses");
             return error(StatusCode::BAD_REQUEST, None, &e);
         }
         Kind::Request => {}
@@ -86,9 +87,7 @@ fn discover(shared: &Shared, access: &Access) -> String {
     let catalog = shared.catalog.load_full();
     let (ttl, scope) = cache_hints(shared, access);
     let mut w = ObjectWriter::new();
-    w.string("resultType", "complete")
-        .raw("supportedVersions", &format!(r#"["{MODERN_VERSION}"]"#))
-        .raw("capabilities", &capabilities(&catalog));
+    w.string("resultType", "complete").raw("supportedVersions", &format!(r#"["{MODERN_VERSION}"]"#)).raw("capabilities", &capabilities(&catalog));
     if let Some(text) = &catalog.instructions {
         w.string("instructions", text);
     }

@@ -171,12 +171,18 @@ mod tests {
         let other = br#"{"jsonrpc":"2.0","id":1,"result":{"taskId":"zzz"}}"#.to_vec();
         assert_eq!(expose_task_id(other.clone(), "b-1", "x"), other);
         let lost = br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"Unknown task: b-1"}}"#.to_vec();
-        assert_eq!(expose_task_id(lost, "b-1", "mcpgate-task-x"), br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"Unknown task: mcpgate-task-x"}}"#.to_vec());
+        assert_eq!(
+            expose_task_id(lost, "b-1", "mcpgate-task-x"),
+            br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"Unknown task: mcpgate-task-x"}}"#.to_vec()
+        );
     }
 
     #[test]
     fn sessions_never_declare_the_tasks_extension_to_backends() {
-        assert_eq!(without_tasks_extension(r#"{"sampling":{},"extensions":{"io.modelcontextprotocol/tasks":{},"x/y":{}}}"#), r#"{"sampling":{},"extensions":{"x/y":{}}}"#);
+        assert_eq!(
+            without_tasks_extension(r#"{"sampling":{},"extensions":{"io.modelcontextprotocol/tasks":{},"x/y":{}}}"#),
+            r#"{"sampling":{},"extensions":{"x/y":{}}}"#
+        );
         assert_eq!(without_tasks_extension(r#"{"sampling":{}}"#), r#"{"sampling":{}}"#);
     }
 }

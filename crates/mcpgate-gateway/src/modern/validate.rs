@@ -5,8 +5,8 @@
 use axum::http::{HeaderMap, StatusCode};
 use mcpgate_protocol::envelope::{Envelope, json_string, raw_str};
 use mcpgate_protocol::modern::{
-    HEADER_METHOD, HEADER_NAME, HEADER_PARAM_PREFIX, HeaderValueError, META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_LOG_LEVEL,
-    decode_header_value, name_member, param_matches, param_value,
+    HEADER_METHOD, HEADER_NAME, HEADER_PARAM_PREFIX, HeaderValueError, META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_LOG_LEVEL, decode_header_value,
+    name_member, param_matches, param_value,
 };
 use mcpgate_protocol::versions::{META_PROTOCOL_VERSION, MODERN_VERSION};
 use mcpgate_protocol::{ErrorCode, RpcError};
@@ -92,9 +92,11 @@ impl ModernRequest {
         let client_info = meta.get(META_CLIENT_INFO).map_or_else(|| r#"{"name":"unknown-client","version":"0"}"#.to_owned(), |c| c.get().to_owned());
         let log_level = match meta.get(META_LOG_LEVEL) {
             None => None,
-            Some(l) => Some(raw_str(l).and_then(|l| level_rank(&l)).ok_or_else(|| {
-                refuse(StatusCode::BAD_REQUEST, ErrorCode::InvalidParams, format!("_meta[\"{META_LOG_LEVEL}\"] must be a log level"))
-            })?),
+            Some(l) => Some(
+                raw_str(l)
+                    .and_then(|l| level_rank(&l))
+                    .ok_or_else(|| refuse(StatusCode::BAD_REQUEST, ErrorCode::InvalidParams, format!("_meta[\"{META_LOG_LEVEL}\"] must be a log level")))?,
+            ),
         };
         match header(headers, HEADER_METHOD) {
             None => return Err(mismatch(&id, "the Mcp-Method header is required".into())),

@@ -72,10 +72,8 @@ async fn handle(State(s): State<Arc<DemoServer>>, headers: HeaderMap, body: Byte
         }
         return resp;
     }
-    let known = headers
-        .get("mcp-session-id")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|sid| s.sessions.lock().unwrap_or_else(|p| p.into_inner()).contains(sid));
+    let known =
+        headers.get("mcp-session-id").and_then(|v| v.to_str().ok()).is_some_and(|sid| s.sessions.lock().unwrap_or_else(|p| p.into_inner()).contains(sid));
     if !known {
         return (StatusCode::NOT_FOUND, "unknown session").into_response();
     }

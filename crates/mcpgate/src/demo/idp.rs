@@ -39,7 +39,8 @@ pub struct DevIdp {
 pub async fn start(users: BTreeMap<&'static str, Value>, audiences: Vec<String>) -> std::io::Result<Arc<DevIdp>> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr: SocketAddr = listener.local_addr()?;
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new()).map_err(|_| std::io::Error::other("key generation failed"))?;
+    let pkcs8 =
+        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new()).map_err(|_| std::io::Error::other("key generation failed"))?;
     let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).map_err(|_| std::io::Error::other("bad key"))?;
     // Uncompressed point: 0x04 || X || Y.
     let point = pair.public_key().as_ref();
@@ -52,11 +53,8 @@ pub async fn start(users: BTreeMap<&'static str, Value>, audiences: Vec<String>)
         users,
         audiences,
     });
-    let app = Router::new()
-        .route("/.well-known/openid-configuration", get(discovery))
-        .route("/jwks", get(jwks))
-        .route("/token", post(token))
-        .with_state(idp.clone());
+    let app =
+        Router::new().route("/.well-known/openid-configuration", get(discovery)).route("/jwks", get(jwks)).route("/token", post(token)).with_state(idp.clone());
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });

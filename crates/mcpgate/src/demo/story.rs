@@ -28,15 +28,21 @@ pub struct World {
 
 fn users() -> BTreeMap<&'static str, Value> {
     BTreeMap::from([
-        ("alice", json!({
-            "codereview.local": {"roles": ["analyze_pr", "suggest_fix"]},
-            "github.mcp.local": {"roles": ["list_repos"]},
-            "weather.local": {"roles": ["get_forecast"]},
-        })),
-        ("bob", json!({
-            "github.mcp.local": {"roles": ["list_repos"]},
-            "weather.local": {"roles": ["get_forecast"]},
-        })),
+        (
+            "alice",
+            json!({
+                "codereview.local": {"roles": ["analyze_pr", "suggest_fix"]},
+                "github.mcp.local": {"roles": ["list_repos"]},
+                "weather.local": {"roles": ["get_forecast"]},
+            }),
+        ),
+        (
+            "bob",
+            json!({
+                "github.mcp.local": {"roles": ["list_repos"]},
+                "weather.local": {"roles": ["get_forecast"]},
+            }),
+        ),
     ])
 }
 
@@ -160,31 +166,43 @@ pub fn mask(secret: &str) -> String {
 fn servers() -> Vec<Arc<DemoServer>> {
     let schema = |props: Value| json!({"type": "object", "properties": props});
     vec![
-        DemoServer::new("codereview", "Code review tools (OAuth: expects a token for codereview.local).", vec![
-            DemoTool {
-                name: "analyze_pr",
-                description: "Summarise the risk of a pull request",
-                schema: schema(json!({"pr": {"type": "integer"}})),
-                run: |a, h| format!("PR #{}: low risk [codereview received {}]", a["pr"].as_i64().unwrap_or(0), received(h)),
-            },
-            DemoTool {
-                name: "suggest_fix",
-                description: "Suggest a fix for a review comment",
-                schema: schema(json!({"comment": {"type": "string"}})),
-                run: |_, h| format!("extract a function [codereview received {}]", received(h)),
-            },
-        ]),
-        DemoServer::new("github", "Repository tools (expects a GitHub PAT).", vec![DemoTool {
-            name: "list_repos",
-            description: "List the caller's repositories",
-            schema: schema(json!({})),
-            run: |_, h| format!("mcpgate, infra, website [github received {}]", received(h)),
-        }]),
-        DemoServer::new("weather", "Weather forecasts (expects an API key).", vec![DemoTool {
-            name: "get_forecast",
-            description: "Forecast for a city",
-            schema: schema(json!({"city": {"type": "string"}})),
-            run: |a, h| format!("{}: 21°C [weather received {}]", a["city"].as_str().unwrap_or("?"), received(h)),
-        }]),
+        DemoServer::new(
+            "codereview",
+            "Code review tools (OAuth: expects a token for codereview.local).",
+            vec![
+                DemoTool {
+                    name: "analyze_pr",
+                    description: "Summarise the risk of a pull request",
+                    schema: schema(json!({"pr": {"type": "integer"}})),
+                    run: |a, h| format!("PR #{}: low risk [codereview received {}]", a["pr"].as_i64().unwrap_or(0), received(h)),
+                },
+                DemoTool {
+                    name: "suggest_fix",
+                    description: "Suggest a fix for a review comment",
+                    schema: schema(json!({"comment": {"type": "string"}})),
+                    run: |_, h| format!("extract a function [codereview received {}]", received(h)),
+                },
+            ],
+        ),
+        DemoServer::new(
+            "github",
+            "Repository tools (expects a GitHub PAT).",
+            vec![DemoTool {
+                name: "list_repos",
+                description: "List the caller's repositories",
+                schema: schema(json!({})),
+                run: |_, h| format!("mcpgate, infra, website [github received {}]", received(h)),
+            }],
+        ),
+        DemoServer::new(
+            "weather",
+            "Weather forecasts (expects an API key).",
+            vec![DemoTool {
+                name: "get_forecast",
+                description: "Forecast for a city",
+                schema: schema(json!({"city": {"type": "string"}})),
+                run: |a, h| format!("{}: 21°C [weather received {}]", a["city"].as_str().unwrap_or("?"), received(h)),
+            }],
+        ),
     ]
 }

@@ -24,11 +24,7 @@ pub fn binary() -> Result<PathBuf, String> {
     const INSTALL: &str = "run `bash crates/mcpgate-credentials/tests/install-bao.sh` or set MCPGATE_BAO";
     if let Some(path) = std::env::var_os("MCPGATE_BAO") {
         let path = PathBuf::from(path);
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            Err(format!("MCPGATE_BAO={} is not a file; {INSTALL}", path.display()))
-        };
+        return if path.is_file() { Ok(path) } else { Err(format!("MCPGATE_BAO={} is not a file; {INSTALL}", path.display())) };
     }
     let lib = super::test_cache().join("venv-bao/lib");
     let found = std::fs::read_dir(&lib).ok().and_then(|entries| {
@@ -85,10 +81,7 @@ impl Bao {
                 .stderr(std::fs::File::create(dir.join("bao.log")).expect("log file"));
             let audit_log = audit.then(|| dir.join("audit.log"));
             if let Some(log) = &audit_log {
-                let hcl = format!(
-                    "audit \"file\" \"test\" {{\n  options {{\n    file_path = \"{}\"\n  }}\n}}\n",
-                    log.display()
-                );
+                let hcl = format!("audit \"file\" \"test\" {{\n  options {{\n    file_path = \"{}\"\n  }}\n}}\n", log.display());
                 std::fs::write(dir.join("audit.hcl"), hcl).expect("audit config");
                 cmd.arg(format!("-config={}", dir.join("audit.hcl").display()));
             }

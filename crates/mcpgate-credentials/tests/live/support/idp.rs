@@ -24,14 +24,8 @@ impl Idp {
         let script = super::repo_root().join("tests/fixtures/oidc/provider.mjs");
         let node = std::env::var("MCPGATE_OIDC_NODE").unwrap_or_else(|_| "node".to_owned());
         let hint = "run `bash tests/fixtures/oidc/install.sh` (needs Node >= 20 and npm)";
-        let spawned = Command::new(&node)
-            .arg(&script)
-            .args(["--port", "0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn();
+        let spawned =
+            Command::new(&node).arg(&script).args(["--port", "0"]).args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn();
         let mut child = match spawned {
             Ok(child) => child,
             Err(e) => {
@@ -57,13 +51,7 @@ impl Idp {
             panic!("the OpenID provider did not start (exit {status:?}, stdout {line:?})");
         };
         let field = |k: &str| ready[k].as_str().expect("ready line field").to_owned();
-        Some(Idp {
-            issuer: field("issuer"),
-            token_endpoint: field("token_endpoint"),
-            jwks_uri: field("jwks_uri"),
-            child,
-            http: super::http(),
-        })
+        Some(Idp { issuer: field("issuer"), token_endpoint: field("token_endpoint"), jwks_uri: field("jwks_uri"), child, http: super::http() })
     }
 
     /// A user's access token (password grant, client `mcp-client`, audience `mcpgate`).

@@ -77,9 +77,7 @@ pub struct FakeCaller {
 
 impl FakeCaller {
     pub fn named(username: &str) -> Self {
-        let Value::Object(claims) = json!({ "preferred_username": username, "sub": format!("user-{username}") }) else {
-            unreachable!()
-        };
+        let Value::Object(claims) = json!({ "preferred_username": username, "sub": format!("user-{username}") }) else { unreachable!() };
         Self { claims, token: Secret::new(format!("caller-token-of-{username}")), subject: format!("user-{username}") }
     }
 
@@ -95,8 +93,7 @@ pub fn caller(identity: &VerifiedIdentity) -> Caller<'_> {
 
 /// The header value of a resolved credential, for assertions.
 pub fn header(resolved: &mcpgate_credentials::Resolved, name: &str) -> String {
-    let (_, value) =
-        resolved.headers.iter().find(|(n, _)| n.as_str() == name).unwrap_or_else(|| panic!("header {name}"));
+    let (_, value) = resolved.headers.iter().find(|(n, _)| n.as_str() == name).unwrap_or_else(|| panic!("header {name}"));
     value.to_str().expect("ascii").to_owned()
 }
 
