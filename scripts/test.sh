@@ -20,6 +20,10 @@ bash tests/fixtures/oidc/install.sh >/dev/null
 MCPGATE_BAO="$(bash crates/mcpgate-credentials/tests/install-bao.sh | tail -n 1)"
 export MCPGATE_BAO
 
+step "lint (rustfmt, clippy)"
+cargo fmt --all --check
+cargo clippy --locked --workspace --all-targets -- -D warnings
+
 step "build"
 cargo build --locked --workspace --bins
 export MCPGATE_BIN="$TARGET/debug/mcpgate"

@@ -255,10 +255,10 @@ fn resource_not_found(uri: &str) -> RpcError {
 /// The server a namespaced URI belongs to, and the backend's own URI.
 pub(crate) fn resource_owner(shared: &Shared, uri: &str) -> Option<(ServerName, String)> {
     let backends = shared.backends.load();
-    if let [only] = backends.as_slice() {
-        if only.prefix.is_empty() {
-            return Some((only.name.clone(), uri.to_owned()));
-        }
+    if let [only] = backends.as_slice()
+        && only.prefix.is_empty()
+    {
+        return Some((only.name.clone(), uri.to_owned()));
     }
     let (name, _) = uri.split_once('+')?;
     let server = ServerName::parse(name).ok()?;
@@ -276,12 +276,12 @@ pub async fn client_notification(session: &Arc<ClientSession>, env: &Envelope<'_
             if session.cancel(&request_id) {
                 return Reply::Accepted;
             }
-            if let Some((server, backend_id)) = session.call(&request_id) {
-                if let Some(conn) = session.connection(&server) {
-                    let params = env.params_object().ok().flatten().map(|p| p.rewrite(&[("requestId", Some(&backend_id.to_string()))]));
-                    let params = params.and_then(|p| String::from_utf8(p).ok());
-                    let _ = conn.notify(notification(method, params.as_deref())).await;
-                }
+            if let Some((server, backend_id)) = session.call(&request_id)
+                && let Some(conn) = session.connection(&server)
+            {
+                let params = env.params_object().ok().flatten().map(|p| p.rewrite(&[("requestId", Some(&backend_id.to_string()))]));
+                let params = params.and_then(|p| String::from_utf8(p).ok());
+                let _ = conn.notify(notification(method, params.as_deref())).await;
             }
             Reply::Accepted
         }

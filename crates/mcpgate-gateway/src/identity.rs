@@ -98,10 +98,10 @@ impl Security {
         let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::UNAUTHORIZED);
         let body = RpcError::new(ErrorCode::InvalidRequest, format!("{}: {err}", status.canonical_reason().unwrap_or("Unauthorized"))).response(None);
         let mut resp = (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response();
-        if status != StatusCode::SERVICE_UNAVAILABLE {
-            if let Ok(v) = HeaderValue::from_str(&format!("Bearer {}", parts.join(", "))) {
-                resp.headers_mut().insert(WWW_AUTHENTICATE, v);
-            }
+        if status != StatusCode::SERVICE_UNAVAILABLE
+            && let Ok(v) = HeaderValue::from_str(&format!("Bearer {}", parts.join(", ")))
+        {
+            resp.headers_mut().insert(WWW_AUTHENTICATE, v);
         }
         resp
     }

@@ -11,9 +11,12 @@ use crate::identity::Access;
 /// Most cached views before the cache starts over (bounded memory).
 const MAX_VIEWS: usize = 4096;
 
+/// (catalog generation, caller fingerprint, kind).
+type ViewKey = (u64, u64, ItemKind);
+
 #[derive(Default)]
 pub struct Views {
-    map: Mutex<HashMap<(u64, u64, ItemKind), Arc<Vec<u32>>>>,
+    map: Mutex<HashMap<ViewKey, Arc<Vec<u32>>>>,
 }
 
 impl Views {

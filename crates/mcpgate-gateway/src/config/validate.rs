@@ -47,7 +47,7 @@ pub fn validate(c: &GatewayConfig) -> Result<(), Vec<Problem>> {
         p.push(Problem::new("catalog.page_size", "must be between 1 and 10000", "use e.g. 500"));
     }
     for (i, o) in c.allowed_origins.iter().enumerate() {
-        if url::Url::parse(o).map(|u| u.origin().is_tuple()).unwrap_or(false) == false {
+        if !url::Url::parse(o).map(|u| u.origin().is_tuple()).unwrap_or(false) {
             p.push(Problem::new(
                 format!("allowed_origins[{i}]"),
                 format!("{o:?} is not an origin"),
@@ -73,10 +73,10 @@ fn check_auth(c: &GatewayConfig, p: &mut Vec<Problem>) {
             "add an auth section (docs/security.md), listen on 127.0.0.1, or set allow_unauthenticated: true",
         ));
     }
-    if let Some(u) = &c.public_url {
-        if url::Url::parse(u).map(|u| matches!(u.scheme(), "http" | "https")).unwrap_or(false) == false {
-            p.push(Problem::new("public_url", format!("{u:?} is not an http(s) URL"), "write e.g. https://mcp.example.com/mcp"));
-        }
+    if let Some(u) = &c.public_url
+        && !url::Url::parse(u).map(|u| matches!(u.scheme(), "http" | "https")).unwrap_or(false)
+    {
+        p.push(Problem::new("public_url", format!("{u:?} is not an http(s) URL"), "write e.g. https://mcp.example.com/mcp"));
     }
     let Some(auth) = &c.auth else { return };
     let split = |msg: String| match msg.split_once(": ") {
@@ -151,10 +151,10 @@ fn check_server(at: &str, s: &ServerConfig, p: &mut Vec<Problem>) {
             "use era: auto or legacy, or transport: streamable_http",
         ));
     }
-    if let Some(prefix) = &s.prefix {
-        if !is_valid_prefix(prefix) {
-            p.push(Problem::new(format!("{at}.prefix"), format!("{prefix:?} has characters tool names cannot contain"), "use only A-Z a-z 0-9 _ - ."));
-        }
+    if let Some(prefix) = &s.prefix
+        && !is_valid_prefix(prefix)
+    {
+        p.push(Problem::new(format!("{at}.prefix"), format!("{prefix:?} has characters tool names cannot contain"), "use only A-Z a-z 0-9 _ - ."));
     }
     for (name, value) in &s.headers {
         if http::HeaderName::from_bytes(name.as_bytes()).is_err() {

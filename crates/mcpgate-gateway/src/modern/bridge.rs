@@ -169,10 +169,10 @@ fn stateless_session(shared: &Shared, access: &Access, req: &ModernRequest) -> R
     principal.hash(&mut h);
     req.capabilities.hash(&mut h);
     let id = format!("stateless-{:016x}", h.finish());
-    if let Some(s) = shared.stateless.get(&id) {
-        if s.principal == principal {
-            return Ok(s);
-        }
+    if let Some(s) = shared.stateless.get(&id)
+        && s.principal == principal
+    {
+        return Ok(s);
     }
     let s = ClientSession::with_id(id, LATEST_LEGACY, req.capabilities.clone(), req.client_info.clone(), principal);
     if !shared.stateless.insert(s.clone(), shared.config.load().limits.max_sessions) {
@@ -347,12 +347,12 @@ async fn resume(shared: &Arc<Shared>, req: &ModernRequest, state: &str, principa
     };
     // Check every answer before delivering any, so a bad one changes nothing.
     for a in &parked.asked {
-        if let Some(answer) = responses.get(&a.key) {
-            if let Err(why) = check_answer(&a.request, answer) {
-                let msg = format!("inputResponses[{:?}]: {why}", a.key);
-                shared.bridges.lock().insert(id, parked);
-                return invalid(&msg);
-            }
+        if let Some(answer) = responses.get(&a.key)
+            && let Err(why) = check_answer(&a.request, answer)
+        {
+            let msg = format!("inputResponses[{:?}]: {why}", a.key);
+            shared.bridges.lock().insert(id, parked);
+            return invalid(&msg);
         }
     }
     let mut missing = Vec::new();

@@ -376,10 +376,12 @@ async fn legacy_rounds(
             if msg.is_final {
                 break msg.bytes;
             }
-            if let Ok(env) = Envelope::parse(&msg.bytes) {
-                if env.kind() == Some(Kind::Notification) && !crate::session::is_list_changed(&env) && tx.send((msg.bytes.clone(), false)).await.is_err() {
-                    return;
-                }
+            if let Ok(env) = Envelope::parse(&msg.bytes)
+                && env.kind() == Some(Kind::Notification)
+                && !crate::session::is_list_changed(&env)
+                && tx.send((msg.bytes.clone(), false)).await.is_err()
+            {
+                return;
             }
         };
         let Some(round) = input_required(&response) else {

@@ -220,10 +220,10 @@ async fn modern_subscription(
             };
             match next {
                 Ok(Some(m)) if !m.is_final => {
-                    if let Some(msg) = relay_update(&backend, &m.bytes, &meta) {
-                        if out.send(msg).await.is_err() {
-                            return;
-                        }
+                    if let Some(msg) = relay_update(&backend, &m.bytes, &meta)
+                        && out.send(msg).await.is_err()
+                    {
+                        return;
                     }
                 }
                 _ => return,
@@ -282,10 +282,10 @@ async fn legacy_subscription(
                 n = events.recv() => n,
             };
             let Some(msg) = next else { break };
-            if let Some(msg) = relay_update(&backend, &msg, &meta) {
-                if out.send(msg).await.is_err() {
-                    break;
-                }
+            if let Some(msg) = relay_update(&backend, &msg, &meta)
+                && out.send(msg).await.is_err()
+            {
+                break;
             }
         }
         session.close().await;
