@@ -118,7 +118,7 @@ async fn watch(backend: &Backend, conn: &Connection, cfg: &CatalogConfig, change
 
 fn is_list_changed(msg: &[u8]) -> bool {
     let Ok(env) = Envelope::parse(msg) else { return false };
-    env.kind() == Some(Kind::Notification) && crate::session::is_list_changed(&env)
+    env.kind() == Some(Kind::Notification) && mcpgate_protocol::errors::is_list_changed(&env)
 }
 
 async fn ping(conn: &Connection, limit: Duration) -> Result<(), UpstreamError> {
@@ -281,7 +281,7 @@ async fn list_kind(lister: &Lister<'_>, method: &str, key: &str, hints: &mut Hin
 fn backend_caps(raw: Option<&RawValue>) -> BackendCaps {
     let Some(env) = raw.and_then(|r| Envelope::parse_raw(r).ok()) else { return BackendCaps::default() };
     let subscribe = env.get("resources").and_then(|r| Envelope::parse_raw(r).ok()).and_then(|r| r.get("subscribe").map(|v| v.get() == "true")).unwrap_or(false);
-    let tasks = env.get("extensions").and_then(|e| Envelope::parse_raw(e).ok()).is_some_and(|e| e.has(crate::modern::tasks::EXTENSION));
+    let tasks = env.get("extensions").and_then(|e| Envelope::parse_raw(e).ok()).is_some_and(|e| e.has(mcpgate_protocol::modern::TASKS_EXTENSION));
     BackendCaps {
         tasks,
         tools: env.has("tools"),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::http::header::WWW_AUTHENTICATE;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use mcpgate_auth::{AuthError, Authenticator, Caller, ItemRef, Kind, Policy, ServerAuthInfo, VerifiedIdentity, WristbandIssuer};
+use mcpgate_auth::{AuthError, Authenticator, Caller, ItemRef, Kind, Policy, VerifiedIdentity, WristbandIssuer};
 use mcpgate_credentials::Resolver;
 use mcpgate_protocol::names::ServerName;
 use mcpgate_protocol::{ErrorCode, RpcError};
@@ -31,32 +31,16 @@ pub struct Security {
     scopes: Vec<String>,
 }
 
-/// The servers as the permission policy knows them (name plus the ids claims use for it).
-pub fn server_auth_infos(c: &GatewayConfig) -> Vec<ServerAuthInfo> {
-    c.servers.iter().map(|s| ServerAuthInfo::new(&s.name, s.url.as_deref(), s.auth.as_ref())).collect()
-}
-
-/// The servers as the credential resolver knows them (name, host, chain).
-pub fn credential_infos(c: &GatewayConfig) -> Vec<mcpgate_credentials::ServerInfo> {
-    c.servers
-        .iter()
-        .map(|s| {
-            let chain = mcpgate_credentials::ServerCredentials { credentials: s.credentials.clone(), discovery: s.discovery_credentials.clone() };
-            mcpgate_credentials::ServerInfo::new(&s.name, s.url.as_deref(), chain)
-        })
-        .collect()
-}
-
 impl Security {
     pub fn build(config: &GatewayConfig, http: &reqwest::Client) -> Result<Self, Vec<String>> {
         let resource = config.resource_url();
         let metadata_url = metadata_url(&resource);
-        let credentials = Resolver::new(&config.credentials.clone().unwrap_or_default(), &credential_infos(config), http.clone())?;
+        let credentials = Resolver::new(&config.credentials.clone().unwrap_or_default(), &config.credential_infos(), http.clone())?;
         let Some(auth) = &config.auth else {
             return Ok(Self { authenticator: None, policy: None, wristband: None, credentials, resource, metadata_url, issuers: vec![], scopes: vec![] });
         };
         let authenticator = if auth.require_token { Some(Authenticator::new(auth, http.clone())?) } else { None };
-        let policy = Policy::compile(&auth.permissions, &server_auth_infos(config))?;
+        let policy = Policy::compile(&auth.permissions, &config.server_auth_infos())?;
         let wristband = auth.wristband_issue.as_ref().map(WristbandIssuer::new).transpose().map_err(|e| vec![format!("auth.wristband_issue: {e}")])?;
         Ok(Self {
             authenticator,

@@ -1,23 +1,26 @@
 //! The gateway: configuration, catalog aggregation, client sessions, routing and the HTTP
 //! front door.
 //!
-//! A request's path: `front` (HTTP checks, framing) → `dispatch` (what the message means) →
-//! `catalog` (who owns the name) → `forward` (the client's backend session, id and name
-//! translation) → `mcpgate_upstream` (the wire to the backend). Backends are discovered and
-//! watched in `discovery`; `state` holds what is shared; `reload` swaps configs.
+//! A request's path, one module per stage:
+//! `front` (HTTP checks, framing) → `identity` (who is calling, what they may touch) →
+//! `clients` (what the message means, per client era) → `core` (route → permit → credential,
+//! the same for every era) → `calls` (the backend-era adapters) → `mcpgate_upstream` (the wire).
+//! `session` holds client-session state; `catalog` what backends offer, kept fresh by
+//! `discovery`; `state` ties the shared pieces together; `reload` swaps configs.
 
 pub mod backend;
+pub mod calls;
 pub mod catalog;
+pub mod clients;
 pub mod config;
+pub mod core;
 pub mod discovery;
-pub mod dispatch;
-pub mod forward;
 pub mod front;
 pub mod identity;
-pub mod modern;
 pub mod reject;
 pub mod reload;
 pub mod reply;
+pub mod request;
 pub mod session;
 pub mod state;
 pub mod visible;

@@ -14,3 +14,18 @@ pub enum Reply {
     Accepted,
     Rejected(Reject),
 }
+
+/// The headers of every SSE answer: no caching, and no buffering by proxies in between.
+pub fn sse_response(body: axum::body::Body) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        axum::http::StatusCode::OK,
+        [
+            (axum::http::header::CONTENT_TYPE, "text/event-stream"),
+            (axum::http::header::CACHE_CONTROL, "no-cache"),
+            (axum::http::HeaderName::from_static("x-accel-buffering"), "no"),
+        ],
+        body,
+    )
+        .into_response()
+}

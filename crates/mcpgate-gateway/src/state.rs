@@ -32,9 +32,9 @@ pub struct Shared {
     /// The gateway's backend sessions for stateless (modern) callers of legacy backends.
     pub stateless: Sessions,
     /// Calls parked for a modern client's `input_required` round trip.
-    pub bridges: crate::modern::bridge::Bridges,
+    pub bridges: crate::session::parked::Bridges,
     /// Tasks created by modern backends, under the ids clients see.
-    pub tasks: crate::modern::tasks::Tasks,
+    pub tasks: crate::session::tasks::Tasks,
     /// Which list changed, for `subscriptions/listen` streams.
     pub changes: tokio::sync::broadcast::Sender<ItemKind>,
     changed: mpsc::UnboundedSender<()>,

@@ -90,6 +90,12 @@ pub fn notification(method: &str, params: Option<&str>) -> Vec<u8> {
     w.finish()
 }
 
+/// A list-changed notification about the catalog (tools, prompts, resources; not the client's
+/// roots): the gateway re-lists and announces it itself, after its catalog has caught up.
+pub fn is_list_changed(env: &crate::envelope::Envelope<'_>) -> bool {
+    env.method().is_some_and(|m| m.ends_with("/list_changed") && m != "notifications/roots/list_changed")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

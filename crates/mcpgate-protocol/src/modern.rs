@@ -228,6 +228,17 @@ pub fn without_protocol_meta(params: &str) -> String {
     String::from_utf8(env.rewrite(&[("_meta", replacement)])).unwrap_or_default()
 }
 
+/// Syslog severities as MCP names them, least severe first.
+const LEVELS: &[&str] = &["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"];
+
+/// A log level's rank (0 = debug … 7 = emergency); `None` for a name MCP does not define.
+pub fn level_rank(level: &str) -> Option<u8> {
+    LEVELS.iter().position(|l| *l == level).map(|p| p as u8)
+}
+
+/// The Tasks extension's identifier (capabilities `extensions` key).
+pub const TASKS_EXTENSION: &str = "io.modelcontextprotocol/tasks";
+
 #[cfg(test)]
 mod tests {
     use super::*;

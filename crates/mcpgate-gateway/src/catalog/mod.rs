@@ -226,3 +226,11 @@ mod template_tests {
         assert!(!template_matches("test://static", "test://static2"));
     }
 }
+
+/// How the result must be changed on its way back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultRewrite {
+    None,
+    /// `resources/read`: content URIs are shown in the gateway's namespace.
+    ResourceContents,
+}

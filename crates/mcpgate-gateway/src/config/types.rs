@@ -50,6 +50,22 @@ impl GatewayConfig {
         self.auth.as_ref().is_none_or(|a| !a.require_token)
     }
 
+    /// The servers as the permission policy knows them (name plus the ids claims use for it).
+    pub fn server_auth_infos(&self) -> Vec<mcpgate_auth::ServerAuthInfo> {
+        self.servers.iter().map(|s| mcpgate_auth::ServerAuthInfo::new(&s.name, s.url.as_deref(), s.auth.as_ref())).collect()
+    }
+
+    /// The servers as the credential resolver knows them (name, host, chain).
+    pub fn credential_infos(&self) -> Vec<mcpgate_credentials::ServerInfo> {
+        self.servers
+            .iter()
+            .map(|s| {
+                let chain = mcpgate_credentials::ServerCredentials { credentials: s.credentials.clone(), discovery: s.discovery_credentials.clone() };
+                mcpgate_credentials::ServerInfo::new(&s.name, s.url.as_deref(), chain)
+            })
+            .collect()
+    }
+
     pub fn resource_url(&self) -> String {
         self.public_url.clone().unwrap_or_else(|| format!("http://{}{}", self.listen, self.mcp_path))
     }

@@ -86,7 +86,7 @@ fn check_auth(c: &GatewayConfig, p: &mut Vec<Problem>) {
     if let Err(errors) = auth.validate() {
         p.extend(errors.into_iter().map(split));
     }
-    if let Err(errors) = mcpgate_auth::Policy::compile(&auth.permissions, &crate::identity::server_auth_infos(c)) {
+    if let Err(errors) = mcpgate_auth::Policy::compile(&auth.permissions, &c.server_auth_infos()) {
         p.extend(errors.into_iter().map(split));
     }
 }
@@ -110,9 +110,7 @@ fn check_credentials(c: &GatewayConfig, p: &mut Vec<Problem>) {
         return;
     }
     // Building the resolver checks templates, secret sources and the sections each chain needs.
-    if let Err(errors) =
-        mcpgate_credentials::Resolver::new(&c.credentials.clone().unwrap_or_default(), &crate::identity::credential_infos(c), reqwest::Client::new())
-    {
+    if let Err(errors) = mcpgate_credentials::Resolver::new(&c.credentials.clone().unwrap_or_default(), &c.credential_infos(), reqwest::Client::new()) {
         p.extend(errors.into_iter().map(split));
     }
 }

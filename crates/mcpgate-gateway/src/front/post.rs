@@ -15,8 +15,8 @@ use mcpgate_protocol::sse::encode_message;
 use mcpgate_protocol::versions::META_PROTOCOL_VERSION;
 
 use super::checks;
-use crate::dispatch;
-use crate::modern::ModernParts;
+use crate::clients::legacy as dispatch;
+use crate::clients::modern::ModernParts;
 use crate::reject::Reject;
 use crate::reply::Reply;
 use crate::state::Shared;
@@ -60,7 +60,7 @@ async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, body: Body) -> Result
     let kind = dispatch::kind_of(&env)?;
     let modern = modern_parts(&bytes, &env);
     if modern.is_some() || announces_modern(&env, headers) {
-        return Ok(crate::modern::handle(shared, headers, &env, modern, kind, access).await);
+        return Ok(crate::clients::modern::handle(shared, headers, &env, modern, kind, access).await);
     }
     let method = env.method();
     if method.as_deref() == Some("initialize") && checks::session_id(headers).is_none() {
@@ -117,20 +117,7 @@ pub fn into_response(reply: Reply) -> Response {
         Reply::Rejected(r) => r.into_response(),
         Reply::Stream(s) => {
             let body = Body::from_stream(s.map(|m| Ok::<_, std::convert::Infallible>(Bytes::from(encode_message(&m)))));
-            sse_response(body)
+            crate::reply::sse_response(body)
         }
     }
-}
-
-pub fn sse_response(body: Body) -> Response {
-    (
-        StatusCode::OK,
-        [
-            (CONTENT_TYPE, "text/event-stream"),
-            (axum::http::header::CACHE_CONTROL, "no-cache"),
-            (axum::http::HeaderName::from_static("x-accel-buffering"), "no"),
-        ],
-        body,
-    )
-        .into_response()
 }

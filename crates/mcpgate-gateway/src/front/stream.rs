@@ -11,8 +11,8 @@ use bytes::Bytes;
 use mcpgate_protocol::sse::encode_message;
 
 use super::checks;
-use super::post::sse_response;
 use crate::reject::Reject;
+use crate::reply::sse_response;
 use crate::state::Shared;
 
 const KEEPALIVE: Duration = Duration::from_secs(15);

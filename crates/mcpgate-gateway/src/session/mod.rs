@@ -5,9 +5,19 @@
 //! identity or credential later issues attach to a session stays with it. Concurrent first
 //! calls share one initialisation (`OnceCell`).
 
+mod caps;
+pub mod parked;
+mod registry;
+pub mod seal;
+pub mod tasks;
+
+pub use caps::{ClientCaps, capability_of};
+pub(crate) use registry::new_session_id;
+pub use registry::{Sessions, short};
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -320,7 +330,7 @@ impl ClientSession {
                 let id = self.register_server_request(&backend.name, env.id()?.get());
                 Some(Bytes::from(env.rewrite(&[("id", Some(&id))])))
             }
-            Kind::Notification if is_list_changed(&env) => {
+            Kind::Notification if mcpgate_protocol::errors::is_list_changed(&env) => {
                 backend.request_relist();
                 None
             }
@@ -338,96 +348,4 @@ pub(crate) fn refuse(conn: &Arc<Connection>, request: &Envelope<'_>, why: &str) 
     tokio::spawn(async move {
         let _ = conn.respond(reply).await;
     });
-}
-
-/// A catalog change: the gateway re-lists and announces it itself, after its catalog has
-/// caught up (so a client never re-lists before the change is visible).
-pub fn is_list_changed(env: &Envelope<'_>) -> bool {
-    env.method().is_some_and(|m| m.ends_with("/list_changed") && m != "notifications/roots/list_changed")
-}
-
-/// The client capabilities that gate server-initiated requests.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ClientCaps {
-    sampling: bool,
-    elicitation: bool,
-    roots: bool,
-}
-
-impl ClientCaps {
-    pub fn parse(raw: &str) -> Self {
-        let Ok(env) = Envelope::parse(raw.as_bytes()) else { return Self::default() };
-        Self { sampling: env.has("sampling"), elicitation: env.has("elicitation"), roots: env.has("roots") }
-    }
-
-    pub fn allows(&self, method: &str) -> bool {
-        match method {
-            "sampling/createMessage" => self.sampling,
-            "elicitation/create" => self.elicitation,
-            "roots/list" => self.roots,
-            // ping and anything newer: let the client decide.
-            _ => true,
-        }
-    }
-}
-
-/// 128 bits from the OS RNG, hex: visible ASCII as the spec requires, unguessable.
-fn new_session_id() -> String {
-    let bytes: [u8; 16] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A session id shortened for logs (enough to correlate, too little to hijack).
-pub fn short(id: &str) -> &str {
-    &id[..id.len().min(8)]
-}
-
-/// All live client sessions.
-#[derive(Default)]
-pub struct Sessions {
-    map: RwLock<HashMap<String, Arc<ClientSession>>>,
-}
-
-impl Sessions {
-    pub fn get(&self, id: &str) -> Option<Arc<ClientSession>> {
-        let s = self.map.read().unwrap_or_else(|p| p.into_inner()).get(id).cloned();
-        if let Some(s) = &s {
-            s.touch();
-        }
-        s
-    }
-
-    /// Adds a session unless `max` are already open.
-    pub fn insert(&self, s: Arc<ClientSession>, max: usize) -> bool {
-        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= max {
-            return false;
-        }
-        s.touch();
-        map.insert(s.id.clone(), s);
-        true
-    }
-
-    pub fn remove(&self, id: &str) -> Option<Arc<ClientSession>> {
-        self.map.write().unwrap_or_else(|p| p.into_inner()).remove(id)
-    }
-
-    pub fn len(&self) -> usize {
-        self.map.read().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    pub fn all(&self) -> Vec<Arc<ClientSession>> {
-        self.map.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
-    }
-
-    /// Removes sessions idle longer than `limit`; returns them for closing.
-    pub fn expire(&self, limit: Duration) -> Vec<Arc<ClientSession>> {
-        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
-        let idle: Vec<String> = map.iter().filter(|(_, s)| s.idle_for() > limit).map(|(k, _)| k.clone()).collect();
-        idle.iter().filter_map(|k| map.remove(k)).collect()
-    }
 }

@@ -11,6 +11,7 @@ use mcpgate_protocol::modern::{
 use mcpgate_protocol::versions::{META_PROTOCOL_VERSION, MODERN_VERSION};
 use mcpgate_protocol::{ErrorCode, RpcError};
 
+use crate::request::ModernRequest;
 use crate::session::ClientCaps;
 use crate::state::Shared;
 
@@ -20,34 +21,9 @@ pub struct ModernParts<'a> {
     pub meta: Envelope<'a>,
 }
 
-/// A checked modern request. Its raw params are kept; `params()` re-reads them.
-pub struct ModernRequest {
-    /// Raw JSON id.
-    pub id: String,
-    pub method: String,
-    /// The raw `params` object.
-    params: Vec<u8>,
-    /// Raw JSON object of the client's declared capabilities.
-    pub capabilities: String,
-    pub caps: ClientCaps,
-    /// Raw JSON `clientInfo` (a placeholder when the client sent none).
-    pub client_info: String,
-    /// The minimum log level the client wants, as a severity rank (`None`: no log messages).
-    pub log_level: Option<u8>,
-}
-
 type Refusal = (StatusCode, RpcError, Option<String>);
 
 impl ModernRequest {
-    pub fn params(&self) -> Envelope<'_> {
-        Envelope::parse(&self.params).unwrap_or_default()
-    }
-
-    /// The params as a JSON value (for digests and argument checks).
-    pub fn params_value(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.params).unwrap_or(serde_json::Value::Null)
-    }
-
     /// Checks `env` (whose params and `_meta` come parsed in `parts` when the caller has read
     /// them) against its headers.
     pub fn parse(shared: &Shared, headers: &HeaderMap, env: &Envelope<'_>, parts: Option<ModernParts<'_>>) -> Result<Self, Refusal> {
@@ -94,7 +70,7 @@ impl ModernRequest {
             None => None,
             Some(l) => Some(
                 raw_str(l)
-                    .and_then(|l| level_rank(&l))
+                    .and_then(|l| mcpgate_protocol::modern::level_rank(&l))
                     .ok_or_else(|| refuse(StatusCode::BAD_REQUEST, ErrorCode::InvalidParams, format!("_meta[\"{META_LOG_LEVEL}\"] must be a log level")))?,
             ),
         };
@@ -174,11 +150,4 @@ fn describe(e: HeaderValueError) -> &'static str {
 
 fn mismatch(id: &Option<String>, message: String) -> Refusal {
     (StatusCode::BAD_REQUEST, RpcError::new(ErrorCode::HeaderMismatch, format!("Header mismatch: {message}")), id.clone())
-}
-
-/// Syslog severities as MCP names them, least severe first.
-const LEVELS: &[&str] = &["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"];
-
-pub fn level_rank(level: &str) -> Option<u8> {
-    LEVELS.iter().position(|l| *l == level).map(|p| p as u8)
 }

@@ -29,11 +29,11 @@ use mcpgate_protocol::sse::encode_message;
 use mcpgate_protocol::versions::LATEST_LEGACY;
 use tokio::sync::{broadcast, mpsc};
 
-use super::ModernRequest;
 use crate::backend::{Backend, Era};
 use crate::catalog::ItemKind;
-use crate::forward::{ResultRewrite, Target, credential};
+use crate::core::credential;
 use crate::identity::Access;
+use crate::request::ModernRequest;
 use crate::session::ClientSession;
 use crate::state::Shared;
 
@@ -121,7 +121,7 @@ pub async fn handle(shared: &Arc<Shared>, access: &Access, req: &ModernRequest) 
         }
     });
     let body = first.chain(rest).map(Ok::<_, std::convert::Infallible>);
-    crate::front::post::sse_response(Body::from_stream(body))
+    crate::reply::sse_response(Body::from_stream(body))
 }
 
 /// Subscribes every requested URI the caller may read, grouped by backend; returns the URIs
@@ -135,7 +135,7 @@ async fn subscribe_resources(shared: &Arc<Shared>, access: &Access, req: &Modern
         if !catalog.has_resource(uri) {
             continue;
         }
-        let Some((server, original)) = crate::dispatch::resource_owner(shared, uri) else { continue };
+        let Some((server, original)) = crate::core::resource_owner(shared, uri) else { continue };
         if !access.decide(&server, ItemKind::Resource, &original, None).allowed {
             continue;
         }
@@ -144,16 +144,7 @@ async fn subscribe_resources(shared: &Arc<Shared>, access: &Access, req: &Modern
     let mut honoured = Vec::new();
     for (server, items) in by_backend {
         let Some(backend) = shared.backend(&server) else { continue };
-        let target = Target {
-            backend: backend.clone(),
-            method: "resources/subscribe".into(),
-            tool: None,
-            params: "{}".into(),
-            rewrite: ResultRewrite::None,
-            name: None,
-            param_headers: Vec::new(),
-        };
-        let Ok(Ok(cred)) = tokio::time::timeout(SUBSCRIBE_TIMEOUT, credential(shared, access, &target)).await else { continue };
+        let Ok(Ok(cred)) = tokio::time::timeout(SUBSCRIBE_TIMEOUT, credential(shared, access, &backend, None)).await else { continue };
         let accepted = match backend.era() {
             Era::Modern => modern_subscription(shared, &backend, cred.as_ref(), req, &items, meta, out.clone()).await,
             Era::Legacy | Era::Unknown => legacy_subscription(shared, &backend, cred.as_ref(), access, req, &items, meta, out.clone()).await,

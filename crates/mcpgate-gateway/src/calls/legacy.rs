@@ -8,47 +8,23 @@ use bytes::Bytes;
 use futures::StreamExt;
 use mcpgate_protocol::envelope::{Envelope, Kind, json_string};
 use mcpgate_protocol::errors::notification;
-use mcpgate_protocol::names::{ServerName, expose_uri};
-use mcpgate_protocol::{ErrorCode, RpcError};
 use mcpgate_upstream::{Connection, Exchange, Inbound, UpstreamError};
-use serde_json::value::RawValue;
 use tokio::time::{Instant, timeout_at};
 
 use mcpgate_credentials::Resolved;
 
+use super::{rewrite_contents, unavailable};
 use crate::backend::Backend;
+use crate::core::{ResultRewrite, Target, credential};
 use crate::identity::Access;
 use crate::reply::Reply;
 use crate::session::ClientSession;
 use crate::state::Shared;
 
-/// How the result must be changed on its way back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResultRewrite {
-    None,
-    /// `resources/read`: content URIs are shown in the gateway's namespace.
-    ResourceContents,
-}
-
-/// A routed request, ready to send.
-pub struct Target {
-    pub backend: Arc<Backend>,
-    pub method: String,
-    /// The backend's name of the tool being called (credential checks may need it).
-    pub tool: Option<String>,
-    /// The params as the backend must see them (names already mapped back).
-    pub params: String,
-    pub rewrite: ResultRewrite,
-    /// The backend's own name or URI of the item (`Mcp-Name` for modern backends).
-    pub name: Option<String>,
-    /// The tool's `x-mcp-header` declarations (`Mcp-Param-*` for modern backends).
-    pub param_headers: Vec<mcpgate_protocol::modern::ParamHeader>,
-}
-
 pub async fn forward(shared: &Arc<Shared>, session: &Arc<ClientSession>, access: &Access, target: Target, client_id: String) -> Reply {
     let server = target.backend.name.clone();
     let deadline = Instant::now() + target.backend.timeouts.call;
-    let credential = match timeout_at(deadline, credential(shared, access, &target)).await {
+    let credential = match timeout_at(deadline, credential(shared, access, &target.backend, target.tool.as_deref())).await {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => return Reply::Json(e.response(Some(&client_id))),
         Err(_) => return Reply::Json(unavailable(&target.backend, &UpstreamError::Timeout).response(Some(&client_id))),
@@ -98,33 +74,6 @@ impl Drop for Ctx {
 struct Out {
     bytes: Bytes,
     is_final: bool,
-}
-
-/// The credential this call carries to its backend, from the server's chain. The caller's
-/// own token is never among the headers unless the chain says `passthrough`.
-pub(crate) async fn credential(shared: &Shared, access: &Access, target: &Target) -> Result<Option<Resolved>, RpcError> {
-    let security = shared.security.load();
-    if !security.credentials.has_chain(target.backend.name.as_str()) {
-        return Ok(None);
-    }
-    let Some(identity) = &access.identity else {
-        return Err(RpcError::new(
-            ErrorCode::Internal,
-            format!("server '{}' needs a per-user credential, but the caller is not authenticated", target.backend.name),
-        ));
-    };
-    let caller = mcpgate_credentials::Caller::from_identity(identity);
-    // Boxed: a cold lookup (IdP, Vault) has a large state that every call's future would carry.
-    match Box::pin(security.credentials.resolve(target.backend.name.as_str(), &caller, target.tool.as_deref())).await {
-        Ok(c) => {
-            tracing::debug!(server = %target.backend.name, source = c.source, subject = %identity.subject, "credential resolved");
-            Ok(Some(c))
-        }
-        Err(e) => {
-            tracing::warn!(target: "mcpgate::audit", subject = %identity.subject, server = %target.backend.name, reason = e.reason_code(), "credential refused: {e}");
-            Err(RpcError::new(ErrorCode::Internal, e.to_string()))
-        }
-    }
 }
 
 /// Gets the client's backend session and sends the request; a lost backend session is
@@ -186,19 +135,6 @@ fn cancel_upstream(ctx: &Ctx, backend_id: u64, reason: &str) {
     });
 }
 
-/// The JSON-RPC error a client gets when the owning backend cannot answer.
-pub fn unavailable(backend: &Backend, e: &UpstreamError) -> RpcError {
-    if !matches!(e, UpstreamError::Timeout) {
-        backend.nudge();
-    }
-    let what = match e {
-        UpstreamError::Timeout => format!("did not answer within {}", humantime::format_duration(backend.timeouts.call)),
-        other => format!("is unavailable: {other}"),
-    };
-    tracing::warn!(server = %backend.name, error = %e, "call failed");
-    RpcError::new(ErrorCode::BackendUnavailable, format!("server '{}' {what}", backend.name))
-}
-
 fn translate(ctx: &Ctx, item: &Inbound) -> Option<Bytes> {
     let env = Envelope::parse(&item.bytes).ok()?;
     match env.kind()? {
@@ -219,33 +155,10 @@ fn translate(ctx: &Ctx, item: &Inbound) -> Option<Bytes> {
             let id = ctx.session.register_server_request(&ctx.backend.name, env.id()?.get());
             Some(Bytes::from(env.rewrite(&[("id", Some(&id))])))
         }
-        Kind::Notification if crate::session::is_list_changed(&env) => {
+        Kind::Notification if mcpgate_protocol::errors::is_list_changed(&env) => {
             ctx.backend.request_relist();
             None
         }
         Kind::Notification => Some(item.bytes.clone()),
     }
-}
-
-/// `resources/read` result with each content's `uri` in the gateway's namespace.
-pub(crate) fn rewrite_contents(server: &ServerName, prefix: &str, result: &RawValue) -> Option<String> {
-    if prefix.is_empty() {
-        return Some(result.get().to_owned());
-    }
-    let env = Envelope::parse_raw(result).ok()?;
-    let Some(contents) = env.get("contents") else { return Some(result.get().to_owned()) };
-    let items: Vec<&RawValue> = serde_json::from_str(contents.get()).ok()?;
-    let mut out = String::from("[");
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let c = Envelope::parse_raw(item).ok()?;
-        match c.str("uri") {
-            Some(uri) => out.push_str(std::str::from_utf8(&c.rewrite(&[("uri", Some(&json_string(&expose_uri(server, &uri))))])).ok()?),
-            None => out.push_str(item.get()),
-        }
-    }
-    out.push(']');
-    String::from_utf8(env.rewrite(&[("contents", Some(&out))])).ok()
 }

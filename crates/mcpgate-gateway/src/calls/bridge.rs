@@ -9,32 +9,32 @@
 //! continues. A state is bound to the caller, the request and an expiry; the parked call is
 //! taken out once, so a replay finds nothing and nothing runs twice.
 
-use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::StatusCode;
 use axum::response::Response;
 use bytes::Bytes;
 use mcpgate_protocol::envelope::{Envelope, Kind, json_string};
-use mcpgate_protocol::errors::{notification, result_response};
+use mcpgate_protocol::errors::result_response;
 use mcpgate_protocol::modern::may_require_input;
 use mcpgate_protocol::versions::LATEST_LEGACY;
 use mcpgate_protocol::{ErrorCode, ObjectWriter, RpcError};
-use mcpgate_upstream::{Connection, Exchange, UpstreamError};
+use mcpgate_upstream::UpstreamError;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, timeout_at};
 
-use super::call::{capability_of, final_response, respond, respond_inline, send_final};
-use super::state::{Sealer, request_digest};
-use super::validate::level_rank;
-use super::{ModernRequest, error};
-use crate::backend::Backend;
-use crate::forward::{ResultRewrite, Target, credential, open, unavailable};
+use super::answer::{error, final_response, respond, respond_inline, send_final};
+use super::legacy::open;
+use super::unavailable;
+use crate::core::{Target, credential};
 use crate::identity::Access;
-use crate::session::{ClientCaps, ClientSession, refuse};
+use crate::request::ModernRequest;
+use crate::session::parked::{Asked, Parked, Running};
+use crate::session::seal::request_digest;
+use crate::session::{ClientSession, capability_of, refuse};
 use crate::state::Shared;
 
 /// How long a parked call waits for the client's retry (a person may be answering).
@@ -45,73 +45,6 @@ const MAX_PARKED: usize = 10_000;
 /// After the first server request, how long further ones are gathered into the same round
 /// (a backend that asks several things at once sends them back to back).
 const GATHER: Duration = Duration::from_millis(50);
-
-/// One server request of a parked call, shown to the client under `key`.
-struct Asked {
-    key: String,
-    /// The backend's id for it (raw JSON).
-    backend_id: String,
-    /// `{"method":…,"params":…}` as the client sees it.
-    request: String,
-}
-
-/// A call waiting for the client's `inputResponses`.
-struct Parked {
-    call: Running,
-    asked: Vec<Asked>,
-    principal: String,
-    digest: [u8; 32],
-}
-
-/// A call in progress on a legacy backend session.
-struct Running {
-    session: Arc<ClientSession>,
-    backend: Arc<Backend>,
-    conn: Arc<Connection>,
-    exchange: Exchange,
-    rewrite: ResultRewrite,
-    method: String,
-    caps: ClientCaps,
-    log_level: Option<u8>,
-    /// `inputResponses` the client sent with this attempt: a backend request whose key is
-    /// among them is answered at once instead of parking the call.
-    preset: serde_json::Map<String, serde_json::Value>,
-}
-
-impl Drop for Running {
-    /// A call abandoned before its response (client gone, state expired) is cancelled upstream.
-    fn drop(&mut self) {
-        if self.exchange.is_finished() {
-            return;
-        }
-        let msg = notification("notifications/cancelled", Some(&format!(r#"{{"requestId":{},"reason":"the client went away"}}"#, self.exchange.backend_id())));
-        let conn = self.conn.clone();
-        tokio::spawn(async move {
-            let _ = conn.notify(msg).await;
-        });
-    }
-}
-
-/// The parked calls of this gateway process and the key their states are sealed with.
-#[derive(Default)]
-pub struct Bridges {
-    sealer: Sealer,
-    parked: Mutex<HashMap<[u8; 16], Parked>>,
-}
-
-impl Bridges {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 16], Parked>> {
-        self.parked.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
@@ -129,7 +62,7 @@ pub async fn call(shared: &Arc<Shared>, access: Access, req: ModernRequest, mut 
         return resume(shared, &req, state, &principal, &digest, params.get("inputResponses")).await;
     }
     let deadline = Instant::now() + target.backend.timeouts.call;
-    let credential = match timeout_at(deadline, credential(shared, &access, &target)).await {
+    let credential = match timeout_at(deadline, credential(shared, &access, &target.backend, target.tool.as_deref())).await {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => return error(StatusCode::OK, Some(&req.id), &e),
         Err(_) => return error(StatusCode::OK, Some(&req.id), &unavailable(&target.backend, &UpstreamError::Timeout)),
@@ -252,7 +185,7 @@ async fn drive(
                 asked.push(Asked { key, backend_id: id.get().to_owned(), request });
                 gather_until.get_or_insert_with(|| Instant::now() + GATHER);
             }
-            Some(Kind::Notification) if crate::session::is_list_changed(&env) => call.backend.request_relist(),
+            Some(Kind::Notification) if mcpgate_protocol::errors::is_list_changed(&env) => call.backend.request_relist(),
             Some(Kind::Notification) => {
                 if !wanted(&env, call.log_level) {
                     continue;
@@ -294,7 +227,7 @@ fn wanted(env: &Envelope<'_>, log_level: Option<u8>) -> bool {
         return true;
     }
     let Some(min) = log_level else { return false };
-    let level = env.params_object().ok().flatten().and_then(|p| p.str("level").and_then(|l| level_rank(&l)));
+    let level = env.params_object().ok().flatten().and_then(|p| p.str("level").and_then(|l| mcpgate_protocol::modern::level_rank(&l)));
     level.is_none_or(|l| l >= min)
 }
 

@@ -3,16 +3,16 @@
 
 use std::sync::Arc;
 
-use mcpgate_protocol::envelope::{Envelope, Kind, json_string, raw_str};
+use mcpgate_protocol::envelope::{Envelope, Kind, json_string};
 use mcpgate_protocol::errors::{notification, result_response};
-use mcpgate_protocol::names::{ServerName, backend_uri};
 use mcpgate_protocol::versions::negotiate;
 use mcpgate_protocol::{ErrorCode, ObjectWriter, RpcError};
 
 use crate::backend::Era;
-use crate::catalog::{Catalog, ItemKind, page};
-use crate::forward::{ResultRewrite, Target, forward};
-use crate::identity::{Access, audit};
+use crate::calls::legacy::forward;
+use crate::catalog::{Catalog, ItemKind};
+use crate::core::{list_response, route};
+use crate::identity::Access;
 use crate::reject::Reject;
 use crate::reply::Reply;
 use crate::session::{ClientSession, PendingServerRequest};
@@ -80,7 +80,7 @@ pub async fn request(shared: &Arc<Shared>, session: &Arc<ClientSession>, env: &E
         "logging/setLevel" => set_level(session, params.as_ref(), &id).await,
         "tools/call" | "prompts/get" | "resources/read" | "resources/subscribe" | "resources/unsubscribe" | "completion/complete" => {
             match route(shared, &catalog, method, params.as_ref(), access, &id) {
-                Ok(target) if target.backend.era() == Era::Modern => crate::modern::call::for_session(shared, session, access, target, id).await,
+                Ok(target) if target.backend.era() == Era::Modern => crate::calls::rounds::for_session(shared, session, access, target, id).await,
                 Ok(target) => forward(shared, session, access, target, id).await,
                 Err(e) => error(&id, e),
             }
@@ -101,66 +101,6 @@ fn list(shared: &Shared, catalog: &Catalog, kind: ItemKind, params: Option<&Enve
     }
 }
 
-/// The whole response carrying one page of a list as the caller may see it; `extra` members
-/// (raw JSON) are appended to the result. Written into one buffer: a page of thousands of
-/// tools is large, and every extra copy of it costs.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn list_response(
-    shared: &Shared,
-    catalog: &Catalog,
-    kind: ItemKind,
-    params: Option<&Envelope<'_>>,
-    size: usize,
-    id: &str,
-    access: &Access,
-    extra: &[(&str, &str)],
-) -> Result<Vec<u8>, RpcError> {
-    let cursor = params.and_then(|p| p.get("cursor"));
-    let cursor = match cursor.map(raw_str) {
-        None => None,
-        Some(Some(c)) => Some(c),
-        Some(None) => return Err(RpcError::new(ErrorCode::InvalidParams, "cursor must be a string")),
-    };
-    let all = catalog.items(kind);
-    let visible = shared.views.visible(catalog, kind, access);
-    let items: Vec<_> = visible.iter().map(|i| &all[*i as usize]).collect();
-    if access.is_restricted() && cursor.is_none() {
-        tracing::info!(target: "mcpgate::audit", subject = access.subject(), kind = kind.as_str(), visible = items.len(), total = all.len(), request_id = id, "list filtered");
-    }
-    // The modern era allows an empty cursor for the first page.
-    let cursor = cursor.filter(|c| !c.is_empty() || extra.is_empty());
-    let Ok((items, next)) = page(&items, cursor.as_deref(), size) else {
-        return Err(RpcError::new(ErrorCode::InvalidParams, "Invalid cursor"));
-    };
-    let next = next.map(|c| json_string(c.as_str()));
-    let extra_len: usize = extra.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
-    let mut out = Vec::with_capacity(items.iter().map(|e| e.json.get().len() + 1).sum::<usize>() + id.len() + extra_len + 96);
-    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
-    out.extend_from_slice(id.as_bytes());
-    out.extend_from_slice(b",\"result\":{");
-    out.extend_from_slice(json_string(kind.list_key()).as_bytes());
-    out.extend_from_slice(b":[");
-    for (i, e) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(e.json.get().as_bytes());
-    }
-    out.push(b']');
-    if let Some(c) = &next {
-        out.extend_from_slice(b",\"nextCursor\":");
-        out.extend_from_slice(c.as_bytes());
-    }
-    for (k, v) in extra {
-        out.push(b',');
-        out.extend_from_slice(json_string(k).as_bytes());
-        out.push(b':');
-        out.extend_from_slice(v.as_bytes());
-    }
-    out.extend_from_slice(b"}}");
-    Ok(out)
-}
-
 async fn set_level(session: &ClientSession, params: Option<&Envelope<'_>>, id: &str) -> Reply {
     let Some(level) = params.and_then(|p| p.str("level")) else {
         return error(id, RpcError::new(ErrorCode::InvalidParams, "level is required"));
@@ -173,97 +113,6 @@ async fn set_level(session: &ClientSession, params: Option<&Envelope<'_>>, id: &
         }
     }
     Reply::Json(result_response(id, "{}"))
-}
-
-/// Finds the owner of the named item and rewrites params into the backend's names.
-pub(crate) fn route(
-    shared: &Shared,
-    catalog: &Catalog,
-    method: &str,
-    params: Option<&Envelope<'_>>,
-    access: &Access,
-    request_id: &str,
-) -> Result<Target, RpcError> {
-    let params = params.ok_or_else(|| RpcError::new(ErrorCode::InvalidParams, "params are required"))?;
-    // A denied item gets exactly the error an unknown one gets: no existence oracle.
-    let permit = |server: &ServerName, kind: ItemKind, name: &str, annotations: Option<&serde_json::Value>, not_found: RpcError| {
-        let verdict = access.decide(server, kind, name, annotations);
-        if access.is_restricted() {
-            audit(access, server.as_str(), kind.as_str(), name, &verdict, request_id);
-        }
-        if verdict.allowed { Ok(()) } else { Err(not_found) }
-    };
-    let mut tool = None;
-    let mut param_headers = Vec::new();
-    let mut backend_name = None;
-    let (server, replace_key, replace_value, rewrite) = match method {
-        "tools/call" | "prompts/get" => {
-            let name = params.str("name").ok_or_else(|| RpcError::new(ErrorCode::InvalidParams, "params.name must be a string"))?;
-            let (entry, what) = if method == "tools/call" { (catalog.tool(&name), "tool") } else { (catalog.prompt(&name), "prompt") };
-            let unknown = || RpcError::new(ErrorCode::InvalidParams, format!("Unknown {what}: {name}"));
-            let entry = entry.ok_or_else(unknown)?;
-            let kind = if method == "tools/call" { ItemKind::Tool } else { ItemKind::Prompt };
-            permit(&entry.server, kind, &entry.backend_name, entry.annotations.as_ref(), unknown())?;
-            if kind == ItemKind::Tool {
-                tool = Some(entry.backend_name.clone());
-                param_headers = entry.param_headers.clone();
-            }
-            backend_name = Some(entry.backend_name.clone());
-            (entry.server.clone(), "name", json_string(&entry.backend_name), ResultRewrite::None)
-        }
-        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
-            let uri = params.str("uri").ok_or_else(|| RpcError::new(ErrorCode::InvalidParams, "params.uri must be a string"))?;
-            let (server, original) = resource_owner(shared, &uri).ok_or_else(|| resource_not_found(&uri))?;
-            permit(&server, ItemKind::Resource, &original, None, resource_not_found(&uri))?;
-            let rewrite = if method == "resources/read" { ResultRewrite::ResourceContents } else { ResultRewrite::None };
-            backend_name = Some(original.clone());
-            (server, "uri", json_string(&original), rewrite)
-        }
-        _ => {
-            // completion/complete: the ref names a prompt or a resource template.
-            let r =
-                params.get("ref").and_then(|r| Envelope::parse_raw(r).ok()).ok_or_else(|| RpcError::new(ErrorCode::InvalidParams, "params.ref is required"))?;
-            let (server, key, value) = match r.str("type").as_deref() {
-                Some("ref/prompt") => {
-                    let name = r.str("name").unwrap_or_default();
-                    let unknown = || RpcError::new(ErrorCode::InvalidParams, format!("Unknown prompt: {name}"));
-                    let e = catalog.prompt(&name).ok_or_else(unknown)?;
-                    permit(&e.server, ItemKind::Prompt, &e.backend_name, None, unknown())?;
-                    (e.server.clone(), "name", json_string(&e.backend_name))
-                }
-                Some("ref/resource") => {
-                    let uri = r.str("uri").unwrap_or_default();
-                    let (server, original) = resource_owner(shared, &uri).ok_or_else(|| resource_not_found(&uri))?;
-                    permit(&server, ItemKind::Resource, &original, None, resource_not_found(&uri))?;
-                    (server, "uri", json_string(&original))
-                }
-                _ => return Err(RpcError::new(ErrorCode::InvalidParams, "ref.type must be ref/prompt or ref/resource")),
-            };
-            let new_ref = String::from_utf8(r.rewrite(&[(key, Some(&value))])).unwrap_or_default();
-            (server, "ref", new_ref, ResultRewrite::None)
-        }
-    };
-    let backend = shared.backend(&server).ok_or_else(|| RpcError::new(ErrorCode::BackendUnavailable, format!("server '{server}' is not configured")))?;
-    let params = String::from_utf8(params.rewrite(&[(replace_key, Some(&replace_value))])).unwrap_or_default();
-    Ok(Target { backend, method: method.to_owned(), tool, params, rewrite, name: backend_name, param_headers })
-}
-
-fn resource_not_found(uri: &str) -> RpcError {
-    RpcError::new(ErrorCode::ResourceNotFound, format!("Resource not found: {uri}"))
-}
-
-/// The server a namespaced URI belongs to, and the backend's own URI.
-pub(crate) fn resource_owner(shared: &Shared, uri: &str) -> Option<(ServerName, String)> {
-    let backends = shared.backends.load();
-    if let [only] = backends.as_slice()
-        && only.prefix.is_empty()
-    {
-        return Some((only.name.clone(), uri.to_owned()));
-    }
-    let (name, _) = uri.split_once('+')?;
-    let server = ServerName::parse(name).ok()?;
-    let b = backends.iter().find(|b| b.name == server)?;
-    Some((b.name.clone(), backend_uri(&b.name, uri)?.to_owned()))
 }
 
 /// A notification from the client.

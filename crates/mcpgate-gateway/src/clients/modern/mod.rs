@@ -2,13 +2,11 @@
 //!
 //! A POST whose `params._meta` carries `io.modelcontextprotocol/protocolVersion` is served
 //! here: validated against its SEP-2243 headers, answered from the catalog (lists, discovery)
-//! or forwarded to the owning backend in that backend's own era (see `call`). Nothing about
-//! the caller outlives the request except calls parked for an `input_required` round trip.
+//! or routed and permitted by `core` and handed to the backend-era adapter for the owning
+//! backend (`calls::modern` or `calls::bridge`). Nothing about the caller outlives the request
+//! except calls parked for an `input_required` round trip.
 
-pub mod bridge;
-pub mod call;
 pub mod listen;
-pub mod state;
 pub mod tasks;
 mod validate;
 
@@ -22,11 +20,14 @@ use mcpgate_protocol::modern::{LEGACY_ONLY_METHODS, META_SERVER_INFO};
 use mcpgate_protocol::versions::MODERN_VERSION;
 use mcpgate_protocol::{ErrorCode, ObjectWriter, RpcError};
 
+use crate::backend::Era;
+use crate::calls::answer::{error, json};
 use crate::catalog::ItemKind;
 use crate::identity::Access;
+use crate::request::ModernRequest;
 use crate::state::Shared;
 
-pub use validate::{ModernParts, ModernRequest};
+pub use validate::ModernParts;
 
 /// Answers one modern-era message.
 pub async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, env: &Envelope<'_>, parts: Option<ModernParts<'_>>, kind: Kind, access: Access) -> Response {
@@ -50,7 +51,7 @@ pub async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, env: &Envelope<'_
         let (ttl, scope) = cache_hints(shared, &access);
         let scope = json_string(scope);
         let extra = [("resultType", r#""complete""#), ("ttlMs", ttl.as_str()), ("cacheScope", scope.as_str())];
-        match crate::dispatch::list_response(shared, &catalog, kind, Some(&req.params()), page_size, &req.id, &access, &extra) {
+        match crate::core::list_response(shared, &catalog, kind, Some(&req.params()), page_size, &req.id, &access, &extra) {
             Ok(body) => json(StatusCode::OK, body),
             Err(e) => error(StatusCode::OK, Some(&req.id), &e),
         }
@@ -61,7 +62,7 @@ pub async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, env: &Envelope<'_
         "prompts/list" => list(ItemKind::Prompt),
         "resources/list" => list(ItemKind::Resource),
         "resources/templates/list" => list(ItemKind::ResourceTemplate),
-        "tools/call" | "prompts/get" | "resources/read" | "completion/complete" => call::handle(shared, access, req).await,
+        "tools/call" | "prompts/get" | "resources/read" | "completion/complete" => call(shared, access, req).await,
         // Boxed so their larger states do not enlarge every call's future.
         "subscriptions/listen" => Box::pin(listen::handle(shared, &access, &req)).await,
         "tasks/get" | "tasks/update" | "tasks/cancel" => Box::pin(tasks::handle(shared, access, req)).await,
@@ -106,7 +107,7 @@ fn capabilities(c: &crate::catalog::Catalog) -> String {
         w.raw("completions", "{}");
     }
     if c.caps.tasks {
-        w.raw("extensions", &format!(r#"{{"{}":{{}}}}"#, tasks::EXTENSION));
+        w.raw("extensions", &format!(r#"{{"{}":{{}}}}"#, mcpgate_protocol::modern::TASKS_EXTENSION));
     }
     String::from_utf8(w.finish()).unwrap_or_default()
 }
@@ -115,10 +116,24 @@ pub(crate) fn server_info_meta() -> String {
     format!(r#"{{"{META_SERVER_INFO}":{{"name":"mcpgate","title":"mcpgate MCP gateway","version":"{}"}}}}"#, env!("CARGO_PKG_VERSION"))
 }
 
-pub(crate) fn json(status: StatusCode, body: Vec<u8>) -> Response {
-    (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+/// A modern client's `tools/call`, `prompts/get`, `resources/read` or `completion/complete`.
+async fn call(shared: &Arc<Shared>, access: Access, req: ModernRequest) -> Response {
+    let catalog = shared.catalog.load();
+    let target = match crate::core::route(shared, &catalog, &req.method, Some(&req.params()), &access, &req.id) {
+        Ok(t) => t,
+        Err(e) => return error(StatusCode::OK, Some(&req.id), &modern_error(e)),
+    };
+    drop(catalog);
+    match target.backend.era() {
+        Era::Modern => crate::calls::modern::stateless(shared, &access, &req, target).await,
+        Era::Legacy | Era::Unknown => Box::pin(crate::calls::bridge::call(shared, access, req, target)).await,
+    }
 }
 
-pub(crate) fn error(status: StatusCode, id: Option<&str>, e: &RpcError) -> Response {
-    json(status, e.response(id))
+/// 2025-era error codes a modern client must not see (`-32002` became `-32602`).
+pub(crate) fn modern_error(mut e: RpcError) -> RpcError {
+    if e.code == ErrorCode::ResourceNotFound {
+        e.code = ErrorCode::InvalidParams;
+    }
+    e
 }

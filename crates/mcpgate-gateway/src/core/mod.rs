@@ -1,0 +1,12 @@
+//! The era-independent core of a request: route → permit ([`route`]), the backend credential
+//! ([`credential`]), list answers ([`list`]). Client-era adapters (`clients`) call in here;
+//! backend-era adapters (`calls`) take its [`route::Target`].
+
+pub mod credential;
+pub mod list;
+pub mod route;
+
+pub use crate::catalog::ResultRewrite;
+pub use credential::credential;
+pub use list::list_response;
+pub use route::{Target, resource_owner, route};
