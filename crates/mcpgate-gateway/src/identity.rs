@@ -15,8 +15,9 @@ use mcpgate_protocol::names::ServerName;
 use mcpgate_protocol::{ErrorCode, RpcError};
 use serde_json::json;
 
-use crate::catalog::ItemKind;
+use crate::catalog::{Entry, ItemKind};
 use crate::config::GatewayConfig;
+use crate::governance::VirtualServer;
 
 /// Authentication and permission machinery built from one config.
 pub struct Security {
@@ -65,20 +66,27 @@ impl Security {
             None => None,
         };
         let caller = self.policy.as_ref().map(|p| p.caller(identity.as_ref(), headers));
-        Ok(Access { identity, caller })
+        Ok(Access { identity, caller, scope: None })
     }
 
     /// The 401/403/503 answer for a failed authentication, with the RFC 9728 challenge.
     pub fn challenge(&self, err: &AuthError) -> Response {
+        self.challenge_for(err, None)
+    }
+
+    /// The challenge on a virtual server's path: its metadata document and its scopes.
+    pub fn challenge_for(&self, err: &AuthError, scope: Option<&VirtualServer>) -> Response {
         let mut parts = Vec::new();
         if let Some(code) = err.www_authenticate_error() {
             parts.push(format!("error=\"{code}\""));
         }
-        let scopes = if err.needed_scopes().is_empty() { self.scopes.join(" ") } else { err.needed_scopes().join(" ") };
+        let mut wanted = self.scopes.clone();
+        wanted.extend(scope.iter().flat_map(|v| v.required_scopes.iter().filter(|s| !self.scopes.contains(s)).cloned()));
+        let scopes = if err.needed_scopes().is_empty() { wanted.join(" ") } else { err.needed_scopes().join(" ") };
         if !scopes.is_empty() {
             parts.push(format!("scope=\"{scopes}\""));
         }
-        parts.push(format!("resource_metadata=\"{}\"", self.metadata_url));
+        parts.push(format!("resource_metadata=\"{}\"", scope.map_or(self.metadata_url.as_str(), |v| v.metadata_url.as_str())));
         let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::UNAUTHORIZED);
         let body = RpcError::new(ErrorCode::InvalidRequest, format!("{}: {err}", status.canonical_reason().unwrap_or("Unauthorized"))).response(None);
         let mut resp = (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response();
@@ -103,7 +111,7 @@ impl Security {
     }
 }
 
-fn metadata_url(resource: &str) -> String {
+pub(crate) fn metadata_url(resource: &str) -> String {
     match url::Url::parse(resource) {
         Ok(u) => {
             let path = u.path().trim_end_matches('/');
@@ -118,6 +126,8 @@ fn metadata_url(resource: &str) -> String {
 pub struct Access {
     pub identity: Option<VerifiedIdentity>,
     caller: Option<Arc<Caller>>,
+    /// The virtual server the request came through: it narrows what the caller may touch.
+    scope: Option<Arc<VirtualServer>>,
 }
 
 /// The outcome of a permission check.
@@ -130,7 +140,29 @@ pub struct Verdict {
 impl Access {
     /// No auth configured: everything is visible and callable.
     pub fn unrestricted() -> Self {
-        Self { identity: None, caller: None }
+        Self { identity: None, caller: None, scope: None }
+    }
+
+    /// The same caller, on virtual server `scope`.
+    pub fn within(mut self, scope: Arc<VirtualServer>) -> Self {
+        self.scope = Some(scope);
+        self
+    }
+
+    /// The virtual server the request came through, if any.
+    pub fn scope(&self) -> Option<&Arc<VirtualServer>> {
+        self.scope.as_ref()
+    }
+
+    /// Whether the request's endpoint shows `e` at all (a virtual server's selection).
+    pub fn in_scope(&self, kind: ItemKind, e: &Entry) -> bool {
+        self.scope.as_ref().is_none_or(|v| v.admits_entry(kind, e))
+    }
+
+    /// Whether the caller may see and call `e` here: the endpoint shows it and the
+    /// permissions allow it.
+    pub fn shows(&self, kind: ItemKind, e: &Entry) -> bool {
+        self.in_scope(kind, e) && self.decide(&e.server, kind, &e.backend_name, e.annotations.as_ref()).allowed
     }
 
     pub fn decide(&self, server: &ServerName, kind: ItemKind, name: &str, annotations: Option<&serde_json::Value>) -> Verdict {
@@ -144,9 +176,19 @@ impl Access {
         Verdict { allowed: d.allowed, reason: d.to_string() }
     }
 
-    /// Equal for callers that see the same items: the key for per-caller list caches.
+    /// Equal for callers that see the same items on the same endpoint: the key for
+    /// per-caller list caches.
     pub fn fingerprint(&self) -> u64 {
-        self.caller.as_ref().map_or(0, |c| c.fingerprint())
+        let caller = self.caller.as_ref().map_or(0, |c| c.fingerprint());
+        match &self.scope {
+            None => caller,
+            Some(v) => {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                (caller, &*v.name).hash(&mut h);
+                h.finish()
+            }
+        }
     }
 
     /// The identity a legacy session is bound to: the verified token's issuer and subject, or,

@@ -56,6 +56,12 @@ pub async fn reload(path: &Path, shared: &Shared, why: &str) {
         Ok(new) => {
             let old = shared.config.load_full();
             if *old == new {
+                // The config is the same, but the pin file may have been edited by hand.
+                if let Some(store) = shared.pins.store()
+                    && let Err(e) = store.refresh().await
+                {
+                    tracing::error!(trigger = why, "{e}; keeping the pins read before");
+                }
                 return;
             }
             if old.listen != new.listen || old.mcp_path != new.mcp_path {

@@ -16,9 +16,18 @@ use crate::backend::Backend;
 use crate::catalog::{self, Catalog, ItemKind, ServerEntry};
 use crate::config::GatewayConfig;
 use crate::discovery;
+use crate::governance::Governance;
 use crate::identity::Security;
+use crate::pins::Pins;
 use crate::session::Sessions;
 use crate::visible::Views;
+
+/// A list that changed, and where: the main endpoint (`scope: None`) or a virtual server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListChange {
+    pub kind: ItemKind,
+    pub scope: Option<Arc<str>>,
+}
 
 pub struct Shared {
     pub config: ArcSwap<GatewayConfig>,
@@ -35,8 +44,12 @@ pub struct Shared {
     pub bridges: crate::session::parked::Bridges,
     /// Tasks created by modern backends, under the ids clients see.
     pub tasks: crate::session::tasks::Tasks,
-    /// Which list changed, for `subscriptions/listen` streams.
-    pub changes: tokio::sync::broadcast::Sender<ItemKind>,
+    /// Which list changed (and on which endpoint), for `subscriptions/listen` streams.
+    pub changes: tokio::sync::broadcast::Sender<ListChange>,
+    /// Naming rules and virtual servers, compiled from the config.
+    pub governance: ArcSwap<Governance>,
+    /// Definition pins: the store, audit memory and counters.
+    pub pins: Pins,
     changed: mpsc::UnboundedSender<()>,
 }
 
@@ -56,6 +69,7 @@ impl Shared {
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
         let security = Security::build(&config, &http)?;
+        let governance = Governance::build(&config)?;
         warn_about_open_access(&config);
         let shared = Arc::new(Self {
             config: ArcSwap::from_pointee(config.clone()),
@@ -69,9 +83,13 @@ impl Shared {
             bridges: Default::default(),
             tasks: Default::default(),
             changes: tokio::sync::broadcast::channel(64).0,
+            governance: ArcSwap::from_pointee(governance),
+            pins: Pins::default(),
             changed,
         });
-        shared.apply_backends(&config);
+        // Before any listing arrives: in enforce mode nothing is served without the pins.
+        shared.pins.configure(&config, &shared.changed)?;
+        shared.apply_backends(&config, &config);
         tokio::spawn(rebuild_catalog(Arc::downgrade(&shared), rx));
         tokio::spawn(sweep_sessions(Arc::downgrade(&shared)));
         Ok(shared)
@@ -86,10 +104,18 @@ impl Shared {
     /// sessions closed; new ones start discovery.
     pub async fn apply(&self, config: GatewayConfig) -> Result<(), Vec<String>> {
         let security = Security::build(&config, &self.http)?;
+        let governance = Governance::build(&config)?;
+        if self.pins.configure(&config, &self.changed)?
+            && let Some(store) = self.pins.store()
+        {
+            // The same pin file: read it again (SIGHUP also picks up hand edits).
+            store.refresh().await.map_err(|e| vec![format!("{e} (the running pins are kept)")])?;
+        }
         warn_about_open_access(&config);
         self.security.store(Arc::new(security));
-        let removed = self.apply_backends(&config);
-        self.config.store(Arc::new(config));
+        self.governance.store(Arc::new(governance));
+        let old = self.config.swap(Arc::new(config.clone()));
+        let removed = self.apply_backends(&config, &old);
         for name in removed {
             for s in self.sessions.all().into_iter().chain(self.stateless.all()) {
                 s.drop_backend(&name).await;
@@ -98,13 +124,15 @@ impl Shared {
         Ok(())
     }
 
-    fn apply_backends(&self, config: &GatewayConfig) -> Vec<ServerName> {
+    /// Starts, keeps or stops backends for `config` (`previous` is the config they run with).
+    fn apply_backends(&self, config: &GatewayConfig, previous: &GatewayConfig) -> Vec<ServerName> {
         let old = self.backends.load_full();
         // Discovery holds the resolver it started with: a new credentials section restarts it.
-        let same_credentials = self.config.load().credentials == config.credentials;
+        let same_credentials = previous.credentials == config.credentials;
         let mut next = Vec::new();
         for sc in config.servers.iter().filter(|s| s.enabled) {
-            match old.iter().find(|b| b.config == *sc && same_credentials) {
+            // Naming, overrides and pinning only rebuild the catalog: discovery and sessions stay.
+            match old.iter().find(|b| b.config.same_connection(sc) && same_credentials) {
                 Some(b) => next.push(b.clone()),
                 None => {
                     let b = Backend::new(sc);
@@ -141,22 +169,35 @@ async fn rebuild_catalog(shared: Weak<Shared>, mut rx: mpsc::UnboundedReceiver<(
     while rx.recv().await.is_some() {
         while rx.try_recv().is_ok() {}
         let Some(shared) = shared.upgrade() else { return };
-        let entries: Vec<ServerEntry> =
-            shared.backends.load().iter().map(|b| ServerEntry { name: b.name.clone(), prefix: b.prefix.clone(), listing: b.health().listing }).collect();
-        let new = catalog::build(&entries);
+        let governance = shared.governance.load_full();
+        let entries: Vec<ServerEntry> = shared
+            .backends
+            .load()
+            .iter()
+            .map(|b| ServerEntry { name: b.name.clone(), prefix: b.prefix.clone(), listing: b.health().listing, rules: governance.rules(b.name.as_str()) })
+            .collect();
+        let new = catalog::build(&entries, &shared.pins.snapshot());
+        shared.pins.after_build(&new);
         let old = shared.catalog.swap(Arc::new(new));
         let new = shared.catalog.load();
-        for (kind, method) in [
-            (ItemKind::Tool, "notifications/tools/list_changed"),
-            (ItemKind::Prompt, "notifications/prompts/list_changed"),
-            (ItemKind::Resource, "notifications/resources/list_changed"),
-        ] {
-            let changed = fingerprint(&old, kind) != fingerprint(&new, kind)
-                || (kind == ItemKind::Resource && fingerprint(&old, ItemKind::ResourceTemplate) != fingerprint(&new, ItemKind::ResourceTemplate));
-            if changed {
-                let _ = shared.changes.send(kind);
+        // Each endpoint is told only about its own lists: the main one, and every virtual server.
+        let scopes = std::iter::once(None).chain(governance.virtual_servers.iter().map(Some));
+        for scope in scopes {
+            for (kind, method) in [
+                (ItemKind::Tool, "notifications/tools/list_changed"),
+                (ItemKind::Prompt, "notifications/prompts/list_changed"),
+                (ItemKind::Resource, "notifications/resources/list_changed"),
+            ] {
+                let fp = |c: &Catalog, k| fingerprint(c, k, scope.map(|v| &**v));
+                let changed = fp(&old, kind) != fp(&new, kind)
+                    || (kind == ItemKind::Resource && fp(&old, ItemKind::ResourceTemplate) != fp(&new, ItemKind::ResourceTemplate));
+                if !changed {
+                    continue;
+                }
+                let name = scope.map(|v| v.name.clone());
+                let _ = shared.changes.send(ListChange { kind, scope: name.clone() });
                 let msg = Bytes::from(notification(method, None));
-                for s in shared.sessions.all() {
+                for s in shared.sessions.all().into_iter().filter(|s| s.virtual_server() == name.as_deref()) {
                     s.push(msg.clone());
                 }
             }
@@ -164,9 +205,10 @@ async fn rebuild_catalog(shared: Weak<Shared>, mut rx: mpsc::UnboundedReceiver<(
     }
 }
 
-fn fingerprint(c: &Catalog, kind: ItemKind) -> u64 {
+/// A digest of what an endpoint lists of `kind` (a virtual server: only what it selects).
+fn fingerprint(c: &Catalog, kind: ItemKind, scope: Option<&crate::governance::VirtualServer>) -> u64 {
     let mut h = DefaultHasher::new();
-    for e in c.items(kind) {
+    for e in c.items(kind).iter().filter(|e| scope.is_none_or(|v| v.admits_entry(kind, e))) {
         e.json.get().hash(&mut h);
     }
     h.finish()

@@ -1,6 +1,7 @@
-//! What each caller sees of the catalog. Filtering runs the permission check on every item,
-//! so the result is cached per (catalog generation, caller fingerprint, kind): callers with
-//! the same grants share one view, callers with different grants never do.
+//! What each caller sees of the catalog on the endpoint they use. Filtering runs the
+//! permission check (and a virtual server's selection) on every item, so the result is cached
+//! per (catalog generation, caller-and-endpoint fingerprint, kind): callers with the same
+//! grants on the same endpoint share one view, others never do.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -23,7 +24,7 @@ impl Views {
     /// The indices of `kind` items in `catalog` that `access` may see.
     pub fn visible(&self, catalog: &Catalog, kind: ItemKind, access: &Access) -> Arc<Vec<u32>> {
         let items = catalog.items(kind);
-        if !access.is_restricted() {
+        if !access.is_restricted() && access.scope().is_none() {
             return Arc::new((0..items.len() as u32).collect());
         }
         let key = (catalog.generation, access.fingerprint(), kind);
@@ -41,5 +42,5 @@ impl Views {
 }
 
 pub fn allowed(access: &Access, kind: ItemKind, e: &Entry) -> bool {
-    access.decide(&e.server, kind, &e.backend_name, e.annotations.as_ref()).allowed
+    access.shows(kind, e)
 }

@@ -28,6 +28,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Run the gateway with built-in demo backends and show how to connect.
     Demo(DemoArgs),
+    /// Review and approve pinned tool and prompt definitions (docs/governance.md).
+    Pins(crate::pins::PinsArgs),
 }
 
 #[derive(Args, Debug)]

@@ -1,7 +1,8 @@
-//! The `mcpgate` command: `serve`, `check` and `demo`.
+//! The `mcpgate` command: `serve`, `check`, `demo` and `pins`.
 
 mod cli;
 mod demo;
+mod pins;
 mod serve;
 
 use std::process::ExitCode;
@@ -23,6 +24,7 @@ fn main() -> ExitCode {
             cli::Command::Serve(args) => serve::serve(args).await,
             cli::Command::Check(args) => serve::check(&args.config),
             cli::Command::Demo(args) => demo::run(args).await,
+            cli::Command::Pins(args) => pins::run(args).await,
         }
     })
 }

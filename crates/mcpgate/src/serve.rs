@@ -39,8 +39,19 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
     }
 }
 
-/// Serves until SIGINT/SIGTERM.
+/// Serves until SIGINT/SIGTERM; the admin listener (if configured) beside the MCP one.
 pub async fn run(shared: Arc<Shared>, config: &GatewayConfig) -> std::io::Result<()> {
+    if let Some(admin) = &config.admin {
+        let listener =
+            tokio::net::TcpListener::bind(&admin.listen).await.map_err(|e| std::io::Error::new(e.kind(), format!("admin.listen {}: {e}", admin.listen)))?;
+        tracing::info!("admin endpoint on http://{}", listener.local_addr()?);
+        let app = front::admin_router(shared.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown()).await {
+                tracing::error!("admin listener failed: {e}");
+            }
+        });
+    }
     let listener = tokio::net::TcpListener::bind(&config.listen).await?;
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!("listening on http://{addr}{}", config.mcp_path);
@@ -119,6 +130,13 @@ fn render(e: ConfigError) -> String {
 pub fn check(path: &Path) -> ExitCode {
     match load_file(path) {
         Ok(c) => {
+            let pin_problems = mcpgate_gateway::pins::check_file(&c);
+            if !pin_problems.is_empty() {
+                for (at, problem, fix) in pin_problems {
+                    println!("error: {at}: {problem} (fix: {fix})");
+                }
+                return ExitCode::FAILURE;
+            }
             let enabled = c.servers.iter().filter(|s| s.enabled).count();
             println!("config OK: {} server(s), {enabled} enabled, listening on {}{}", c.servers.len(), c.listen, c.mcp_path);
             ExitCode::SUCCESS

@@ -1,23 +1,25 @@
-//! Building a catalog from listings: prefixing, validating, detecting collisions, sorting.
+//! Building a catalog from listings: each server's items read with their overrides and
+//! pinning verdict (`expose`), names settled across servers (`names`), then sorted and indexed.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use mcpgate_protocol::envelope::{Envelope, json_string, raw_str};
-use mcpgate_protocol::modern::param_headers;
-use mcpgate_protocol::names::{ServerName, expose_uri, is_valid_exposed_name};
-use serde_json::value::RawValue;
+use mcpgate_protocol::names::ServerName;
 
-use super::{BackendCaps, Catalog, Entry, ItemKind, Listing, Withheld};
+use super::{BackendCaps, Catalog, ItemKind, Listing, expose, names};
+use crate::governance::ServerRules;
+use crate::pins::PinSet;
 
-/// A server as the catalog sees it: its name, prefix and current listing (if reachable).
+/// A server as the catalog sees it: its name, prefix, naming/pinning rules and current
+/// listing (if reachable).
 pub struct ServerEntry {
     pub name: ServerName,
     pub prefix: String,
     pub listing: Option<Arc<Listing>>,
+    pub rules: Arc<ServerRules>,
 }
 
-pub fn build(servers: &[ServerEntry]) -> Catalog {
+/// Builds the catalog from every server's listing, with `pins` deciding what pinning lets through.
+pub fn build(servers: &[ServerEntry], pins: &PinSet) -> Catalog {
     static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     let mut cat = Catalog { generation: GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed), ..Default::default() };
     let mut instructions = Vec::new();
@@ -30,20 +32,25 @@ pub fn build(servers: &[ServerEntry]) -> Catalog {
         }
         if let Some(text) = listing.instructions.as_deref().filter(|t| !t.trim().is_empty()) {
             instructions.push(format!("## {}\n{}", s.name, text.trim()));
-        }
-        let mut withheld = Vec::new();
-        for kind in ItemKind::ALL {
-            expose_items(s, kind, listing.items(kind), cat.items_mut(kind), &mut withheld);
-        }
-        if !withheld.is_empty() {
-            cat.withheld.insert(s.name.clone(), withheld);
+            cat.server_instructions.push((s.name.clone(), text.trim().to_owned()));
         }
     }
     for kind in ItemKind::ALL {
-        let mut list = std::mem::take(cat.items_mut(kind));
-        withhold_collisions(kind, &mut list, &mut cat.withheld);
+        let mut candidates = Vec::new();
+        for s in servers {
+            let Some(listing) = &s.listing else { continue };
+            let mut withheld = Vec::new();
+            expose::candidates(s, kind, listing, pins, &mut candidates, &mut withheld, &mut cat.pin_report);
+            if !withheld.is_empty() {
+                cat.withheld.entry(s.name.clone()).or_default().extend(withheld);
+            }
+        }
+        let mut list = names::resolve(kind, candidates, &mut cat.withheld, &mut cat.quarantined);
         list.sort_by(|a, b| a.exposed.cmp(&b.exposed));
         *cat.items_mut(kind) = list;
+    }
+    for q in cat.quarantined.values_mut() {
+        q.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
     }
     cat.instructions = (!instructions.is_empty()).then(|| instructions.join("\n\n"));
     cat.index()
@@ -59,85 +66,14 @@ fn merge_caps(into: &mut BackendCaps, c: BackendCaps) {
     into.tasks |= c.tasks;
 }
 
-fn expose_items(s: &ServerEntry, kind: ItemKind, items: &[Box<RawValue>], out: &mut Vec<Entry>, withheld: &mut Vec<Withheld>) {
-    let key = kind.name_key();
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    let mut staged: Vec<Entry> = Vec::new();
-    for item in items {
-        let Some((name, env)) = Envelope::parse_raw(item).ok().and_then(|e| Some((e.get(key).and_then(raw_str)?.into_owned(), e))) else {
-            withheld.push(Withheld { kind: kind.as_str(), name: "(unnamed)".into(), reason: format!("item has no string \"{key}\"") });
-            continue;
-        };
-        let exposed = match kind {
-            ItemKind::Tool | ItemKind::Prompt => format!("{}{name}", s.prefix),
-            ItemKind::Resource | ItemKind::ResourceTemplate if s.prefix.is_empty() => name.clone(),
-            ItemKind::Resource | ItemKind::ResourceTemplate => expose_uri(&s.name, &name),
-        };
-        if matches!(kind, ItemKind::Tool | ItemKind::Prompt) && !is_valid_exposed_name(&exposed) {
-            tracing::warn!(server = %s.name, kind = kind.as_str(), name = %name, "withheld: exposed name {exposed:?} is not a valid MCP name");
-            withheld.push(Withheld { kind: kind.as_str(), name, reason: format!("exposed name {exposed:?} is not 1-128 characters of A-Z a-z 0-9 _ - .") });
-            continue;
-        }
-        *seen.entry(name.clone()).or_default() += 1;
-        let json = env.rewrite(&[(key, Some(&json_string(&exposed)))]);
-        let json = String::from_utf8(json).ok().and_then(|j| RawValue::from_string(j).ok());
-        let Some(json) = json else { continue };
-        let annotations = env.get("annotations").filter(|_| kind == ItemKind::Tool).and_then(|a| serde_json::from_str(a.get()).ok());
-        let param_headers = if kind == ItemKind::Tool {
-            let schema = env.get("inputSchema").and_then(|raw| serde_json::from_str(raw.get()).ok()).unwrap_or(serde_json::Value::Null);
-            match param_headers(&schema) {
-                Ok(h) => h,
-                Err(reason) => {
-                    // A client must drop such a tool (SEP-2243); so does the gateway.
-                    tracing::warn!(server = %s.name, name = %name, "withheld: {reason}");
-                    withheld.push(Withheld { kind: kind.as_str(), name, reason });
-                    continue;
-                }
-            }
-        } else {
-            Vec::new()
-        };
-        staged.push(Entry { exposed, server: s.name.clone(), backend_name: name, json, annotations, param_headers });
-    }
-    for e in staged {
-        if seen.get(&e.backend_name).copied().unwrap_or(0) > 1 {
-            if !withheld.iter().any(|w| w.name == e.backend_name && w.kind == kind.as_str()) {
-                tracing::warn!(server = %s.name, kind = kind.as_str(), name = %e.backend_name, "withheld: the backend lists this name more than once");
-                withheld.push(Withheld { kind: kind.as_str(), name: e.backend_name.clone(), reason: "the backend lists this name more than once".into() });
-            }
-            continue;
-        }
-        out.push(e);
-    }
-}
-
-/// Two servers producing the same exposed name: both are withheld, whatever their order.
-fn withhold_collisions(kind: ItemKind, list: &mut Vec<Entry>, withheld: &mut HashMap<ServerName, Vec<Withheld>>) {
-    let mut count: HashMap<&str, usize> = HashMap::new();
-    for e in list.iter() {
-        *count.entry(e.exposed.as_str()).or_default() += 1;
-    }
-    let colliding: Vec<String> = count.into_iter().filter(|(_, n)| *n > 1).map(|(k, _)| k.to_owned()).collect();
-    if colliding.is_empty() {
-        return;
-    }
-    list.retain(|e| {
-        if !colliding.contains(&e.exposed) {
-            return true;
-        }
-        tracing::warn!(server = %e.server, kind = kind.as_str(), name = %e.backend_name, "withheld: exposed name {:?} collides with another server's", e.exposed);
-        withheld.entry(e.server.clone()).or_default().push(Withheld {
-            kind: kind.as_str(),
-            name: e.backend_name.clone(),
-            reason: format!("exposed name {:?} collides with another server's", e.exposed),
-        });
-        false
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::value::RawValue;
+
+    fn build_plain(servers: &[ServerEntry]) -> Catalog {
+        build(servers, &PinSet::default())
+    }
 
     fn raw(s: &str) -> Box<RawValue> {
         RawValue::from_string(s.to_owned()).expect("json")
@@ -152,6 +88,7 @@ mod tests {
                 caps: BackendCaps { tools: true, ..Default::default() },
                 ..Default::default()
             })),
+            rules: Default::default(),
         }
     }
 
@@ -161,7 +98,7 @@ mod tests {
 
     #[test]
     fn tools_are_prefixed_sorted_and_rewritten_losslessly() {
-        let c = build(&[
+        let c = build_plain(&[
             server("b", "b_", &[r#"{"name":"zeta","x-vendor":{"n":123456789012345678901234567890}}"#]),
             server("a", "a_", &[r#"{"name":"echo","inputSchema":{"type":"object"}}"#]),
         ]);
@@ -173,7 +110,7 @@ mod tests {
 
     #[test]
     fn invalid_exposed_names_are_withheld_with_a_reason() {
-        let c = build(&[server("a", "a_", &[r#"{"name":"has space"}"#, r#"{"name":"ok"}"#])]);
+        let c = build_plain(&[server("a", "a_", &[r#"{"name":"has space"}"#, r#"{"name":"ok"}"#])]);
         assert_eq!(names(&c), ["a_ok"]);
         let w = &c.withheld[&ServerName::parse("a").expect("name")];
         assert_eq!(w[0].name, "has space");
@@ -182,7 +119,7 @@ mod tests {
 
     #[test]
     fn duplicate_backend_names_are_withheld_not_overwritten() {
-        let c = build(&[server("a", "a_", &[r#"{"name":"x","v":1}"#, r#"{"name":"x","v":2}"#, r#"{"name":"y"}"#])]);
+        let c = build_plain(&[server("a", "a_", &[r#"{"name":"x","v":1}"#, r#"{"name":"x","v":2}"#, r#"{"name":"y"}"#])]);
         assert_eq!(names(&c), ["a_y"]);
         assert_eq!(c.withheld[&ServerName::parse("a").expect("name")].len(), 1);
     }
@@ -193,7 +130,7 @@ mod tests {
             let servers: Vec<_> = order.iter().map(|n| server(n, "", &[r#"{"name":"same"}"#, r#"{"name":"only"}"#])).collect();
             let mut servers = servers;
             servers[1].listing = Some(Arc::new(Listing { tools: vec![raw(r#"{"name":"same"}"#)], ..Default::default() }));
-            let c = build(&servers);
+            let c = build_plain(&servers);
             assert_eq!(names(&c), ["only"], "order {order:?}");
         }
     }
@@ -206,19 +143,20 @@ mod tests {
             templates: vec![raw(r#"{"uriTemplate":"test://t/{id}","name":"t"}"#)],
             ..Default::default()
         }));
-        let c = build(&[s]);
+        let c = build_plain(&[s]);
         assert_eq!(c.resources[0].exposed, "files+file:///a");
         assert_eq!(c.templates[0].json.get(), r#"{"uriTemplate":"files+test://t/{id}","name":"t"}"#);
         let mut p = server("conf", "", &[]);
         p.listing = Some(Arc::new(Listing { resources: vec![raw(r#"{"uri":"test://x"}"#)], ..Default::default() }));
-        assert_eq!(build(&[p]).resources[0].exposed, "test://x");
+        assert_eq!(build_plain(&[p]).resources[0].exposed, "test://x");
     }
 
     #[test]
     fn instructions_are_combined_per_server() {
         let mut a = server("a", "a_", &[]);
         a.listing = Some(Arc::new(Listing { instructions: Some("Use a.".into()), ..Default::default() }));
-        let c = build(&[a, ServerEntry { name: ServerName::parse("down").expect("n"), prefix: "down_".into(), listing: None }]);
+        let c =
+            build_plain(&[a, ServerEntry { name: ServerName::parse("down").expect("n"), prefix: "down_".into(), listing: None, rules: Default::default() }]);
         assert_eq!(c.instructions.as_deref(), Some("## a\nUse a."));
     }
 }

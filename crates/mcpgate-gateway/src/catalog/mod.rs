@@ -7,14 +7,19 @@
 //! order) and reported per server.
 
 mod build;
+mod expose;
+#[cfg(test)]
+mod governance_tests;
+mod names;
 mod page;
 
 pub use build::{ServerEntry, build};
 pub use page::{Cursor, CursorError, page};
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use mcpgate_protocol::envelope::Envelope;
 use mcpgate_protocol::names::ServerName;
 use serde_json::value::RawValue;
 
@@ -31,9 +36,48 @@ pub struct Listing {
     pub ttl_ms: Option<u64>,
     /// A modern backend marked one of its lists `cacheScope: "private"`.
     pub private: bool,
+    /// The pinned definitions of `tools` and `prompts`, hashed once per listing.
+    pub(crate) definitions: OnceLock<Arc<Definitions>>,
+}
+
+/// Each listed tool's and prompt's definition (`None` when it cannot be read), by position.
+#[derive(Debug, Default)]
+pub struct Definitions {
+    pub tools: Vec<Option<crate::pins::Definition>>,
+    pub prompts: Vec<Option<crate::pins::Definition>>,
+}
+
+impl Definitions {
+    pub fn get(&self, kind: ItemKind, index: usize) -> Option<&crate::pins::Definition> {
+        match kind {
+            ItemKind::Tool => self.tools.get(index)?.as_ref(),
+            ItemKind::Prompt => self.prompts.get(index)?.as_ref(),
+            _ => None,
+        }
+    }
 }
 
 impl Listing {
+    /// The definitions of this listing's tools and prompts as server `server` lists them;
+    /// computed on first use, then reused by every catalog rebuild.
+    pub fn definitions(&self, server: &str) -> Arc<Definitions> {
+        self.definitions
+            .get_or_init(|| {
+                let of = |kind: ItemKind| {
+                    self.items(kind)
+                        .iter()
+                        .map(|item| {
+                            let env = Envelope::parse_raw(item).ok()?;
+                            let name = env.str(kind.name_key())?;
+                            crate::pins::Definition::of(kind, server, &name, &env).ok()
+                        })
+                        .collect()
+                };
+                Arc::new(Definitions { tools: of(ItemKind::Tool), prompts: of(ItemKind::Prompt) })
+            })
+            .clone()
+    }
+
     pub fn items(&self, kind: ItemKind) -> &[Box<RawValue>] {
         match kind {
             ItemKind::Tool => &self.tools,
@@ -111,6 +155,39 @@ pub struct Entry {
     pub param_headers: Vec<mcpgate_protocol::modern::ParamHeader>,
 }
 
+/// An item held back by pinning (`enforce`) until its definition is approved.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Quarantined {
+    pub kind: &'static str,
+    /// The backend's own name.
+    pub name: String,
+    /// The name it would be exposed under.
+    pub exposed: String,
+    pub reason: &'static str,
+    /// The hash of the definition the backend lists now.
+    pub hash: String,
+    /// The hash of the approved definition, if any.
+    pub approved: Option<String>,
+}
+
+/// A definition served in `record` mode although it differs from its pin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangedServed {
+    pub server: String,
+    pub kind: &'static str,
+    pub name: String,
+    pub hash: String,
+    pub approved: String,
+}
+
+/// What pinning found in one catalog build, for the pin store and the audit log.
+#[derive(Debug, Default)]
+pub struct PinReport {
+    /// Definitions to record (pending, or pinned on first use).
+    pub observations: Vec<crate::pins::Observation>,
+    pub changed_served: Vec<ChangedServed>,
+}
+
 /// An item kept out of the catalog, and why.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Withheld {
@@ -134,6 +211,11 @@ pub struct Catalog {
     /// Some modern backend's lists are per caller: the aggregate is too.
     pub backend_private: bool,
     pub withheld: HashMap<ServerName, Vec<Withheld>>,
+    /// Items held back by pinning, per server (shown in `/status`).
+    pub quarantined: HashMap<ServerName, Vec<Quarantined>>,
+    pub pin_report: PinReport,
+    /// Each reachable server's instructions (virtual servers combine only their servers').
+    pub server_instructions: Vec<(ServerName, String)>,
     tool_index: HashMap<String, usize>,
     prompt_index: HashMap<String, usize>,
 }
@@ -160,6 +242,15 @@ impl Catalog {
             ItemKind::Resource => &mut self.resources,
             ItemKind::ResourceTemplate => &mut self.templates,
         }
+    }
+
+    /// The combined instructions an endpoint shows: all servers' on the main endpoint; on a
+    /// virtual server only those of servers it shows something of.
+    pub fn instructions_within(&self, scope: Option<&crate::governance::VirtualServer>) -> Option<String> {
+        let Some(v) = scope else { return self.instructions.clone() };
+        let shown = |server: &ServerName| ItemKind::ALL.iter().any(|k| self.items(*k).iter().any(|e| &e.server == server && v.admits_entry(*k, e)));
+        let parts: Vec<String> = self.server_instructions.iter().filter(|(s, _)| shown(s)).map(|(s, t)| format!("## {s}\n{t}")).collect();
+        (!parts.is_empty()).then(|| parts.join("\n\n"))
     }
 
     pub fn tool(&self, exposed: &str) -> Option<&Entry> {

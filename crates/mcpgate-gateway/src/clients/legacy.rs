@@ -27,6 +27,9 @@ pub fn initialize(shared: &Shared, env: &Envelope<'_>, access: &Access) -> Resul
     let caps = params.as_ref().and_then(|p| p.get("capabilities")).map_or("{}".to_owned(), |c| c.get().to_owned());
     let info = params.as_ref().and_then(|p| p.get("clientInfo")).map_or_else(mcpgate_upstream_client_info, |c| c.get().to_owned());
     let session = ClientSession::new(version, caps, info, access.principal());
+    if let Some(v) = access.scope() {
+        session.bind_virtual_server(v.name.clone());
+    }
     if !shared.sessions.insert(session.clone(), shared.config.load().limits.max_sessions) {
         return Err(Reject::TooManySessions);
     }
@@ -36,8 +39,8 @@ pub fn initialize(shared: &Shared, env: &Envelope<'_>, access: &Access) -> Resul
         .string("protocolVersion", version)
         .raw("capabilities", &capabilities(&catalog))
         .raw("serverInfo", &format!(r#"{{"name":"mcpgate","title":"mcpgate MCP gateway","version":"{}"}}"#, env!("CARGO_PKG_VERSION")));
-    if let Some(text) = &catalog.instructions {
-        result.string("instructions", text);
+    if let Some(text) = catalog.instructions_within(access.scope().map(|v| &**v)) {
+        result.string("instructions", &text);
     }
     let result = String::from_utf8(result.finish()).unwrap_or_default();
     tracing::info!(session = %crate::session::short(&session.id), version, "session created");

@@ -6,9 +6,11 @@
 
 mod duration;
 mod env;
+mod governance;
 mod load;
 mod types;
 mod validate;
+mod validate_governance;
 
 pub use load::{ConfigError, load_file, parse_str};
 pub use mcpgate_auth::Secret;

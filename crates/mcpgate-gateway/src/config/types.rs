@@ -8,6 +8,8 @@ use serde::Deserialize;
 
 use mcpgate_auth::Secret;
 
+pub use super::governance::*;
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayConfig {
@@ -42,6 +44,19 @@ pub struct GatewayConfig {
     /// the servers' credential chains (see docs/configuration.md, "Backend credentials").
     #[serde(default)]
     pub credentials: Option<mcpgate_credentials::CredentialsConfig>,
+    /// Where approved tool and prompt definitions are kept (servers with `pinning`).
+    #[serde(default)]
+    pub pins: Option<PinsConfig>,
+    /// The admin listener (pin approvals); absent: none.
+    #[serde(default)]
+    pub admin: Option<AdminConfig>,
+    /// Extra MCP paths, each exposing a chosen subset of the catalog.
+    #[serde(default)]
+    pub virtual_servers: Vec<VirtualServerConfig>,
+    /// Serve the full catalog on `mcp_path`. `false`: that path answers 404 and clients use
+    /// virtual servers only.
+    #[serde(default = "yes")]
+    pub expose_full_catalog: bool,
 }
 
 impl GatewayConfig {
@@ -174,6 +189,39 @@ pub struct ServerConfig {
     /// client_credentials); never a caller's.
     #[serde(default)]
     pub discovery_credentials: Option<mcpgate_credentials::DiscoverySourceConfig>,
+    /// When `prefix` is put before tool and prompt names: `always`, `never`, `on_collision`.
+    #[serde(default)]
+    pub prefix_mode: PrefixMode,
+    /// Definition pinning of this server's tools and prompts: `off`, `record`, `enforce`.
+    #[serde(default)]
+    pub pinning: PinMode,
+    /// Overrides per tool, keyed by the backend's own tool name.
+    #[serde(default)]
+    pub tools: IndexMap<String, ItemOverride>,
+    /// Overrides per prompt, keyed by the backend's own prompt name.
+    #[serde(default)]
+    pub prompts: IndexMap<String, ItemOverride>,
+    /// `shared` (listed once by discovery) or `per_user` (listed per caller credential).
+    #[serde(default)]
+    pub catalog: CatalogMode,
+    /// How long a caller's own listing of a `per_user` server is reused.
+    #[serde(default = "super::governance::default_catalog_ttl", with = "humantime_field")]
+    pub catalog_ttl: Duration,
+}
+
+impl ServerConfig {
+    /// Whether `other` differs only in how items are named, overridden or pinned: such a
+    /// change rebuilds the catalog but keeps discovery and every client's backend sessions.
+    pub fn same_connection(&self, other: &ServerConfig) -> bool {
+        let strip = |s: &ServerConfig| ServerConfig {
+            prefix_mode: PrefixMode::default(),
+            pinning: PinMode::default(),
+            tools: IndexMap::new(),
+            prompts: IndexMap::new(),
+            ..s.clone()
+        };
+        strip(self) == strip(other)
+    }
 }
 
 impl ServerConfig {

@@ -7,7 +7,7 @@ use mcpgate_protocol::names::{ServerName, is_valid_prefix};
 
 use mcpgate_credentials::SourceConfig;
 
-use super::types::{EraSetting, GatewayConfig, ServerConfig, Transport};
+use super::types::{EraSetting, GatewayConfig, PrefixMode, ServerConfig, Transport};
 
 /// One thing wrong with a config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +34,7 @@ pub fn validate(c: &GatewayConfig) -> Result<(), Vec<Problem>> {
     if c.listen.parse::<SocketAddr>().is_err() {
         p.push(Problem::new("listen", format!("{:?} is not an address", c.listen), "write host:port, e.g. 127.0.0.1:8080"));
     }
-    if !c.mcp_path.starts_with('/') || c.mcp_path.len() < 2 || ["/healthz", "/readyz", "/status"].contains(&c.mcp_path.as_str()) {
+    if !c.mcp_path.starts_with('/') || c.mcp_path.len() < 2 || super::validate_governance::RESERVED_PATHS.contains(&c.mcp_path.as_str()) {
         p.push(Problem::new("mcp_path", format!("{:?} cannot be the MCP path", c.mcp_path), "use a path like /mcp"));
     }
     if c.limits.max_body_bytes < 1024 {
@@ -61,6 +61,7 @@ pub fn validate(c: &GatewayConfig) -> Result<(), Vec<Problem>> {
     check_names_and_prefixes(c, &mut p);
     check_auth(c, &mut p);
     check_credentials(c, &mut p);
+    super::validate_governance::check(c, &mut p);
     if p.is_empty() { Ok(()) } else { Err(p) }
 }
 
@@ -175,14 +176,16 @@ fn check_names_and_prefixes(c: &GatewayConfig, p: &mut Vec<Problem>) {
             p.push(Problem::new(format!("servers[{i}].name"), format!("{:?} is used by another server", a.name), "give each server its own name"));
         }
     }
-    let enabled: Vec<(usize, &ServerConfig)> = c.servers.iter().enumerate().filter(|(_, s)| s.enabled).collect();
+    // A server whose names are never prefixed takes part in no prefix comparison.
+    let enabled: Vec<(usize, &ServerConfig)> = c.servers.iter().enumerate().filter(|(_, s)| s.enabled && s.prefix_mode != PrefixMode::Never).collect();
+    let all_enabled = c.servers.iter().filter(|s| s.enabled).count();
     for &(i, a) in &enabled {
         let pa = a.effective_prefix();
-        if pa.is_empty() && enabled.len() > 1 {
+        if pa.is_empty() && all_enabled > 1 {
             p.push(Problem::new(
                 format!("servers[{i}].prefix"),
                 "an empty prefix is only allowed when a single server is enabled",
-                "give this server a prefix, or disable the others",
+                "give this server a prefix, use prefix_mode: never (names unprefixed, URIs still namespaced), or disable the others",
             ));
             continue;
         }

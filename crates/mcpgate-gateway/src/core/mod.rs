@@ -9,4 +9,4 @@ pub mod route;
 pub use crate::catalog::ResultRewrite;
 pub use credential::credential;
 pub use list::list_response;
-pub use route::{Target, resource_owner, route};
+pub use route::{Target, resource_in_scope, resource_owner, route};

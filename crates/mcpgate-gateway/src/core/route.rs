@@ -53,8 +53,9 @@ pub fn route(shared: &Shared, catalog: &Catalog, method: &str, params: Option<&E
             let name = params.str("name").ok_or_else(|| RpcError::new(ErrorCode::InvalidParams, "params.name must be a string"))?;
             let (entry, what) = if method == "tools/call" { (catalog.tool(&name), "tool") } else { (catalog.prompt(&name), "prompt") };
             let unknown = || RpcError::new(ErrorCode::InvalidParams, format!("Unknown {what}: {name}"));
-            let entry = entry.ok_or_else(unknown)?;
             let kind = if method == "tools/call" { ItemKind::Tool } else { ItemKind::Prompt };
+            // Outside the virtual server's selection: unknown here, like a name nobody has.
+            let entry = entry.filter(|e| access.in_scope(kind, e)).ok_or_else(unknown)?;
             permit(&entry.server, kind, &entry.backend_name, entry.annotations.as_ref(), unknown())?;
             if kind == ItemKind::Tool {
                 tool = Some(entry.backend_name.clone());
@@ -65,7 +66,8 @@ pub fn route(shared: &Shared, catalog: &Catalog, method: &str, params: Option<&E
         }
         "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
             let uri = params.str("uri").ok_or_else(|| RpcError::new(ErrorCode::InvalidParams, "params.uri must be a string"))?;
-            let (server, original) = resource_owner(shared, &uri).ok_or_else(|| resource_not_found(&uri))?;
+            let (server, original) =
+                resource_owner(shared, &uri).filter(|(s, _)| resource_in_scope(catalog, access, s, &uri)).ok_or_else(|| resource_not_found(&uri))?;
             permit(&server, ItemKind::Resource, &original, None, resource_not_found(&uri))?;
             let rewrite = if method == "resources/read" { ResultRewrite::ResourceContents } else { ResultRewrite::None };
             backend_name = Some(original.clone());
@@ -79,13 +81,14 @@ pub fn route(shared: &Shared, catalog: &Catalog, method: &str, params: Option<&E
                 Some("ref/prompt") => {
                     let name = r.str("name").unwrap_or_default();
                     let unknown = || RpcError::new(ErrorCode::InvalidParams, format!("Unknown prompt: {name}"));
-                    let e = catalog.prompt(&name).ok_or_else(unknown)?;
+                    let e = catalog.prompt(&name).filter(|e| access.in_scope(ItemKind::Prompt, e)).ok_or_else(unknown)?;
                     permit(&e.server, ItemKind::Prompt, &e.backend_name, None, unknown())?;
                     (e.server.clone(), "name", json_string(&e.backend_name))
                 }
                 Some("ref/resource") => {
                     let uri = r.str("uri").unwrap_or_default();
-                    let (server, original) = resource_owner(shared, &uri).ok_or_else(|| resource_not_found(&uri))?;
+                    let (server, original) =
+                        resource_owner(shared, &uri).filter(|(s, _)| resource_in_scope(catalog, access, s, &uri)).ok_or_else(|| resource_not_found(&uri))?;
                     permit(&server, ItemKind::Resource, &original, None, resource_not_found(&uri))?;
                     (server, "uri", json_string(&original))
                 }
@@ -118,6 +121,19 @@ pub fn task(shared: &Shared, server: &ServerName, method: &str, params: String, 
 
 fn resource_not_found(uri: &str) -> RpcError {
     RpcError::new(ErrorCode::ResourceNotFound, format!("Resource not found: {uri}"))
+}
+
+/// Whether a virtual server the request came through shows the resource `uri` (as exposed)
+/// of `server`: the URI itself is selected, or it is a listed resource or an expansion of a
+/// listed template that is. Always true on the main endpoint.
+pub fn resource_in_scope(catalog: &Catalog, access: &Access, server: &ServerName, uri: &str) -> bool {
+    let Some(v) = access.scope() else { return true };
+    v.admits(ItemKind::Resource, server, uri, None)
+        || catalog.resources.iter().any(|e| &e.server == server && e.exposed == uri && v.admits_entry(ItemKind::Resource, e))
+        || catalog
+            .templates
+            .iter()
+            .any(|e| &e.server == server && crate::catalog::template_matches(&e.exposed, uri) && v.admits_entry(ItemKind::ResourceTemplate, e))
 }
 
 /// The server a namespaced URI belongs to, and the backend's own URI.

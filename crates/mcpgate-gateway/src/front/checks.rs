@@ -5,10 +5,14 @@ use axum::http::header::{ACCEPT, CONTENT_TYPE, ORIGIN};
 use axum::response::{IntoResponse, Response};
 use mcpgate_protocol::versions::is_supported_legacy;
 
+use std::sync::Arc;
+
 use crate::config::GatewayConfig;
+use crate::governance::VirtualServer;
 use crate::identity::Access;
 use crate::reject::Reject;
 use crate::session::ClientSession;
+use crate::state::Shared;
 
 pub const SESSION_HEADER: &str = "mcp-session-id";
 pub const VERSION_HEADER: &str = "mcp-protocol-version";
@@ -72,6 +76,30 @@ pub fn protocol_version(headers: &HeaderMap) -> Result<(), Reject> {
 
 pub fn session_id(headers: &HeaderMap) -> Option<&str> {
     headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok())
+}
+
+/// Who is calling, on which endpoint: identity and permissions, then a virtual server's own
+/// token requirements. `Err` is the challenge to answer with.
+pub async fn access(shared: &Shared, headers: &HeaderMap, scope: Option<Arc<VirtualServer>>) -> Result<Access, Response> {
+    let security = shared.security.load();
+    let access = security.access(headers).await.map_err(|e| security.challenge_for(&e, scope.as_deref()))?;
+    match scope {
+        None => Ok(access),
+        Some(v) => {
+            v.check_token(access.identity.as_ref()).map_err(|e| security.challenge_for(&e, Some(&v)))?;
+            Ok(access.within(v))
+        }
+    }
+}
+
+/// The session named by the client, on the endpoint it was created on: a session of another
+/// endpoint is unknown here (404), exactly like one that never existed.
+pub fn session(shared: &Shared, id: &str, access: &Access) -> Result<Arc<ClientSession>, Reject> {
+    let session = shared.sessions.get(id).ok_or(Reject::UnknownSession)?;
+    if session.virtual_server() != access.scope().map(|v| &*v.name) {
+        return Err(Reject::UnknownSession);
+    }
+    Ok(session)
 }
 
 /// A legacy session belongs to the identity that created it.

@@ -38,7 +38,8 @@ pub async fn status(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value
             };
             let Some(b) = backends.iter().find(|b| b.config.name == sc.name) else {
                 return json!({"name": sc.name, "transport": transport, "enabled": false, "state": "disabled",
-                    "tools": 0, "prompts": 0, "resources": 0, "resource_templates": 0, "last_error": null, "withheld": []});
+                    "tools": 0, "prompts": 0, "resources": 0, "resource_templates": 0, "last_error": null, "withheld": [],
+                    "pinning": sc.pinning, "quarantined": []});
             };
             let h = b.health();
             json!({
@@ -53,6 +54,8 @@ pub async fn status(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value
                 "resource_templates": catalog.count(&b.name, ItemKind::ResourceTemplate),
                 "last_error": h.last_error,
                 "withheld": catalog.withheld.get(&b.name).cloned().unwrap_or_default(),
+                "pinning": sc.pinning,
+                "quarantined": catalog.quarantined.get(&b.name).cloned().unwrap_or_default(),
             })
         })
         .collect();
@@ -61,6 +64,13 @@ pub async fn status(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value
         "sessions": shared.sessions.len(),
         "stateless_backend_sessions": shared.stateless.len(),
         "parked_calls": shared.bridges.len(),
+        "pins": shared.pins.store().map(|s| json!({
+            "store": s.describe(),
+            "quarantined": catalog.quarantined.values().map(Vec::len).sum::<usize>(),
+            "changes_served": shared.pins.changes_served(),
+            "quarantines": shared.pins.quarantines(),
+        })),
+        "virtual_servers": shared.governance.load().virtual_servers.iter().map(|v| json!({"name": &*v.name, "path": v.path})).collect::<Vec<_>>(),
     }))
 }
 

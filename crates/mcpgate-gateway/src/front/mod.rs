@@ -1,19 +1,25 @@
 //! The HTTP front door: the MCP endpoint (POST/GET/DELETE) and the operational endpoints.
 //!
 //! Handlers here only do HTTP: header checks, body limits, status codes and framing. What a
-//! message means is decided in `dispatch`; refusals map to statuses in `reject`.
+//! message means is decided in `clients`; refusals map to statuses in `reject`. Virtual
+//! servers' paths are found per request (`virtual_paths`); the admin listener has its own
+//! router (`admin`).
 
+pub mod admin;
 mod authorize;
 mod checks;
 mod health;
 pub(crate) mod post;
 mod stream;
+mod virtual_paths;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
+
+pub use admin::admin_router;
 
 use crate::state::Shared;
 
@@ -28,6 +34,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/.well-known/oauth-protected-resource", get(health::resource_metadata))
         .route("/.well-known/mcpgate/wristband-jwks.json", get(health::wristband_jwks))
         .route("/authorize", axum::routing::post(authorize::authorize))
+        .fallback(virtual_paths::dispatch)
         .layer(DefaultBodyLimit::disable())
         .with_state(shared)
 }

@@ -17,30 +17,38 @@ use mcpgate_protocol::versions::META_PROTOCOL_VERSION;
 use super::checks;
 use crate::clients::legacy as dispatch;
 use crate::clients::modern::ModernParts;
+use crate::governance::VirtualServer;
 use crate::reject::Reject;
 use crate::reply::Reply;
 use crate::state::Shared;
 
 pub async fn post(State(shared): State<Arc<Shared>>, request: axum::extract::Request) -> Response {
+    if !shared.governance.load().expose_full_catalog {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    serve(shared, None, request).await
+}
+
+/// A POST on the main endpoint (`scope: None`) or on a virtual server's path.
+pub(crate) async fn serve(shared: Arc<Shared>, scope: Option<Arc<VirtualServer>>, request: axum::extract::Request) -> Response {
     // Split rather than extract `HeaderMap`: that extractor clones every header.
     let (parts, body) = request.into_parts();
     // Boxed: the handler's future is moved (copied) twice on its way to the connection, and
     // unboxed it would carry every state of the call, kilobytes.
-    match Box::pin(handle(&shared, &parts.headers, body)).await {
+    match Box::pin(handle(&shared, &parts.headers, body, scope)).await {
         Ok(resp) => resp,
         Err(reject) => reject.into_response(),
     }
 }
 
-async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, body: Body) -> Result<Response, Reject> {
+async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, body: Body, scope: Option<Arc<VirtualServer>>) -> Result<Response, Reject> {
     let config = shared.config.load();
     checks::origin(&config, headers)?;
-    let access = match shared.security.load().access(headers).await {
+    let access = match checks::access(shared, headers, scope).await {
         Ok(a) => a,
-        Err(e) => {
+        Err(mut resp) => {
             // The body is left unread; tell the client not to reuse this connection for its
             // next request (it would race the server closing it).
-            let mut resp = shared.security.load().challenge(&e);
             resp.headers_mut().insert(axum::http::header::CONNECTION, HeaderValue::from_static("close"));
             return Ok(resp);
         }
@@ -73,7 +81,7 @@ async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, body: Body) -> Result
     }
     checks::protocol_version(headers)?;
     let id = checks::session_id(headers).ok_or(Reject::MissingSession)?;
-    let session = shared.sessions.get(id).ok_or(Reject::UnknownSession)?;
+    let session = checks::session(shared, id, &access)?;
     checks::same_identity(&session, &access)?;
     let reply = match (kind, method) {
         (Kind::Request, Some(m)) => dispatch::request(shared, &session, &env, &m, &access).await,

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use mcpgate_protocol::sse::encode_message;
 
 use super::checks;
+use crate::governance::VirtualServer;
 use crate::reject::Reject;
 use crate::reply::sse_response;
 use crate::state::Shared;
@@ -18,12 +19,20 @@ use crate::state::Shared;
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
 pub async fn get(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if !shared.governance.load().expose_full_catalog {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    open(shared, None, headers).await
+}
+
+/// The GET stream of a session on the main endpoint (`scope: None`) or a virtual server.
+pub(crate) async fn open(shared: Arc<Shared>, scope: Option<Arc<VirtualServer>>, headers: HeaderMap) -> Response {
     if let Err(r) = checks::origin(&shared.config.load(), &headers) {
         return r.into_response();
     }
-    let access = match shared.security.load().access(&headers).await {
+    let access = match checks::access(&shared, &headers, scope).await {
         Ok(a) => a,
-        Err(e) => return shared.security.load().challenge(&e),
+        Err(challenge) => return challenge,
     };
     let result = async {
         if !checks::accepts(&headers, "text/event-stream") {
@@ -31,7 +40,7 @@ pub async fn get(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respo
         }
         checks::protocol_version(&headers)?;
         let id = checks::session_id(&headers).ok_or(Reject::MissingSession)?;
-        let session = shared.sessions.get(id).ok_or(Reject::UnknownSession)?;
+        let session = checks::session(&shared, id, &access)?;
         checks::same_identity(&session, &access)?;
         Ok(session)
     }
@@ -51,17 +60,26 @@ pub async fn get(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respo
 }
 
 pub async fn delete(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if !shared.governance.load().expose_full_catalog {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    end(shared, None, headers).await
+}
+
+/// DELETE of a session on the main endpoint (`scope: None`) or a virtual server.
+pub(crate) async fn end(shared: Arc<Shared>, scope: Option<Arc<VirtualServer>>, headers: HeaderMap) -> Response {
     if let Err(r) = checks::origin(&shared.config.load(), &headers) {
         return r.into_response();
     }
-    let access = match shared.security.load().access(&headers).await {
+    let access = match checks::access(&shared, &headers, scope).await {
         Ok(a) => a,
-        Err(e) => return shared.security.load().challenge(&e),
+        Err(challenge) => return challenge,
     };
     let Some(id) = checks::session_id(&headers) else { return Reject::MissingSession.into_response() };
-    match shared.sessions.get(id) {
-        Some(s) if checks::same_identity(&s, &access).is_err() => return Reject::SessionIdentity.into_response(),
-        _ => {}
+    match checks::session(&shared, id, &access) {
+        Err(r) => return r.into_response(),
+        Ok(s) if checks::same_identity(&s, &access).is_err() => return Reject::SessionIdentity.into_response(),
+        Ok(_) => {}
     }
     match shared.sessions.remove(id) {
         Some(session) => {

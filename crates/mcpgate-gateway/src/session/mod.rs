@@ -61,6 +61,9 @@ pub struct ClientSession {
     pub principal: Option<String>,
     /// The legacy revision agreed with the client.
     pub protocol_version: &'static str,
+    /// The virtual server whose path created the session: it is used on that path only and
+    /// shows only that virtual server's items (unset: the main endpoint).
+    virtual_server: std::sync::OnceLock<Arc<str>>,
     /// How backends are greeted on this client's behalf (client capabilities, clientInfo).
     init: InitOptions,
     /// Which server-initiated requests the client declared it can answer.
@@ -94,6 +97,7 @@ impl ClientSession {
             principal,
             client_caps,
             protocol_version,
+            virtual_server: std::sync::OnceLock::new(),
             init: InitOptions { protocol_version: protocol_version.to_owned(), capabilities: client_capabilities, client_info },
             backends: Mutex::default(),
             pending: Mutex::default(),
@@ -106,6 +110,16 @@ impl ClientSession {
             last_seen_ms: AtomicU64::new(0),
             me: me.clone(),
         })
+    }
+
+    /// Binds the session to the virtual server it was created on (once, at `initialize`).
+    pub fn bind_virtual_server(&self, name: Arc<str>) {
+        let _ = self.virtual_server.set(name);
+    }
+
+    /// The virtual server the session belongs to (`None`: the main endpoint).
+    pub fn virtual_server(&self) -> Option<&str> {
+        self.virtual_server.get().map(|n| &**n)
     }
 
     pub fn touch(&self) {

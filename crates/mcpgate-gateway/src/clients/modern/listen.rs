@@ -93,31 +93,37 @@ pub async fn handle(shared: &Arc<Shared>, access: &Access, req: &ModernRequest) 
     let ack = notification("notifications/subscriptions/acknowledged", Some(&format!(r#"{{"_meta":{meta},"notifications":{}}}"#, filter.ack(&honoured))));
     let rx = shared.changes.subscribe();
     let first = futures::stream::iter([Bytes::from(encode_message(&ack))]);
-    let rest = futures::stream::unfold((rx, updates_rx, meta), move |(mut rx, mut updates, meta)| async move {
-        loop {
-            let kind = tokio::select! {
-                update = updates.recv(), if !updates.is_closed() => match update {
-                    Some(msg) => return Some((msg, (rx, updates, meta))),
-                    None => continue,
-                },
-                next = tokio::time::timeout(KEEP_ALIVE, rx.recv()) => match next {
-                    Err(_) => return Some((Bytes::from_static(b":\n\n"), (rx, updates, meta))),
-                    Ok(Ok(kind)) => kind,
-                    // Missed some changes: tell about every list the listener follows.
-                    Ok(Err(broadcast::error::RecvError::Lagged(_))) => ItemKind::Tool,
-                    Ok(Err(broadcast::error::RecvError::Closed)) => return None,
-                },
-            };
-            if !filter.wants(kind) {
-                continue;
+    let scope = access.scope().map(|v| v.name.clone());
+    let rest = futures::stream::unfold((rx, updates_rx, meta), move |(mut rx, mut updates, meta)| {
+        let scope = scope.clone();
+        async move {
+            loop {
+                let kind = tokio::select! {
+                    update = updates.recv(), if !updates.is_closed() => match update {
+                        Some(msg) => return Some((msg, (rx, updates, meta))),
+                        None => continue,
+                    },
+                    next = tokio::time::timeout(KEEP_ALIVE, rx.recv()) => match next {
+                        Err(_) => return Some((Bytes::from_static(b":\n\n"), (rx, updates, meta))),
+                        // Only changes of the endpoint this stream was opened on.
+                        Ok(Ok(change)) if change.scope == scope => change.kind,
+                        Ok(Ok(_)) => continue,
+                        // Missed some changes: tell about every list the listener follows.
+                        Ok(Err(broadcast::error::RecvError::Lagged(_))) => ItemKind::Tool,
+                        Ok(Err(broadcast::error::RecvError::Closed)) => return None,
+                    },
+                };
+                if !filter.wants(kind) {
+                    continue;
+                }
+                let method = match kind {
+                    ItemKind::Tool => "notifications/tools/list_changed",
+                    ItemKind::Prompt => "notifications/prompts/list_changed",
+                    ItemKind::Resource | ItemKind::ResourceTemplate => "notifications/resources/list_changed",
+                };
+                let msg = notification(method, Some(&format!(r#"{{"_meta":{meta}}}"#)));
+                return Some((Bytes::from(encode_message(&msg)), (rx, updates, meta)));
             }
-            let method = match kind {
-                ItemKind::Tool => "notifications/tools/list_changed",
-                ItemKind::Prompt => "notifications/prompts/list_changed",
-                ItemKind::Resource | ItemKind::ResourceTemplate => "notifications/resources/list_changed",
-            };
-            let msg = notification(method, Some(&format!(r#"{{"_meta":{meta}}}"#)));
-            return Some((Bytes::from(encode_message(&msg)), (rx, updates, meta)));
         }
     });
     let body = first.chain(rest).map(Ok::<_, std::convert::Infallible>);
@@ -136,7 +142,7 @@ async fn subscribe_resources(shared: &Arc<Shared>, access: &Access, req: &Modern
             continue;
         }
         let Some((server, original)) = crate::core::resource_owner(shared, uri) else { continue };
-        if !access.decide(&server, ItemKind::Resource, &original, None).allowed {
+        if !crate::core::resource_in_scope(&catalog, access, &server, uri) || !access.decide(&server, ItemKind::Resource, &original, None).allowed {
             continue;
         }
         by_backend.entry(server).or_default().push((uri.clone(), original));

@@ -89,8 +89,8 @@ fn discover(shared: &Shared, access: &Access) -> String {
     let (ttl, scope) = cache_hints(shared, access);
     let mut w = ObjectWriter::new();
     w.string("resultType", "complete").raw("supportedVersions", &format!(r#"["{MODERN_VERSION}"]"#)).raw("capabilities", &capabilities(&catalog));
-    if let Some(text) = &catalog.instructions {
-        w.string("instructions", text);
+    if let Some(text) = catalog.instructions_within(access.scope().map(|v| &**v)) {
+        w.string("instructions", &text);
     }
     w.raw("ttlMs", &ttl).string("cacheScope", scope).raw("_meta", &server_info_meta());
     String::from_utf8(w.finish()).unwrap_or_default()

@@ -1,0 +1,114 @@
+//! The second step of a catalog build, across servers: each candidate's exposed name settled
+//! (prefix modes, `on_collision` decided against every other server's names), invalid and
+//! ambiguous names withheld (never overwritten, never resolved by order), quarantined items
+//! set aside, and the rest written as entries with their name and overrides in the JSON.
+
+use std::collections::{HashMap, HashSet};
+
+use mcpgate_protocol::envelope::json_string;
+use mcpgate_protocol::names::{ServerName, is_valid_exposed_name};
+use serde_json::value::RawValue;
+
+use super::expose::{Candidate, Naming};
+use super::{Entry, ItemKind, Quarantined, Withheld};
+
+/// Turns every server's candidates of one kind into entries; quarantined and withheld ones
+/// are reported per server.
+pub(super) fn resolve(
+    kind: ItemKind,
+    candidates: Vec<Candidate<'_>>,
+    withheld: &mut HashMap<ServerName, Vec<Withheld>>,
+    quarantined: &mut HashMap<ServerName, Vec<Quarantined>>,
+) -> Vec<Entry> {
+    let candidates = drop_duplicates(kind, candidates, withheld);
+    // Who claims which name before `on_collision` is decided: fixed names and bare names.
+    let mut claims: HashMap<&str, HashSet<&ServerName>> = HashMap::new();
+    for c in &candidates {
+        let name = match &c.naming {
+            Naming::Fixed(n) => n.as_str(),
+            Naming::OnCollision { bare, .. } => bare.as_str(),
+        };
+        claims.entry(name).or_default().insert(&c.server);
+    }
+    let named: Vec<(String, &Candidate<'_>)> = candidates
+        .iter()
+        .map(|c| {
+            let exposed = match &c.naming {
+                Naming::Fixed(n) => n.clone(),
+                Naming::OnCollision { bare, prefixed } if claims.get(bare.as_str()).is_some_and(|s| s.iter().any(|o| *o != &c.server)) => prefixed.clone(),
+                Naming::OnCollision { bare, .. } => bare.clone(),
+            };
+            (exposed, c)
+        })
+        .collect();
+    let mut count: HashMap<&str, usize> = HashMap::new();
+    for (exposed, _) in &named {
+        *count.entry(exposed.as_str()).or_default() += 1;
+    }
+    let mut out = Vec::with_capacity(named.len());
+    for (exposed, c) in &named {
+        let withhold = |reason: String| {
+            tracing::warn!(server = %c.server, kind = kind.as_str(), name = %c.backend_name, "withheld: {reason}");
+            Withheld { kind: kind.as_str(), name: c.backend_name.clone(), reason }
+        };
+        if matches!(kind, ItemKind::Tool | ItemKind::Prompt) && !is_valid_exposed_name(exposed) {
+            let w = withhold(format!("exposed name {exposed:?} is not 1-128 characters of A-Z a-z 0-9 _ - ."));
+            withheld.entry(c.server.clone()).or_default().push(w);
+            continue;
+        }
+        if count.get(exposed.as_str()).copied().unwrap_or(0) > 1 {
+            let w = withhold(format!("exposed name {exposed:?} collides with another item's"));
+            withheld.entry(c.server.clone()).or_default().push(w);
+            continue;
+        }
+        if let Some(q) = c.quarantined(kind, exposed) {
+            quarantined.entry(c.server.clone()).or_default().push(q);
+            continue;
+        }
+        if let Some(entry) = entry(kind, exposed, c) {
+            out.push(entry);
+        }
+    }
+    out
+}
+
+/// A backend listing one name twice: every copy is withheld (neither is picked).
+fn drop_duplicates<'a>(kind: ItemKind, candidates: Vec<Candidate<'a>>, withheld: &mut HashMap<ServerName, Vec<Withheld>>) -> Vec<Candidate<'a>> {
+    let mut seen: HashMap<(&ServerName, &str), usize> = HashMap::new();
+    for c in &candidates {
+        *seen.entry((&c.server, c.backend_name.as_str())).or_default() += 1;
+    }
+    let dup: HashSet<(ServerName, String)> = seen.into_iter().filter(|(_, n)| *n > 1).map(|((s, n), _)| (s.clone(), n.to_owned())).collect();
+    for (server, name) in &dup {
+        tracing::warn!(server = %server, kind = kind.as_str(), name = %name, "withheld: the backend lists this name more than once");
+        withheld.entry(server.clone()).or_default().push(Withheld {
+            kind: kind.as_str(),
+            name: name.clone(),
+            reason: "the backend lists this name more than once".into(),
+        });
+    }
+    candidates.into_iter().filter(|c| !dup.contains(&(c.server.clone(), c.backend_name.clone()))).collect()
+}
+
+/// The entry for a candidate under its exposed name, overrides written into its JSON.
+fn entry(kind: ItemKind, exposed: &str, c: &Candidate<'_>) -> Option<Entry> {
+    let name = json_string(exposed);
+    let description = c.description.as_deref().map(json_string);
+    let annotations = c.annotations.as_ref().filter(|_| c.annotations_overridden).and_then(|a| serde_json::to_string(a).ok());
+    let mut replace: Vec<(&str, Option<&str>)> = vec![(kind.name_key(), Some(&name))];
+    if let Some(d) = &description {
+        replace.push(("description", Some(d)));
+    }
+    if let Some(a) = &annotations {
+        replace.push(("annotations", Some(a)));
+    }
+    let json = String::from_utf8(c.env.rewrite(&replace)).ok().and_then(|j| RawValue::from_string(j).ok())?;
+    Some(Entry {
+        exposed: exposed.to_owned(),
+        server: c.server.clone(),
+        backend_name: c.backend_name.clone(),
+        json,
+        annotations: c.annotations.clone(),
+        param_headers: c.param_headers.clone(),
+    })
+}
