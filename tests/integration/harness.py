@@ -384,9 +384,10 @@ class Backends:
         transport: str = "streamable-http",
         start: bool | None = True,
         log_name: str | None = None,
+        flags: Iterable[str] = (),
     ) -> Backend:
         """Python SDK 2.x server (server_v2.py). `log_name` separates the request logs of two
-        instances with the same server name."""
+        instances with the same server name; `flags` are extra options (e.g. --editable-tools)."""
         port = free_port()
         log = self._log(log_name or name)
         argv = [
@@ -407,6 +408,7 @@ class Backends:
             argv += ["--instructions", instructions]
         if json_response:
             argv.append("--json-response")
+        argv += list(flags)
         return self._maybe_start(Backend(self.registry, name, "v2", transport, port, argv, log), start)
 
     def v1(self, name: str = "c", *, transport: str = "streamable-http", start: bool | None = True) -> Backend:
