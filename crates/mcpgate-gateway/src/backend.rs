@@ -44,6 +44,9 @@ pub struct Backend {
     pub(crate) nudge: Notify,
     /// Wakes discovery to list again (a client's session with the backend said list_changed).
     pub(crate) relist: Notify,
+    /// Counts list changes seen from this backend (any session's `list_changed`, any new
+    /// listing): per-user catalogs listed before a change are stale.
+    list_generation: std::sync::atomic::AtomicU64,
     task: Mutex<Option<AbortHandle>>,
     /// Which protocol era the backend speaks, as discovery last found it.
     era: AtomicU8,
@@ -89,6 +92,7 @@ impl Backend {
             health: Mutex::new(Health { state: State::Connecting, last_error: None, listing: None }),
             nudge: Notify::new(),
             relist: Notify::new(),
+            list_generation: std::sync::atomic::AtomicU64::new(0),
             task: Mutex::new(None),
             era: AtomicU8::new(Era::Unknown as u8),
             modern: std::sync::OnceLock::new(),
@@ -100,6 +104,9 @@ impl Backend {
     }
 
     pub(crate) fn set_health(&self, state: State, last_error: Option<String>, listing: Option<Arc<Listing>>) {
+        if listing.as_ref().is_some_and(|new| !self.health().listing.is_some_and(|old| Arc::ptr_eq(&old, new))) {
+            self.list_generation.fetch_add(1, Ordering::Relaxed);
+        }
         *self.health.lock().unwrap_or_else(|p| p.into_inner()) = Health { state, last_error, listing };
     }
 
@@ -140,7 +147,13 @@ impl Backend {
     /// Asks discovery to list the backend again: it told one of its sessions that a list
     /// changed. The catalog is rebuilt and every listening client is told.
     pub fn request_relist(&self) {
+        self.list_generation.fetch_add(1, Ordering::Relaxed);
         self.relist.notify_one();
+    }
+
+    /// Changes with every list change seen from this backend.
+    pub fn list_generation(&self) -> u64 {
+        self.list_generation.load(Ordering::Relaxed)
     }
 
     /// Stops discovery (config reload removed or changed this backend).

@@ -139,6 +139,8 @@ enum Upstream {
 pub(crate) enum Lister<'a> {
     Legacy(&'a Connection),
     Modern(&'a ModernLink),
+    /// A modern endpoint asked with a caller's credential (per-user catalogs).
+    ModernAs(&'a ModernLink, &'a [(http::HeaderName, http::HeaderValue)]),
 }
 
 impl Lister<'_> {
@@ -146,6 +148,11 @@ impl Lister<'_> {
         match self {
             Lister::Legacy(conn) => Ok(conn.request(method, params).await?.response().await?.to_vec()),
             Lister::Modern(link) => link.call_own(method, params).await,
+            Lister::ModernAs(link, credential) => {
+                let params =
+                    mcpgate_protocol::modern::with_meta(params, &mcpgate_protocol::modern::request_meta("{}", &mcpgate_upstream::gateway_client_info()));
+                Ok(link.request_with(method, &params, &Default::default(), credential).await?.response().await?.to_vec())
+            }
         }
     }
 }

@@ -66,7 +66,7 @@ impl Security {
             None => None,
         };
         let caller = self.policy.as_ref().map(|p| p.caller(identity.as_ref(), headers));
-        Ok(Access { identity, caller, scope: None })
+        Ok(Access { identity, caller, scope: None, personal: None })
     }
 
     /// The 401/403/503 answer for a failed authentication, with the RFC 9728 challenge.
@@ -128,6 +128,8 @@ pub struct Access {
     caller: Option<Arc<Caller>>,
     /// The virtual server the request came through: it narrows what the caller may touch.
     scope: Option<Arc<VirtualServer>>,
+    /// What per-user servers list for this caller (attached for lists and calls).
+    personal: Option<Arc<crate::per_user::Personal>>,
 }
 
 /// The outcome of a permission check.
@@ -140,13 +142,24 @@ pub struct Verdict {
 impl Access {
     /// No auth configured: everything is visible and callable.
     pub fn unrestricted() -> Self {
-        Self { identity: None, caller: None, scope: None }
+        Self { identity: None, caller: None, scope: None, personal: None }
     }
 
     /// The same caller, on virtual server `scope`.
     pub fn within(mut self, scope: Arc<VirtualServer>) -> Self {
         self.scope = Some(scope);
         self
+    }
+
+    /// The same caller, with their own listings of the per-user servers.
+    pub fn with_personal(mut self, personal: Arc<crate::per_user::Personal>) -> Self {
+        self.personal = Some(personal);
+        self
+    }
+
+    /// The caller's own listings of the per-user servers, when attached.
+    pub fn personal(&self) -> Option<&crate::per_user::Personal> {
+        self.personal.as_deref()
     }
 
     /// The virtual server the request came through, if any.

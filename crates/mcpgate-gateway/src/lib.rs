@@ -18,6 +18,7 @@ pub mod discovery;
 pub mod front;
 pub mod governance;
 pub mod identity;
+pub mod per_user;
 pub mod pins;
 pub mod reject;
 pub mod reload;

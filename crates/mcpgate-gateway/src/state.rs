@@ -50,6 +50,8 @@ pub struct Shared {
     pub governance: ArcSwap<Governance>,
     /// Definition pins: the store, audit memory and counters.
     pub pins: Pins,
+    /// Each caller's own listings of `catalog: per_user` servers.
+    pub per_user: crate::per_user::PerUser,
     changed: mpsc::UnboundedSender<()>,
 }
 
@@ -85,6 +87,7 @@ impl Shared {
             changes: tokio::sync::broadcast::channel(64).0,
             governance: ArcSwap::from_pointee(governance),
             pins: Pins::default(),
+            per_user: Default::default(),
             changed,
         });
         // Before any listing arrives: in enforce mode nothing is served without the pins.
@@ -117,6 +120,7 @@ impl Shared {
         let old = self.config.swap(Arc::new(config.clone()));
         let removed = self.apply_backends(&config, &old);
         for name in removed {
+            self.per_user.forget(&name);
             for s in self.sessions.all().into_iter().chain(self.stateless.all()) {
                 s.drop_backend(&name).await;
             }
@@ -166,6 +170,8 @@ fn warn_about_open_access(config: &GatewayConfig) {
 }
 
 async fn rebuild_catalog(shared: Weak<Shared>, mut rx: mpsc::UnboundedReceiver<()>) {
+    // The list generation of each per-user server, as last told to clients.
+    let mut per_user_seen: std::collections::HashMap<ServerName, u64> = Default::default();
     while rx.recv().await.is_some() {
         while rx.try_recv().is_ok() {}
         let Some(shared) = shared.upgrade() else { return };
@@ -178,6 +184,13 @@ async fn rebuild_catalog(shared: Weak<Shared>, mut rx: mpsc::UnboundedReceiver<(
             .collect();
         let new = catalog::build(&entries, &shared.pins.snapshot());
         shared.pins.after_build(&new);
+        // A per-user server's lists are not in the catalog: when it announces a change, every
+        // client is told (each one's own listing is fetched again on its next list).
+        let mut per_user_changed = false;
+        for b in shared.backends.load().iter().filter(|b| governance.per_user.iter().any(|(n, _)| n == b.name.as_str())) {
+            let now = b.list_generation();
+            per_user_changed |= per_user_seen.insert(b.name.clone(), now).is_some_and(|before| before != now);
+        }
         let old = shared.catalog.swap(Arc::new(new));
         let new = shared.catalog.load();
         // Each endpoint is told only about its own lists: the main one, and every virtual server.
@@ -189,7 +202,8 @@ async fn rebuild_catalog(shared: Weak<Shared>, mut rx: mpsc::UnboundedReceiver<(
                 (ItemKind::Resource, "notifications/resources/list_changed"),
             ] {
                 let fp = |c: &Catalog, k| fingerprint(c, k, scope.map(|v| &**v));
-                let changed = fp(&old, kind) != fp(&new, kind)
+                let changed = per_user_changed
+                    || fp(&old, kind) != fp(&new, kind)
                     || (kind == ItemKind::Resource && fp(&old, ItemKind::ResourceTemplate) != fp(&new, ItemKind::ResourceTemplate));
                 if !changed {
                     continue;

@@ -37,7 +37,8 @@ pub fn build(servers: &[ServerEntry], pins: &PinSet) -> Catalog {
     }
     for kind in ItemKind::ALL {
         let mut candidates = Vec::new();
-        for s in servers {
+        // A per-user server's items come from each caller's own listing, never the shared one.
+        for s in servers.iter().filter(|s| !s.rules.per_user) {
             let Some(listing) = &s.listing else { continue };
             let mut withheld = Vec::new();
             expose::candidates(s, kind, listing, pins, &mut candidates, &mut withheld, &mut cat.pin_report);

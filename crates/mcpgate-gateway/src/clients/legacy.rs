@@ -71,6 +71,9 @@ pub async fn request(shared: &Arc<Shared>, session: &Arc<ClientSession>, env: &E
         Ok(p) => p,
         Err(e) => return error(&id, RpcError::new(ErrorCode::InvalidParams, format!("params must be an object: {e}"))),
     };
+    // Per-user servers' listings for this caller (no-op without any).
+    let attached = crate::per_user::attach(shared, access, method).await;
+    let access = attached.as_ref().unwrap_or(access);
     let catalog = shared.catalog.load_full(); // held across the call: an Arc, not a guard
     let page_size = shared.config.load().catalog.page_size;
     let list = |kind| list(shared, &catalog, kind, params.as_ref(), page_size, &id, access);

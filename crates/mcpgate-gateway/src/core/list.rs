@@ -29,7 +29,10 @@ pub fn list_response(
     };
     let all = catalog.items(kind);
     let visible = shared.views.visible(catalog, kind, access);
-    let items: Vec<_> = visible.iter().map(|i| &all[*i as usize]).collect();
+    let mut items: Vec<_> = visible.iter().map(|i| &all[*i as usize]).collect();
+    if let Some(personal) = access.personal() {
+        items = crate::per_user::merge(items, personal, kind, access);
+    }
     if access.is_restricted() && cursor.is_none() {
         tracing::info!(target: "mcpgate::audit", subject = access.subject(), kind = kind.as_str(), visible = items.len(), total = all.len(), request_id = id, "list filtered");
     }

@@ -51,9 +51,9 @@ pub fn route(shared: &Shared, catalog: &Catalog, method: &str, params: Option<&E
     let (server, replace_key, replace_value, rewrite) = match method {
         "tools/call" | "prompts/get" => {
             let name = params.str("name").ok_or_else(|| RpcError::new(ErrorCode::InvalidParams, "params.name must be a string"))?;
-            let (entry, what) = if method == "tools/call" { (catalog.tool(&name), "tool") } else { (catalog.prompt(&name), "prompt") };
+            let (kind, what) = if method == "tools/call" { (ItemKind::Tool, "tool") } else { (ItemKind::Prompt, "prompt") };
+            let entry = crate::per_user::find(catalog, access, kind, &name);
             let unknown = || RpcError::new(ErrorCode::InvalidParams, format!("Unknown {what}: {name}"));
-            let kind = if method == "tools/call" { ItemKind::Tool } else { ItemKind::Prompt };
             // Outside the virtual server's selection: unknown here, like a name nobody has.
             let entry = entry.filter(|e| access.in_scope(kind, e)).ok_or_else(unknown)?;
             permit(&entry.server, kind, &entry.backend_name, entry.annotations.as_ref(), unknown())?;
@@ -81,7 +81,8 @@ pub fn route(shared: &Shared, catalog: &Catalog, method: &str, params: Option<&E
                 Some("ref/prompt") => {
                     let name = r.str("name").unwrap_or_default();
                     let unknown = || RpcError::new(ErrorCode::InvalidParams, format!("Unknown prompt: {name}"));
-                    let e = catalog.prompt(&name).filter(|e| access.in_scope(ItemKind::Prompt, e)).ok_or_else(unknown)?;
+                    let e =
+                        crate::per_user::find(catalog, access, ItemKind::Prompt, &name).filter(|e| access.in_scope(ItemKind::Prompt, e)).ok_or_else(unknown)?;
                     permit(&e.server, ItemKind::Prompt, &e.backend_name, None, unknown())?;
                     (e.server.clone(), "name", json_string(&e.backend_name))
                 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 pub use rules::ServerRules;
 pub use virtual_server::VirtualServer;
 
-use crate::config::GatewayConfig;
+use crate::config::{CatalogMode, GatewayConfig};
 
 /// The governance part of one config, compiled.
 #[derive(Debug, Default)]
@@ -21,6 +21,8 @@ pub struct Governance {
     pub virtual_servers: Vec<Arc<VirtualServer>>,
     /// Whether `mcp_path` serves the full catalog.
     pub expose_full_catalog: bool,
+    /// Enabled `catalog: per_user` servers and their listing TTL.
+    pub per_user: Vec<(String, std::time::Duration)>,
 }
 
 impl Governance {
@@ -37,7 +39,8 @@ impl Governance {
         if !errors.is_empty() {
             return Err(errors);
         }
-        Ok(Self { rules, virtual_servers, expose_full_catalog: config.expose_full_catalog })
+        let per_user = config.servers.iter().filter(|s| s.enabled && s.catalog == CatalogMode::PerUser).map(|s| (s.name.clone(), s.catalog_ttl)).collect();
+        Ok(Self { rules, virtual_servers, expose_full_catalog: config.expose_full_catalog, per_user })
     }
 
     /// The rules of server `name` (defaults for a server the config does not know).

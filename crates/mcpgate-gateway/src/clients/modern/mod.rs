@@ -45,6 +45,11 @@ pub async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, env: &Envelope<'_
         Ok(r) => r,
         Err((status, e, id)) => return error(status, id.as_deref(), &e),
     };
+    // Per-user servers' listings for this caller (no-op without any).
+    let access = match crate::per_user::attach(shared, &access, &req.method).await {
+        Some(attached) => attached,
+        None => access,
+    };
     let catalog = shared.catalog.load_full();
     let page_size = shared.config.load().catalog.page_size;
     let list = |kind| {
