@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import anyio
 import httpx
 import pytest
 from harness import ACCEPT_BOTH, GetStream, McpHttp, tool_text, wait_until
@@ -126,6 +127,31 @@ def test_list_changed_reaches_only_the_virtual_servers_whose_selection_changed(b
     tools_changed = [m for m in stream_a.seen if m.get("method") == "notifications/tools/list_changed"]
     assert len(tools_changed) == 1, f"only-a was told about b's change: {stream_a.seen}"
     assert "b_fresh" not in on_a.tool_names() and "a_later" in on_a.tool_names()
+
+
+def test_a_modern_listener_on_a_virtual_server_hears_its_changes_and_lists_only_its_selection(backends, start_gateway, connect):
+    """(That it is not told about changes outside its selection is pinned exactly, message by
+    message, for GET streams above; both eras share the per-endpoint change feed.)"""
+    from mcp.client.subscriptions import ToolsListChanged
+
+    a, b = backends.pair()
+    gw = start_gateway([a.config(), b.config()], virtual_servers=[{"name": "only-a", "include": [{"server": "a"}]}])
+    actor = connect(gw)
+
+    async def scenario():
+        async with Callbacks("m").client(at(gw, "/mcp/only-a")) as listener:
+            async with listener.listen(tools_list_changed=True) as sub:
+                # A change outside the selection, then one inside it.
+                await anyio.to_thread.run_sync(lambda: actor.call_tool("b_add_tool", {"tool_name": "elsewhere"}))
+                await anyio.to_thread.run_sync(lambda: wait_until(lambda: "b_elsewhere" in actor.tool_names(), 15, what="b_elsewhere"))
+                await anyio.to_thread.run_sync(lambda: actor.call_tool("a_add_tool", {"tool_name": "here"}))
+                with anyio.fail_after(15):
+                    event = await sub.__anext__()
+            return event, sorted(t.name for t in (await listener.list_tools()).tools)
+
+    event, tools = run(scenario)
+    assert isinstance(event, ToolsListChanged)
+    assert "a_here" in tools and "b_elsewhere" not in tools
 
 
 def test_the_main_endpoint_can_be_switched_off(backends, start_gateway, connect):

@@ -66,6 +66,9 @@ impl Pins {
             let enforced = config.servers.iter().filter(|s| s.enabled && s.pinning == PinMode::Enforce).count();
             tracing::warn!(file = %pins.file.display(), enforced, "the pin file does not exist yet: no definition is approved; items of servers with pinning: enforce stay quarantined until approved");
         }
+        for server in store.snapshot().servers.keys().filter(|s| !config.servers.iter().any(|c| &c.name == *s)) {
+            tracing::warn!(file = %pins.file.display(), server = %server, "the pin file names a server that is not configured (`mcpgate check` reports it)");
+        }
         watch::forward_changes(store.clone(), changed.clone());
         *lock(&self.watcher) = watch::Watcher::start(&pins.file, store.clone());
         tracing::info!(store = %store.describe(), "pin store opened");
