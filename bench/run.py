@@ -456,6 +456,46 @@ class Bench:
                     mcpgate_over_peer=round(ours["throughput"] / max(theirs["throughput"], 0.001), 1))
         stop_all()
 
+    def pinning(self) -> None:
+        """Scenario 8: tools/call (legacy, no auth) through a gateway with `pinning: enforce`
+        (every definition approved) and through one with pinning off, over the same backend,
+        measured alternately (off, enforce, off, enforce) so drift on the shared machine hits
+        both alike."""
+        backend = self.backend(era="legacy")
+        pins = self.work / "pins.yaml"
+        off, off_url = self.gateway(f"listen: LISTEN\nservers:\n  - {{name: b, url: \"{backend}\"}}\n", name="gw-pins-off")
+        on, on_url = self.gateway(f"listen: LISTEN\npins: {{file: \"{pins}\"}}\nservers:\n  - {{name: b, url: \"{backend}\", pinning: enforce}}\n", name="gw-pins-enforce")
+        self.wait_catalog(off_url, 1, 1, era="legacy")
+        deadline = time.monotonic() + 30
+        while not (pins.exists() and "echo" in pins.read_text()):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the enforcing gateway wrote no pending definition")
+            time.sleep(0.1)
+        subprocess.run([str(self.bin / "mcpgate"), "pins", "approve", "--all", "--file", str(pins)], check=True, capture_output=True)
+        self.wait_catalog(on_url, 1, 1, era="legacy")
+        rate = 500 if self.smoke else 2000
+        runs: dict[str, list[dict]] = {"off": [], "enforce": []}
+        for _ in range(2):
+            for label, gw, url in (("off", off, off_url), ("enforce", on, on_url)):
+                runs[label].append(self.measured(gw, url, 16, tool="b_echo"))
+        for label, gw, url in (("off", off, off_url), ("enforce", on, on_url)):
+            for i, r in enumerate(runs[label], 1):
+                self.record("8 tools/call echo with pinning", f"pinning {label}, closed loop c=16 (run {i})", gateway=r)
+            self.record("8 tools/call echo with pinning", f"pinning {label}, open loop {rate}/s", gateway=self.measured(gw, url, 16, rate=rate, tool="b_echo"))
+        stop_all()
+
+    def catalog_rebuild(self) -> None:
+        """Scenario 9: one catalog rebuild of 5,000 tools (10 servers x 500, realistic schemas),
+        timed in-process by mcpgate-bench-catalog: without pinning, with pinning when every
+        listing just arrived (every definition hashed), and with the listings kept (a rebuild
+        after an approval or a reload: hashes reused)."""
+        rounds = 5 if self.smoke else 30
+        out = subprocess.run([str(self.bin / "mcpgate-bench-catalog"), "--rounds", str(rounds)], capture_output=True, text=True, check=True, timeout=600)
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        for key, label in (("off", "pinning off"), ("enforce_new_listings", "pinning enforce, new listings (all hashed)"),
+                           ("enforce_listings_kept", "pinning enforce, listings kept (hashes reused)"), ("record_new_listings", "pinning record, new listings")):
+            self.record(f"9 catalog rebuild, {r['tools']} tools", label, **r[key])
+
     def startup(self) -> None:
         port = free_port()
         cfg = self.work / "startup.yaml"
@@ -527,7 +567,7 @@ def main() -> None:
     ap.add_argument("--only", default="", help="comma-separated scenario methods to run")
     args = ap.parse_args()
     b = Bench(args.bin_dir, args.smoke)
-    scenarios = [b.startup, b.echo_call, b.echo_call_modern, b.full_pipeline, b.list_scale, b.many_sessions, b.peer]
+    scenarios = [b.startup, b.echo_call, b.echo_call_modern, b.full_pipeline, b.list_scale, b.many_sessions, b.peer, b.pinning, b.catalog_rebuild]
     try:
         for s in scenarios:
             if not args.only or s.__name__ in args.only.split(","):

@@ -154,6 +154,23 @@ def test_a_modern_listener_on_a_virtual_server_hears_its_changes_and_lists_only_
     assert "a_here" in tools and "b_elsewhere" not in tools
 
 
+def test_virtual_servers_follow_a_reload(backends, start_gateway, connect):
+    import yaml
+
+    a = backends.v2("a")
+    gw = start_gateway([a.config()], virtual_servers=[{"name": "ops", "include": [{"name": "a_echo"}]}])
+    ops = connect(at(gw, "/mcp/ops"))
+    assert ops.tool_names() == ["a_echo"]
+    cfg = yaml.safe_load(gw.config_path.read_text())
+    cfg["virtual_servers"] = [{"name": "ops", "include": [{"name": "a_add"}]}, {"name": "new", "include": [{"server": "a"}]}]
+    gw.write_raw_config(yaml.safe_dump(cfg))
+    wait_until(lambda: ops.tool_names() == ["a_add"], 20, what="the changed selection on the existing session")
+    assert "a_echo" in connect(at(gw, "/mcp/new")).tool_names()
+    cfg["virtual_servers"] = [{"name": "new", "include": [{"server": "a"}]}]
+    gw.write_raw_config(yaml.safe_dump(cfg))
+    wait_until(lambda: httpx.post(at(gw, "/mcp/ops"), json={}).status_code == 404, 20, what="the removed virtual server's path gone")
+
+
 def test_the_main_endpoint_can_be_switched_off(backends, start_gateway, connect):
     a = backends.v2("a")
     gw = start_gateway([a.config()], virtual_servers=[{"name": "ops", "include": [{"server": "a"}]}], expose_full_catalog=False)

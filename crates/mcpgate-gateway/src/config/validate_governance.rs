@@ -324,6 +324,14 @@ mod tests {
     }
 
     #[test]
+    fn the_governance_example_is_valid() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/governance.yaml")).expect("example");
+        let config = parse_str(&text, &|k| (k == "MCPGATE_ADMIN_TOKEN").then(|| "example-admin-token-0123456789".to_owned())).expect("valid example");
+        assert_eq!(config.virtual_servers.len(), 2);
+        assert!(config.servers[0].tools["delete_repo"].hide);
+    }
+
+    #[test]
     fn per_user_catalogs_need_a_credential_chain() {
         let p = problems("servers:\n  - {name: a, url: 'http://x/mcp', catalog: per_user}\n");
         assert!(has(&p, "servers[0].catalog: per_user lists the server with each caller's own credential"), "{p:?}");

@@ -20,17 +20,14 @@ pub fn write(raw: &RawValue, out: &mut String) -> Result<(), serde_json::Error> 
     let text = raw.get().trim();
     match text.as_bytes().first() {
         Some(b'{') => {
-            let members: BTreeMap<String, &RawValue> = serde_json::from_str(text)?;
-            out.push('{');
-            for (i, (k, v)) in members.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
+            // Keys borrowed from the input when they have no escapes (the common case).
+            match serde_json::from_str::<BTreeMap<&str, &RawValue>>(text) {
+                Ok(members) => object(members.iter().map(|(k, v)| (*k, *v)), out)?,
+                Err(_) => {
+                    let members: BTreeMap<String, &RawValue> = serde_json::from_str(text)?;
+                    object(members.iter().map(|(k, v)| (k.as_str(), *v)), out)?;
                 }
-                string(k, out);
-                out.push(':');
-                write(v, out)?;
             }
-            out.push('}');
         }
         Some(b'[') => {
             let items: Vec<&RawValue> = serde_json::from_str(text)?;
@@ -43,16 +40,28 @@ pub fn write(raw: &RawValue, out: &mut String) -> Result<(), serde_json::Error> 
             }
             out.push(']');
         }
-        Some(b'"') => {
-            let s: String = serde_json::from_str(text)?;
-            string(&s, out);
-        }
-        _ => {
-            // A number or literal: validated, then kept as written.
-            let _: serde::de::IgnoredAny = serde_json::from_str(text)?;
-            out.push_str(text);
-        }
+        Some(b'"') => match serde_json::from_str::<&str>(text) {
+            // No escapes in the input: the borrowed text is the decoded string.
+            Ok(s) => string(s, out),
+            Err(_) => string(&serde_json::from_str::<String>(text)?, out),
+        },
+        // A number or literal, kept as written (a `RawValue` is valid JSON already).
+        _ => out.push_str(text),
     }
+    Ok(())
+}
+
+fn object<'a>(members: impl Iterator<Item = (&'a str, &'a RawValue)>, out: &mut String) -> Result<(), serde_json::Error> {
+    out.push('{');
+    for (i, (k, v)) in members.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        string(k, out);
+        out.push(':');
+        write(v, out)?;
+    }
+    out.push('}');
     Ok(())
 }
 
@@ -66,19 +75,29 @@ pub fn to_string(raw: &RawValue) -> Result<String, serde_json::Error> {
 /// Writes `s` as a canonical JSON string.
 pub fn string(s: &str, out: &mut String) {
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
+    // Runs of characters that need no escape are copied at once.
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            b if b < 0x20 => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if escape.is_empty() {
+            out.push_str(&format!("\\u{b:04x}"));
+        } else {
+            out.push_str(escape);
         }
+        start = i + 1;
     }
+    out.push_str(&s[start..]);
     out.push('"');
 }
 

@@ -51,7 +51,21 @@ impl Definition {
             members.push((k, quoted));
         }
         members.sort_by(|a, b| a.0.cmp(b.0));
-        Ok(Self { hash: hash_of(object(&members).as_bytes()), fields })
+        // Hashed piece by piece: the whole object is never written out.
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(b"{");
+        for (i, (k, v)) in members.iter().enumerate() {
+            if i > 0 {
+                ctx.update(b",");
+            }
+            let mut key = String::with_capacity(k.len() + 2);
+            canonical::string(k, &mut key);
+            ctx.update(key.as_bytes());
+            ctx.update(b":");
+            ctx.update(v.as_bytes());
+        }
+        ctx.update(b"}");
+        Ok(Self { hash: hex_hash(ctx.finish().as_ref()), fields })
     }
 
     /// The pinned fields as a JSON value (for display and diffs).
@@ -78,11 +92,14 @@ fn object(members: &[(&str, String)]) -> String {
 
 /// `sha256:<hex>` of `bytes`.
 pub fn hash_of(bytes: &[u8]) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    hex_hash(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
+}
+
+fn hex_hash(digest: &[u8]) -> String {
     let mut out = String::with_capacity(7 + 64);
     out.push_str("sha256:");
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for b in digest.as_ref() {
+    for b in digest {
         out.push(HEX[usize::from(b >> 4)] as char);
         out.push(HEX[usize::from(b & 15)] as char);
     }
@@ -128,6 +145,18 @@ mod tests {
         }
         assert_ne!(def(ItemKind::Tool, "b", base).hash, h, "another server");
         assert_ne!(def(ItemKind::Prompt, "a", base).hash, h, "another kind");
+    }
+
+    #[test]
+    fn the_hash_is_the_documented_canonical_form() {
+        // Expected value computed independently (Python: sorted keys, minimal escapes, SHA-256)
+        // from docs/governance.md; a change here breaks every pin file in use.
+        let d = def(
+            ItemKind::Tool,
+            "a",
+            r#"{"name":"echo","description":"Echo the text back. \u00e9\n","inputSchema":{"type":"object","properties":{"text":{"type":"string"}},"required":["text"]},"annotations":{"readOnlyHint":true},"_meta":{"x":1}}"#,
+        );
+        assert_eq!(d.hash, "sha256:9b905510681a73913cce5b556dd83ea80983b16f679ce054f09f88e9b82ab6cf");
     }
 
     #[test]
