@@ -1288,11 +1288,13 @@ def test_era_legacy_keeps_a_dual_era_backend_on_sessions(backends, own):
     assert mod.log.find(rpc_method="initialize"), "discovery used a session"
 
 
-def test_era_auto_finds_a_dual_era_backend_modern(backends, own):
+def test_era_auto_finds_a_dual_era_backend_dual(backends, own):
     mod = backends.v2("mod")
     gw = own([mod])
 
-    assert gw.server_status("mod")["era"] == "modern"
+    status = gw.server_status("mod")
+    assert status["era"] == "dual"
+    assert status["eras"] == ["legacy", "modern"]
 
 
 def test_era_modern_refuses_a_legacy_only_backend_with_a_reason(backends, own):

@@ -4,7 +4,9 @@
 //! the catalog built from it and never wait for discovery.
 
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
+
+use bytes::Bytes;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use mcpgate_protocol::names::ServerName;
@@ -15,6 +17,15 @@ use tokio::task::AbortHandle;
 
 use crate::catalog::Listing;
 use crate::config::{ServerConfig, Timeouts, Transport};
+
+/// A client waiting for a rebuild: the listing generation it asked at, where to tell it, what.
+type RelistWaiter = (u64, Weak<dyn ListChangedSink>, Bytes);
+
+/// Where a list change announced to one client's backend session is delivered (that client's
+/// GET stream).
+pub trait ListChangedSink: Send + Sync {
+    fn deliver(&self, notification: Bytes);
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -44,6 +55,12 @@ pub struct Backend {
     pub(crate) nudge: Notify,
     /// Wakes discovery to list again (a client's session with the backend said list_changed).
     pub(crate) relist: Notify,
+    /// Clients whose own backend session said a list changed: each is told after the next
+    /// catalog rebuild, even when the shared catalog looks unchanged (their view may differ).
+    relist_waiters: Mutex<Vec<RelistWaiter>>,
+    /// Bumped on every listing or health update: a waiter is due once it moved past the value
+    /// it registered at.
+    generation: std::sync::atomic::AtomicU64,
     task: Mutex<Option<AbortHandle>>,
     /// Which protocol era the backend speaks, as discovery last found it.
     era: AtomicU8,
@@ -62,6 +79,32 @@ pub enum Era {
     Legacy,
     /// 2026-07-28: called statelessly, no backend sessions.
     Modern,
+    /// Both: modern clients' calls go statelessly, legacy clients get a backend session, so
+    /// each side is spoken to in its own era.
+    Dual,
+}
+
+impl Era {
+    /// Whether modern (stateless) calls go to it as they are.
+    pub fn serves_modern(self) -> bool {
+        matches!(self, Era::Modern | Era::Dual)
+    }
+
+    /// Whether it takes legacy sessions (`initialize`). Unknown is treated as legacy: a call
+    /// then fails with the backend's own error rather than a guess.
+    pub fn serves_legacy(self) -> bool {
+        !matches!(self, Era::Modern)
+    }
+
+    /// The eras it speaks, for `/status`.
+    pub fn names(self) -> &'static [&'static str] {
+        match self {
+            Era::Unknown => &[],
+            Era::Legacy => &["legacy"],
+            Era::Modern => &["modern"],
+            Era::Dual => &["legacy", "modern"],
+        }
+    }
 }
 
 impl Backend {
@@ -89,6 +132,8 @@ impl Backend {
             health: Mutex::new(Health { state: State::Connecting, last_error: None, listing: None }),
             nudge: Notify::new(),
             relist: Notify::new(),
+            relist_waiters: Mutex::default(),
+            generation: std::sync::atomic::AtomicU64::new(0),
             task: Mutex::new(None),
             era: AtomicU8::new(Era::Unknown as u8),
             modern: std::sync::OnceLock::new(),
@@ -101,6 +146,7 @@ impl Backend {
 
     pub(crate) fn set_health(&self, state: State, last_error: Option<String>, listing: Option<Arc<Listing>>) {
         *self.health.lock().unwrap_or_else(|p| p.into_inner()) = Health { state, last_error, listing };
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     pub(crate) fn set_task(&self, task: AbortHandle) {
@@ -111,6 +157,7 @@ impl Backend {
         match self.era.load(Ordering::Relaxed) {
             1 => Era::Legacy,
             2 => Era::Modern,
+            3 => Era::Dual,
             _ => Era::Unknown,
         }
     }
@@ -141,6 +188,25 @@ impl Backend {
     /// changed. The catalog is rebuilt and every listening client is told.
     pub fn request_relist(&self) {
         self.relist.notify_one();
+    }
+
+    /// As [`Self::request_relist`], for a list change the backend announced to one client's
+    /// session: that client gets `notification` (the backend's, raw) once the catalog has been
+    /// rebuilt, whether or not the shared catalog changed.
+    pub fn request_relist_for(&self, client: Weak<dyn ListChangedSink>, notification: Bytes) {
+        let at = self.generation.load(Ordering::Acquire);
+        self.relist_waiters.lock().unwrap_or_else(|p| p.into_inner()).push((at, client, notification));
+        self.relist.notify_one();
+    }
+
+    /// The clients whose wait is over: the listing was updated since they asked (taken: each
+    /// is told once).
+    pub(crate) fn take_relist_waiters(&self) -> Vec<(Weak<dyn ListChangedSink>, Bytes)> {
+        let now = self.generation.load(Ordering::Acquire);
+        let mut waiters = self.relist_waiters.lock().unwrap_or_else(|p| p.into_inner());
+        let (due, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut *waiters).into_iter().partition(|(at, _, _)| *at < now);
+        *waiters = wait;
+        due.into_iter().map(|(_, client, msg)| (client, msg)).collect()
     }
 
     /// Stops discovery (config reload removed or changed this backend).

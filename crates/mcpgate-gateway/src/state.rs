@@ -35,6 +35,11 @@ pub struct Shared {
     pub bridges: crate::session::parked::Bridges,
     /// Tasks created by modern backends, under the ids clients see.
     pub tasks: crate::session::tasks::Tasks,
+    /// Resource subscriptions at backends, shared by every client stream that watches the same
+    /// resource with the same credential.
+    pub subscriptions: crate::calls::subscriptions::Subscriptions,
+    /// Open `subscriptions/listen` streams per principal.
+    pub listeners: crate::session::quota::Quota,
     /// Which list changed, for `subscriptions/listen` streams.
     pub changes: tokio::sync::broadcast::Sender<ItemKind>,
     changed: mpsc::UnboundedSender<()>,
@@ -68,6 +73,8 @@ impl Shared {
             stateless: Sessions::default(),
             bridges: Default::default(),
             tasks: Default::default(),
+            subscriptions: Default::default(),
+            listeners: Default::default(),
             changes: tokio::sync::broadcast::channel(64).0,
             changed,
         });
@@ -146,6 +153,7 @@ async fn rebuild_catalog(shared: Weak<Shared>, mut rx: mpsc::UnboundedReceiver<(
         let new = catalog::build(&entries);
         let old = shared.catalog.swap(Arc::new(new));
         let new = shared.catalog.load();
+        let mut announced = Vec::new();
         for (kind, method) in [
             (ItemKind::Tool, "notifications/tools/list_changed"),
             (ItemKind::Prompt, "notifications/prompts/list_changed"),
@@ -158,6 +166,18 @@ async fn rebuild_catalog(shared: Weak<Shared>, mut rx: mpsc::UnboundedReceiver<(
                 let msg = Bytes::from(notification(method, None));
                 for s in shared.sessions.all() {
                     s.push(msg.clone());
+                }
+                announced.push(msg);
+            }
+        }
+        // A change a backend announced to one client's own session reaches that client even when
+        // the shared catalog looks the same (the backend may list per session or per user); once.
+        for backend in shared.backends.load().iter() {
+            for (client, msg) in backend.take_relist_waiters() {
+                if let Some(client) = client.upgrade()
+                    && !announced.contains(&msg)
+                {
+                    client.deliver(msg);
                 }
             }
         }

@@ -19,6 +19,8 @@ pub enum ErrorCode {
     /// The backend that owns the item could not answer (down, slow, garbage).
     BackendUnavailable,
     ResourceNotFound,
+    /// A per-caller quota is used up (sessions, open streams): the gateway's own code.
+    LimitReached,
 }
 
 impl ErrorCode {
@@ -33,6 +35,7 @@ impl ErrorCode {
             ErrorCode::HeaderMismatch => -32020,
             ErrorCode::MissingCapability => -32021,
             ErrorCode::UnsupportedVersion => -32022,
+            ErrorCode::LimitReached => -32029,
         }
     }
 }

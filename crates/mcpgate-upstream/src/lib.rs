@@ -112,7 +112,18 @@ impl Connection {
 
     /// Sends a request built from `method` and raw `params`; the id is assigned here.
     pub async fn request(&self, method: &str, params: Option<&str>) -> Result<Exchange, UpstreamError> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.request_with_id(self.allocate_id(), method, params).await
+    }
+
+    /// A request id for this session, unused so far. A caller that must know the id before the
+    /// request is sent (to cancel it while the backend still thinks) takes one here and passes
+    /// it to [`Self::request_with_id`].
+    pub fn allocate_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Sends a request under an id from [`Self::allocate_id`].
+    pub async fn request_with_id(&self, id: u64, method: &str, params: Option<&str>) -> Result<Exchange, UpstreamError> {
         let mut w = ObjectWriter::with_capacity(params.map_or(0, str::len) + method.len() + 48);
         w.string("jsonrpc", "2.0").raw("id", &id.to_string()).raw("method", &json_string(method));
         if let Some(p) = params {
@@ -139,11 +150,14 @@ impl Connection {
     }
 
     /// Messages the backend sends outside any request. Taken once; for Streamable HTTP this
-    /// also opens the backend's GET stream.
-    pub async fn take_events(&self) -> Option<mpsc::UnboundedReceiver<Bytes>> {
+    /// also opens the backend's GET stream and waits (at most `wait`) until the backend has
+    /// answered it: a backend may send a server request on that stream as soon as the next
+    /// call reaches it, and a message sent before the stream exists is lost.
+    pub async fn take_events(&self, wait: std::time::Duration) -> Option<mpsc::UnboundedReceiver<Bytes>> {
         let rx = self.events.lock().await.take()?;
         if let Link::Http(h) = &self.link {
-            h.open_event_stream();
+            let opened = h.open_event_stream();
+            let _ = tokio::time::timeout(wait, opened).await;
         }
         Some(rx)
     }

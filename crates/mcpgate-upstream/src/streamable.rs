@@ -101,16 +101,21 @@ impl HttpLink {
         self.post(body).await.map(drop)
     }
 
-    /// Opens the GET stream for messages outside any request (once).
-    pub(crate) fn open_event_stream(&self) {
+    /// Opens the GET stream for messages outside any request (once). The returned receiver
+    /// resolves when the backend has answered the GET (stream open, or refused with 405).
+    pub(crate) fn open_event_stream(&self) -> tokio::sync::oneshot::Receiver<()> {
+        let (answered, rx) = tokio::sync::oneshot::channel();
         let mut slot = self.get_task.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_some() {
-            return;
+            let _ = answered.send(());
+            return rx;
         }
         let req = self.client.get(self.url.clone()).headers(self.headers.clone()).header(ACCEPT, "text/event-stream");
         let events = self.events.clone();
         let task = tokio::spawn(async move {
-            let Ok(resp) = req.send().await else { return };
+            let resp = req.send().await;
+            let _ = answered.send(());
+            let Ok(resp) = resp else { return };
             let is_sse = resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/event-stream"));
             if !resp.status().is_success() || !is_sse {
                 return; // 405: the backend has no GET stream
@@ -127,6 +132,7 @@ impl HttpLink {
             }
         });
         *slot = Some(task.abort_handle());
+        rx
     }
 
     pub(crate) async fn close(&self) {

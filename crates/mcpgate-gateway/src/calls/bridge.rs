@@ -27,14 +27,14 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, timeout_at};
 
 use super::answer::{error, final_response, respond, respond_inline, send_final};
-use super::legacy::open;
+use super::legacy::BackendCall;
 use super::unavailable;
+use crate::catalog::ResultRewrite;
 use crate::core::{Target, credential};
 use crate::identity::Access;
 use crate::request::ModernRequest;
-use crate::session::parked::{Asked, Parked, Running};
 use crate::session::seal::request_digest;
-use crate::session::{ClientSession, capability_of, refuse};
+use crate::session::{ClientCaps, ClientSession, capability_of, refuse};
 use crate::state::Shared;
 
 /// How long a parked call waits for the client's retry (a person may be answering).
@@ -45,6 +45,44 @@ const MAX_PARKED: usize = 10_000;
 /// After the first server request, how long further ones are gathered into the same round
 /// (a backend that asks several things at once sends them back to back).
 const GATHER: Duration = Duration::from_millis(50);
+
+/// One server request of a parked call, shown to the client under `key`.
+pub(crate) struct Asked {
+    pub key: String,
+    /// The backend's id for it (raw JSON).
+    pub backend_id: String,
+    /// `{"method":…,"params":…}` as the client sees it.
+    pub request: String,
+}
+
+/// A call waiting for the client's `inputResponses`.
+pub(crate) struct Parked {
+    pub call: Running,
+    pub asked: Vec<Asked>,
+    pub principal: String,
+    pub digest: [u8; 32],
+}
+
+/// A call in progress on a legacy backend session.
+pub(crate) struct Running {
+    pub call: BackendCall,
+    pub rewrite: ResultRewrite,
+    pub method: String,
+    pub caps: ClientCaps,
+    pub log_level: Option<u8>,
+    /// `inputResponses` the client sent with this attempt: a backend request whose key is
+    /// among them is answered at once instead of parking the call.
+    pub preset: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Drop for Running {
+    /// A call abandoned before its response (client gone, state expired) is cancelled upstream.
+    fn drop(&mut self) {
+        if !self.call.is_finished() {
+            self.call.cancel_upstream("the client went away");
+        }
+    }
+}
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
@@ -71,17 +109,17 @@ pub async fn call(shared: &Arc<Shared>, access: Access, req: ModernRequest, mut 
         Ok(s) => s,
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, Some(&req.id), &e),
     };
-    let (conn, exchange) = match timeout_at(deadline, open(shared, &session, &target, credential.as_ref())).await {
-        Ok(Ok(pair)) => pair,
-        Ok(Err(e)) => return error(StatusCode::OK, Some(&req.id), &unavailable(&target.backend, &e)),
-        Err(_) => return error(StatusCode::OK, Some(&req.id), &unavailable(&target.backend, &UpstreamError::Timeout)),
+    let (backend, rewrite) = (target.backend.clone(), target.rewrite);
+    // Calls of many modern clients share the session: each is registered under a key of its own.
+    let key = format!("bridged-{:032x}", rand::random::<u128>());
+    let call = match timeout_at(deadline, BackendCall::open(shared, &session, target, credential, &key)).await {
+        Ok(Ok(call)) => call,
+        Ok(Err(e)) => return error(StatusCode::OK, Some(&req.id), &unavailable(&backend, &e)),
+        Err(_) => return error(StatusCode::OK, Some(&req.id), &unavailable(&backend, &UpstreamError::Timeout)),
     };
     let running = Running {
-        session,
-        backend: target.backend.clone(),
-        conn,
-        exchange,
-        rewrite: target.rewrite,
+        call,
+        rewrite,
         method: req.method.clone(),
         caps: req.caps,
         log_level: req.log_level,
@@ -108,8 +146,10 @@ fn stateless_session(shared: &Shared, access: &Access, req: &ModernRequest) -> R
         return Ok(s);
     }
     let s = ClientSession::with_id(id, LATEST_LEGACY, req.capabilities.clone(), req.client_info.clone(), principal);
-    if !shared.stateless.insert(s.clone(), shared.config.load().limits.max_sessions) {
-        return Err(RpcError::new(ErrorCode::Internal, "too many sessions; try again later"));
+    match shared.stateless.insert(s.clone(), &shared.config.load().limits.sessions()) {
+        Ok(Some(evicted)) => drop(tokio::spawn(async move { evicted.close().await })),
+        Ok(None) => {}
+        Err(_) => return Err(RpcError::new(ErrorCode::Internal, "too many sessions; try again later")),
     }
     Ok(s)
 }
@@ -136,22 +176,15 @@ async fn drive(
         let next = tokio::select! {
             () = tx.closed() => return,
             () = sleep_until_opt(gather_until) => break,
-            n = timeout_at(deadline, call.exchange.next()) => n,
+            n = call.call.next_raw(deadline) => n,
         };
         let msg = match next {
-            Ok(Ok(Some(m))) => m,
-            Ok(Ok(None)) => return send_final(&tx, unavailable(&call.backend, &UpstreamError::Closed).response(Some(&client_id))).await,
-            Ok(Err(e)) => {
-                if matches!(e, UpstreamError::Closed | UpstreamError::Connect(_) | UpstreamError::SessionExpired) {
-                    call.session.forget_backend(&call.backend.name, &call.conn);
-                }
-                return send_final(&tx, unavailable(&call.backend, &e).response(Some(&client_id))).await;
-            }
-            Err(_) => return send_final(&tx, unavailable(&call.backend, &UpstreamError::Timeout).response(Some(&client_id))).await,
+            Ok(m) => m,
+            Err(e) => return send_final(&tx, unavailable(&call.call.backend, &e).response(Some(&client_id))).await,
         };
         if msg.is_final {
-            let out = final_response(&call.backend, call.rewrite, &msg.bytes, &client_id, true)
-                .unwrap_or_else(|| unavailable(&call.backend, &UpstreamError::Protocol("unreadable response".into())).response(Some(&client_id)));
+            let out = final_response(&call.call.backend, call.rewrite, &msg.bytes, &client_id, true)
+                .unwrap_or_else(|| unavailable(&call.call.backend, &UpstreamError::Protocol("unreadable response".into())).response(Some(&client_id)));
             return send_final(&tx, out).await;
         }
         let Ok(env) = Envelope::parse(&msg.bytes) else { continue };
@@ -159,12 +192,12 @@ async fn drive(
             Some(Kind::Request) => {
                 let method = env.method().unwrap_or_default().into_owned();
                 let (Some(id), true) = (env.id(), may_require_input(&call.method) && call.caps.allows(&method)) else {
-                    refuse(&call.conn, &env, &format!("the client did not declare the capability for {method}"));
+                    refuse(&call.call.conn, &env, &format!("the client did not declare the capability for {method}"));
                     continue;
                 };
                 if shared.bridges.len() >= MAX_PARKED {
-                    tracing::warn!(server = %call.backend.name, "too many calls waiting for input; refusing {method}");
-                    refuse(&call.conn, &env, "the gateway has too many calls waiting for input; try again later");
+                    tracing::warn!(server = %call.call.backend.name, "too many calls waiting for input; refusing {method}");
+                    refuse(&call.call.conn, &env, "the gateway has too many calls waiting for input; try again later");
                     continue;
                 }
                 let mut w = ObjectWriter::new();
@@ -177,15 +210,15 @@ async fn drive(
                 if let Some(answer) = call.preset.get(&key).filter(|a| check_answer(&request, a).is_ok()) {
                     // The client already sent this answer (e.g. a retry that asks again).
                     let reply = format!(r#"{{"jsonrpc":"2.0","id":{},"result":{}}}"#, id.get(), answer);
-                    if let Err(e) = call.conn.respond(reply.into_bytes()).await {
-                        return send_final(&tx, unavailable(&call.backend, &e).response(Some(&client_id))).await;
+                    if let Err(e) = call.call.conn.respond(reply.into_bytes()).await {
+                        return send_final(&tx, unavailable(&call.call.backend, &e).response(Some(&client_id))).await;
                     }
                     continue;
                 }
                 asked.push(Asked { key, backend_id: id.get().to_owned(), request });
                 gather_until.get_or_insert_with(|| Instant::now() + GATHER);
             }
-            Some(Kind::Notification) if mcpgate_protocol::errors::is_list_changed(&env) => call.backend.request_relist(),
+            Some(Kind::Notification) if mcpgate_protocol::errors::is_list_changed(&env) => call.call.backend.request_relist(),
             Some(Kind::Notification) => {
                 if !wanted(&env, call.log_level) {
                     continue;
@@ -244,14 +277,14 @@ async fn park(shared: &Arc<Shared>, parked: Parked, client_id: &str, tx: &mpsc::
     let mut result = ObjectWriter::new();
     result.string("resultType", "input_required").raw("inputRequests", &requests).string("requestState", &state);
     let result = String::from_utf8(result.finish()).unwrap_or_default();
-    tracing::debug!(server = %parked.call.backend.name, asked = parked.asked.len(), "call parked for input");
-    shared.bridges.lock().insert(id, parked);
+    tracing::debug!(server = %parked.call.call.backend.name, asked = parked.asked.len(), "call parked for input");
+    shared.bridges.insert(id, Box::new(parked));
     // Forget the call when the client never comes back (dropping it cancels upstream).
     let weak = Arc::downgrade(shared);
     tokio::spawn(async move {
         sleep(PARK_FOR + Duration::from_secs(1)).await;
         if let Some(shared) = weak.upgrade() {
-            let gone = shared.bridges.lock().remove(&id);
+            let gone = shared.bridges.take(&id);
             drop(gone);
         }
     });
@@ -275,7 +308,7 @@ async fn resume(shared: &Arc<Shared>, req: &ModernRequest, state: &str, principa
         Some(serde_json::Value::Object(m)) => m,
         Some(_) => return invalid("inputResponses must be an object"),
     };
-    let Some(mut parked) = shared.bridges.lock().remove(&id) else {
+    let Some(mut parked) = shared.bridges.take(&id).and_then(|p| p.downcast::<Parked>().ok()) else {
         return invalid("requestState was already used, or its call has ended; send the request again without it");
     };
     // Check every answer before delivering any, so a bad one changes nothing.
@@ -284,7 +317,7 @@ async fn resume(shared: &Arc<Shared>, req: &ModernRequest, state: &str, principa
             && let Err(why) = check_answer(&a.request, answer)
         {
             let msg = format!("inputResponses[{:?}]: {why}", a.key);
-            shared.bridges.lock().insert(id, parked);
+            shared.bridges.insert(id, parked);
             return invalid(&msg);
         }
     }
@@ -293,8 +326,8 @@ async fn resume(shared: &Arc<Shared>, req: &ModernRequest, state: &str, principa
         match responses.get(&a.key) {
             Some(answer) => {
                 let reply = format!(r#"{{"jsonrpc":"2.0","id":{},"result":{}}}"#, a.backend_id, answer);
-                if let Err(e) = parked.call.conn.respond(reply.into_bytes()).await {
-                    return error(StatusCode::OK, Some(&req.id), &unavailable(&parked.call.backend, &e));
+                if let Err(e) = parked.call.call.conn.respond(reply.into_bytes()).await {
+                    return error(StatusCode::OK, Some(&req.id), &unavailable(&parked.call.call.backend, &e));
                 }
             }
             None => missing.push(a),
@@ -304,13 +337,13 @@ async fn resume(shared: &Arc<Shared>, req: &ModernRequest, state: &str, principa
     if !missing.is_empty() {
         // Ask again for what the client left out, under a fresh state.
         parked.asked = missing;
-        park(shared, parked, &req.id, &tx).await;
+        park(shared, *parked, &req.id, &tx).await;
         return respond(rx).await;
     }
-    let Parked { mut call, principal, digest, .. } = parked;
+    let Parked { mut call, principal, digest, .. } = *parked;
     call.log_level = req.log_level;
     call.preset = responses.clone();
-    let deadline = Instant::now() + call.backend.timeouts.call;
+    let deadline = Instant::now() + call.call.backend.timeouts.call;
     respond_inline(Box::pin(drive(shared.clone(), call, req.id.clone(), principal, digest, deadline, tx)), rx).await
 }
 

@@ -10,6 +10,7 @@ pub mod bridge;
 pub mod legacy;
 pub mod modern;
 pub mod rounds;
+pub mod subscriptions;
 pub mod tasks;
 
 use mcpgate_protocol::envelope::{Envelope, json_string};

@@ -45,7 +45,7 @@ pub async fn for_session(shared: &Arc<Shared>, session: &Arc<ClientSession>, acc
         .unwrap_or(meta);
     let base = with_meta(Some(&target.params), &meta);
     let (tx, rx) = mpsc::channel(16);
-    let cancel = session.start_cancellable(&client_id);
+    let cancel = session.start_driven_call(&client_id, &target.backend.name);
     let shared = shared.clone();
     let session = session.clone();
     let access = access.clone();
@@ -56,7 +56,7 @@ pub async fn for_session(shared: &Arc<Shared>, session: &Arc<ClientSession>, acc
             () = cancel.notified() => tracing::debug!(server = %target.backend.name, "call cancelled by the client"),
             () = tx.closed() => {}
         }
-        session.end_cancellable(&id);
+        session.end_call(&id);
     });
     let mut rx = rx;
     match rx.recv().await {

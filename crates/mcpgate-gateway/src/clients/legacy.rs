@@ -8,14 +8,13 @@ use mcpgate_protocol::errors::{notification, result_response};
 use mcpgate_protocol::versions::negotiate;
 use mcpgate_protocol::{ErrorCode, ObjectWriter, RpcError};
 
-use crate::backend::Era;
 use crate::calls::legacy::forward;
 use crate::catalog::{Catalog, ItemKind};
 use crate::core::{list_response, route};
 use crate::identity::Access;
 use crate::reject::Reject;
 use crate::reply::Reply;
-use crate::session::{ClientSession, PendingServerRequest};
+use crate::session::{Cancelled, ClientSession, PendingServerRequest, Refused};
 use crate::state::Shared;
 
 /// `initialize`: a new client session and its result.
@@ -26,11 +25,19 @@ pub fn initialize(shared: &Shared, env: &Envelope<'_>, access: &Access) -> Resul
     let version = negotiate(requested.as_deref());
     let caps = params.as_ref().and_then(|p| p.get("capabilities")).map_or("{}".to_owned(), |c| c.get().to_owned());
     let info = params.as_ref().and_then(|p| p.get("clientInfo")).map_or_else(mcpgate_upstream_client_info, |c| c.get().to_owned());
-    let session = ClientSession::new(version, caps, info, access.principal());
-    if !shared.sessions.insert(session.clone(), shared.config.load().limits.max_sessions) {
-        return Err(Reject::TooManySessions);
-    }
     let catalog = shared.catalog.load();
+    let limits = &shared.config.load().limits;
+    if limits.refuse_sessions_without_access && access.is_restricted() && sees_nothing(shared, &catalog, access) {
+        tracing::info!(target: "mcpgate::audit", subject = access.subject(), decision = "deny", reason = "no_visible_items", "session refused");
+        return Err(Reject::NoAccess);
+    }
+    let session = ClientSession::new(version, caps, info, access.principal());
+    match shared.sessions.insert(session.clone(), &limits.sessions()) {
+        Ok(Some(evicted)) => drop(tokio::spawn(async move { evicted.close().await })),
+        Ok(None) => {}
+        Err(Refused::Full) => return Err(Reject::TooManySessions),
+        Err(Refused::PrincipalQuota) => return Err(Reject::PrincipalSessions(limits.max_sessions_per_principal)),
+    }
     let mut result = ObjectWriter::new();
     result
         .string("protocolVersion", version)
@@ -42,6 +49,11 @@ pub fn initialize(shared: &Shared, env: &Envelope<'_>, access: &Access) -> Resul
     let result = String::from_utf8(result.finish()).unwrap_or_default();
     tracing::info!(session = %crate::session::short(&session.id), version, "session created");
     Ok((session, result_response(id.get(), &result)))
+}
+
+/// Whether `access` may see no item of any kind in `catalog`.
+fn sees_nothing(shared: &Shared, catalog: &Catalog, access: &Access) -> bool {
+    ItemKind::ALL.iter().all(|kind| shared.views.visible(catalog, *kind, access).is_empty())
 }
 
 fn mcpgate_upstream_client_info() -> String {
@@ -80,7 +92,14 @@ pub async fn request(shared: &Arc<Shared>, session: &Arc<ClientSession>, env: &E
         "logging/setLevel" => set_level(session, params.as_ref(), &id).await,
         "tools/call" | "prompts/get" | "resources/read" | "resources/subscribe" | "resources/unsubscribe" | "completion/complete" => {
             match route(shared, &catalog, method, params.as_ref(), access, &id) {
-                Ok(target) if target.backend.era() == Era::Modern => crate::calls::rounds::for_session(shared, session, access, target, id).await,
+                // Resource subscriptions at a backend that speaks 2026-07-28 go through its
+                // `subscriptions/listen` (dual-era SDK servers answer legacy `resources/subscribe`
+                // with "Method not found").
+                Ok(target) if target.backend.era().serves_modern() && method.starts_with("resources/") && method.ends_with("subscribe") => {
+                    let uri = params.as_ref().and_then(|p| p.str("uri")).unwrap_or_default().into_owned();
+                    super::subscribe::through_listen(shared, session, access, target, &uri, id).await
+                }
+                Ok(target) if !target.backend.era().serves_legacy() => crate::calls::rounds::for_session(shared, session, access, target, id).await,
                 Ok(target) => forward(shared, session, access, target, id).await,
                 Err(e) => error(&id, e),
             }
@@ -122,12 +141,7 @@ pub async fn client_notification(session: &Arc<ClientSession>, env: &Envelope<'_
             let Some(request_id) = env.params_object().ok().flatten().and_then(|p| p.get("requestId").map(|r| r.get().to_owned())) else {
                 return Reply::Accepted;
             };
-            if session.cancel(&request_id) {
-                return Reply::Accepted;
-            }
-            if let Some((server, backend_id)) = session.call(&request_id)
-                && let Some(conn) = session.connection(&server)
-            {
+            if let Cancelled::Backend(conn, backend_id) = session.cancel(&request_id) {
                 let params = env.params_object().ok().flatten().map(|p| p.rewrite(&[("requestId", Some(&backend_id.to_string()))]));
                 let params = params.and_then(|p| String::from_utf8(p).ok());
                 let _ = conn.notify(notification(method, params.as_deref())).await;

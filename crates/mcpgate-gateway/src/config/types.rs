@@ -44,6 +44,16 @@ pub struct GatewayConfig {
     pub credentials: Option<mcpgate_credentials::CredentialsConfig>,
 }
 
+impl Limits {
+    pub fn sessions(&self) -> crate::session::SessionLimits {
+        crate::session::SessionLimits {
+            max_total: self.max_sessions,
+            max_per_principal: self.max_sessions_per_principal,
+            evict_idle_after: self.evict_idle_after,
+        }
+    }
+}
+
 impl GatewayConfig {
     /// Whether requests are served without a verified identity.
     pub fn unauthenticated(&self) -> bool {
@@ -76,16 +86,38 @@ impl GatewayConfig {
 pub struct Limits {
     /// Largest request body accepted (413 above).
     pub max_body_bytes: usize,
-    /// Most client sessions held at once (503 for new ones above).
+    /// Most client sessions held at once (503 for new ones above, unless an idle one can make
+    /// room).
     pub max_sessions: usize,
+    /// Most sessions one authenticated principal may hold (429 above, unless one of its own is
+    /// idle long enough to make room). Unauthenticated sessions count only towards `max_sessions`.
+    pub max_sessions_per_principal: usize,
+    /// A session idle at least this long may be closed to make room for a new one when a limit
+    /// is reached: the newcomer's principal's own first, else one of the principal holding the
+    /// most sessions.
+    #[serde(with = "humantime_field")]
+    pub evict_idle_after: Duration,
+    /// Refuse `initialize` (403) from callers whose permissions let them see no tool, prompt or
+    /// resource at all.
+    pub refuse_sessions_without_access: bool,
     /// A session unused this long is closed with its backend sessions.
     #[serde(with = "humantime_field")]
     pub session_idle_timeout: Duration,
+    /// Most `subscriptions/listen` streams one principal may hold open at once (429 above).
+    pub max_listen_streams_per_principal: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_body_bytes: 4 * 1024 * 1024, max_sessions: 10_000, session_idle_timeout: Duration::from_secs(30 * 60) }
+        Self {
+            max_body_bytes: 4 * 1024 * 1024,
+            max_sessions: 10_000,
+            max_sessions_per_principal: 100,
+            evict_idle_after: Duration::from_secs(120),
+            refuse_sessions_without_access: false,
+            session_idle_timeout: Duration::from_secs(30 * 60),
+            max_listen_streams_per_principal: 32,
+        }
     }
 }
 

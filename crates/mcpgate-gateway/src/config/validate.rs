@@ -43,6 +43,12 @@ pub fn validate(c: &GatewayConfig) -> Result<(), Vec<Problem>> {
     if c.limits.max_sessions == 0 {
         p.push(Problem::new("limits.max_sessions", "must be at least 1", "raise it (default 10000)"));
     }
+    if c.limits.max_sessions_per_principal == 0 {
+        p.push(Problem::new("limits.max_sessions_per_principal", "must be at least 1", "raise it (default 100)"));
+    }
+    if c.limits.max_listen_streams_per_principal == 0 {
+        p.push(Problem::new("limits.max_listen_streams_per_principal", "must be at least 1", "raise it (default 32)"));
+    }
     if !(1..=10_000).contains(&c.catalog.page_size) {
         p.push(Problem::new("catalog.page_size", "must be between 1 and 10000", "use e.g. 500"));
     }

@@ -47,6 +47,7 @@ pub async fn status(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value
                 "enabled": true,
                 "state": h.state,
                 "era": b.era(),
+                "eras": b.era().names(),
                 "tools": catalog.count(&b.name, ItemKind::Tool),
                 "prompts": catalog.count(&b.name, ItemKind::Prompt),
                 "resources": catalog.count(&b.name, ItemKind::Resource),

@@ -5,15 +5,18 @@
 //! identity or credential later issues attach to a session stays with it. Concurrent first
 //! calls share one initialisation (`OnceCell`).
 
+mod calls;
 mod caps;
 pub mod parked;
+pub mod quota;
 mod registry;
 pub mod seal;
 pub mod tasks;
 
+pub use calls::Cancelled;
 pub use caps::{ClientCaps, capability_of};
 pub(crate) use registry::new_session_id;
-pub use registry::{Sessions, short};
+pub use registry::{Refused, SessionLimits, Sessions, short};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,7 +31,7 @@ use mcpgate_protocol::{ErrorCode, RpcError};
 use mcpgate_upstream::{Connection, InitOptions, UpstreamError};
 use tokio::sync::{OnceCell, mpsc};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, ListChangedSink};
 
 type Cell = Arc<OnceCell<Arc<Connection>>>;
 
@@ -67,8 +70,10 @@ pub struct ClientSession {
     client_caps: ClientCaps,
     backends: Mutex<HashMap<ServerName, Slot>>,
     pending: Mutex<HashMap<String, PendingServerRequest>>,
-    in_flight: Mutex<HashMap<String, (ServerName, u64)>>,
-    cancels: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
+    calls: calls::Calls,
+    /// Resource subscriptions the gateway holds for the client (modern backends, which have no
+    /// `resources/subscribe`): the task relaying each one's updates, by the URI the client named.
+    subscriptions: Mutex<HashMap<String, tokio::task::AbortHandle>>,
     stream: Mutex<Option<mpsc::UnboundedSender<Bytes>>>,
     log_level: Mutex<Option<String>>,
     next_id: AtomicU64,
@@ -97,8 +102,8 @@ impl ClientSession {
             init: InitOptions { protocol_version: protocol_version.to_owned(), capabilities: client_capabilities, client_info },
             backends: Mutex::default(),
             pending: Mutex::default(),
-            in_flight: Mutex::default(),
-            cancels: Mutex::default(),
+            calls: calls::Calls::default(),
+            subscriptions: Mutex::default(),
             stream: Mutex::default(),
             log_level: Mutex::default(),
             next_id: AtomicU64::new(1),
@@ -190,6 +195,9 @@ impl ClientSession {
     pub async fn close(&self) {
         let conns: Vec<_> = lock(&self.backends).drain().filter_map(|(_, s)| s.cell.get().cloned()).collect();
         *lock(&self.stream) = None;
+        for (_, relay) in lock(&self.subscriptions).drain() {
+            relay.abort();
+        }
         for c in conns {
             c.close().await;
         }
@@ -228,42 +236,48 @@ impl ClientSession {
         self.client_caps
     }
 
-    /// Registers a way to cancel a call that has no backend request id (modern backends).
-    pub fn start_cancellable(&self, client_id: &str) -> Arc<tokio::sync::Notify> {
-        let n = Arc::new(tokio::sync::Notify::new());
-        lock(&self.cancels).insert(client_id.to_owned(), n.clone());
-        n
+    /// Registers a call the gateway drives itself (a modern backend's rounds); the returned
+    /// notify fires when the client cancels it.
+    pub fn start_driven_call(&self, client_id: &str, server: &ServerName) -> Arc<tokio::sync::Notify> {
+        self.calls.start_driven(client_id, server)
     }
 
-    pub fn end_cancellable(&self, client_id: &str) {
-        lock(&self.cancels).remove(client_id);
+    /// Registers a call sent on `conn` under `backend_id`, before it is sent: from now on the
+    /// client can cancel it, and a server request the backend sends for it on its GET stream
+    /// arrives on the returned inbox (raw, as the backend sent it).
+    pub fn start_call(&self, client_id: &str, server: &ServerName, conn: &Arc<Connection>, backend_id: u64) -> mpsc::UnboundedReceiver<Bytes> {
+        self.calls.start_backend(client_id, server, conn, backend_id)
     }
 
-    /// Cancels a call registered with `start_cancellable`; false when there is none.
-    pub fn cancel(&self, client_id: &str) -> bool {
-        match lock(&self.cancels).remove(client_id) {
-            Some(n) => {
-                n.notify_one();
-                true
-            }
-            None => false,
+    pub fn end_call(&self, client_id: &str) {
+        self.calls.end(client_id);
+    }
+
+    /// The client's `notifications/cancelled` for `client_id`.
+    pub fn cancel(&self, client_id: &str) -> Cancelled {
+        self.calls.cancel(client_id)
+    }
+
+    /// Keeps the relay of a resource subscription the gateway made for the client (replacing
+    /// an earlier one for the same URI).
+    pub fn add_subscription(&self, uri: String, relay: tokio::task::AbortHandle) {
+        if let Some(old) = lock(&self.subscriptions).insert(uri, relay) {
+            old.abort();
         }
+    }
+
+    /// Ends the gateway-held subscription to `uri`; false when there was none.
+    pub fn remove_subscription(&self, uri: &str) -> bool {
+        lock(&self.subscriptions).remove(uri).map(|relay| relay.abort()).is_some()
+    }
+
+    /// Calls that have not answered yet.
+    pub fn calls_in_flight(&self) -> usize {
+        self.calls.len()
     }
 
     pub fn take_server_request(&self, client_id: &str) -> Option<PendingServerRequest> {
         lock(&self.pending).remove(client_id)
-    }
-
-    pub fn start_call(&self, client_id: &str, server: &ServerName, backend_id: u64) {
-        lock(&self.in_flight).insert(client_id.to_owned(), (server.clone(), backend_id));
-    }
-
-    pub fn end_call(&self, client_id: &str) {
-        lock(&self.in_flight).remove(client_id);
-    }
-
-    pub fn call(&self, client_id: &str) -> Option<(ServerName, u64)> {
-        lock(&self.in_flight).get(client_id).cloned()
     }
 
     pub fn connection(&self, server: &ServerName) -> Option<Arc<Connection>> {
@@ -302,7 +316,7 @@ impl ClientSession {
     }
 
     async fn relay_events(&self, backend: &Arc<Backend>, conn: &Arc<Connection>) {
-        let Some(mut events) = conn.take_events().await else { return };
+        let Some(mut events) = conn.take_events(backend.timeouts.connect).await else { return };
         let me = self.me.clone();
         let backend = Arc::downgrade(backend);
         let conn = Arc::downgrade(conn);
@@ -311,9 +325,9 @@ impl ClientSession {
                 let (Some(session), Some(backend), Some(conn)) = (me.upgrade(), backend.upgrade(), conn.upgrade()) else { return };
                 let Some(out) = session.translate_event(&backend, &conn, &msg) else { continue };
                 if !session.push(out) {
+                    // Nobody to ask: answer the backend now rather than let it wait.
                     let env = Envelope::parse(&msg).ok().filter(|e| e.kind() == Some(Kind::Request));
                     if let Some(env) = env {
-                        // Nobody to ask: answer the backend now rather than let it wait.
                         refuse(&conn, &env, "the client has no open stream for server requests");
                     }
                 }
@@ -321,22 +335,43 @@ impl ClientSession {
         });
     }
 
-    /// A backend's out-of-request message as the client should see it, if at all.
-    fn translate_event(&self, backend: &Backend, conn: &Arc<Connection>, msg: &[u8]) -> Option<Bytes> {
+    /// A backend's out-of-request message as the client's GET stream should see it, if at all.
+    /// A server request goes to the call it belongs to instead when that is clear: the only
+    /// call waiting on this backend session, or, when the client has no GET stream to ask on,
+    /// the oldest one.
+    fn translate_event(&self, backend: &Backend, conn: &Arc<Connection>, msg: &Bytes) -> Option<Bytes> {
         let env = Envelope::parse(msg).ok()?;
         match env.kind()? {
             Kind::Request if self.refuse_unsupported(conn, &env) => None,
             Kind::Request => {
+                let waiting = self.calls.waiting_on(&backend.name, conn);
+                let has_stream = lock(&self.stream).as_ref().is_some_and(|tx| !tx.is_closed());
+                if (waiting == 1 || (waiting > 1 && !has_stream)) && self.calls.hand_to_oldest(&backend.name, conn, msg.clone()) {
+                    return None;
+                }
                 let id = self.register_server_request(&backend.name, env.id()?.get());
                 Some(Bytes::from(env.rewrite(&[("id", Some(&id))])))
             }
             Kind::Notification if mcpgate_protocol::errors::is_list_changed(&env) => {
-                backend.request_relist();
+                self.list_changed_by(backend, &env.method().unwrap_or_default());
                 None
             }
-            Kind::Notification => Some(Bytes::copy_from_slice(msg)),
+            Kind::Notification => Some(msg.clone()),
             Kind::Response => None,
         }
+    }
+
+    /// `backend` told this client's session that one of its lists changed: the catalog is
+    /// re-listed, and this client is told once it has been rebuilt (see `state::rebuild_catalog`).
+    pub fn list_changed_by(&self, backend: &Backend, method: &str) {
+        let me: std::sync::Weak<dyn ListChangedSink> = self.me.clone();
+        backend.request_relist_for(me, Bytes::from(mcpgate_protocol::errors::notification(method, None)));
+    }
+}
+
+impl ListChangedSink for ClientSession {
+    fn deliver(&self, notification: Bytes) {
+        self.push(notification);
     }
 }
 

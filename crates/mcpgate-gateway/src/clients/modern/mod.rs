@@ -20,7 +20,6 @@ use mcpgate_protocol::modern::{LEGACY_ONLY_METHODS, META_SERVER_INFO};
 use mcpgate_protocol::versions::MODERN_VERSION;
 use mcpgate_protocol::{ErrorCode, ObjectWriter, RpcError};
 
-use crate::backend::Era;
 use crate::calls::answer::{error, json};
 use crate::catalog::ItemKind;
 use crate::identity::Access;
@@ -124,9 +123,10 @@ async fn call(shared: &Arc<Shared>, access: Access, req: ModernRequest) -> Respo
         Err(e) => return error(StatusCode::OK, Some(&req.id), &modern_error(e)),
     };
     drop(catalog);
-    match target.backend.era() {
-        Era::Modern => crate::calls::modern::stateless(shared, &access, &req, target).await,
-        Era::Legacy | Era::Unknown => Box::pin(crate::calls::bridge::call(shared, access, req, target)).await,
+    if target.backend.era().serves_modern() {
+        crate::calls::modern::stateless(shared, &access, &req, target).await
+    } else {
+        Box::pin(crate::calls::bridge::call(shared, access, req, target)).await
     }
 }
 
