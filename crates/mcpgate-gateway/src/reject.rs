@@ -27,6 +27,8 @@ pub enum Reject {
     NoAccess,
     /// A legacy session used by another identity than the one that created it.
     SessionIdentity,
+    /// The request needs the shared session store, which does not answer (the reason).
+    StoreUnavailable(String),
 }
 
 impl Reject {
@@ -38,7 +40,7 @@ impl Reject {
             Reject::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             Reject::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Reject::UnknownSession => StatusCode::NOT_FOUND,
-            Reject::TooManySessions => StatusCode::SERVICE_UNAVAILABLE,
+            Reject::TooManySessions | Reject::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Reject::Parse(_)
             | Reject::DuplicateKey(_)
             | Reject::Batch
@@ -68,6 +70,7 @@ impl Reject {
                 (ErrorCode::LimitReached, format!("this caller already holds {n} sessions; end one (DELETE) or let one go idle, then try again"))
             }
             Reject::NoAccess => (ErrorCode::InvalidRequest, "Forbidden: this caller may use no tool, prompt or resource".to_owned()),
+            Reject::StoreUnavailable(why) => (ErrorCode::Internal, why.clone()),
             Reject::SessionIdentity => (ErrorCode::InvalidRequest, "Forbidden: this session belongs to another identity".to_owned()),
         };
         RpcError::new(code, msg)

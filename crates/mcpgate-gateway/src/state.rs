@@ -14,10 +14,13 @@ use tokio::sync::mpsc;
 
 use crate::backend::Backend;
 use crate::catalog::{self, Catalog, ItemKind, ServerEntry};
+use crate::cluster::Cluster;
 use crate::config::GatewayConfig;
 use crate::discovery;
 use crate::identity::Security;
-use crate::session::Sessions;
+use crate::reject::Reject;
+use crate::session::keys::KeyRing;
+use crate::session::{ClientSession, Refused, SessionCtx, Sessions};
 use crate::visible::Views;
 
 pub struct Shared {
@@ -33,8 +36,8 @@ pub struct Shared {
     pub stateless: Sessions,
     /// Calls parked for a modern client's `input_required` round trip.
     pub bridges: crate::session::parked::Bridges,
-    /// Tasks created by modern backends, under the ids clients see.
-    pub tasks: crate::session::tasks::Tasks,
+    /// Retries of parked calls forwarded to the replica holding them.
+    pub resumes: crate::session::parked::Resumes,
     /// Resource subscriptions at backends, shared by every client stream that watches the same
     /// resource with the same credential.
     pub subscriptions: crate::calls::subscriptions::Subscriptions,
@@ -43,13 +46,22 @@ pub struct Shared {
     /// Which list changed, for `subscriptions/listen` streams.
     pub changes: tokio::sync::broadcast::Sender<ItemKind>,
     changed: mpsc::UnboundedSender<()>,
+    /// The other replicas and the shared store, when this is one of several.
+    pub cluster: Option<Arc<Cluster>>,
+    /// The keys session ids (and the other ids clients carry back) are signed with.
+    pub keys: ArcSwap<KeyRing>,
+    /// Set on SIGTERM: `/readyz` answers 503 so load balancers stop sending.
+    pub draining: std::sync::atomic::AtomicBool,
+    /// Cancelled when the listener has closed: open streams end (their clients reconnect
+    /// elsewhere).
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 impl Shared {
     /// Builds the state, starts discovery for every enabled backend and the background tasks.
     /// Must be called inside a tokio runtime. Fails when the auth machinery cannot be built
     /// (e.g. a key file that cannot be read).
-    pub fn start(config: GatewayConfig) -> Result<Arc<Self>, Vec<String>> {
+    pub fn start(config: GatewayConfig, cluster: Option<Arc<Cluster>>) -> Result<Arc<Self>, Vec<String>> {
         let (changed, rx) = mpsc::unbounded_channel();
         // No proxies from the environment and no redirects: a redirect must never carry a
         // backend credential (e.g. X-API-Key) to another host.
@@ -72,16 +84,31 @@ impl Shared {
             http,
             stateless: Sessions::default(),
             bridges: Default::default(),
-            tasks: Default::default(),
+            resumes: Default::default(),
             subscriptions: Default::default(),
             listeners: Default::default(),
             changes: tokio::sync::broadcast::channel(64).0,
             changed,
+            keys: ArcSwap::from_pointee(key_ring(&config)),
+            cluster,
+            draining: std::sync::atomic::AtomicBool::new(false),
+            stopping: tokio_util::sync::CancellationToken::new(),
         });
         shared.apply_backends(&config);
         tokio::spawn(rebuild_catalog(Arc::downgrade(&shared), rx));
         tokio::spawn(sweep_sessions(Arc::downgrade(&shared)));
         Ok(shared)
+    }
+
+    /// What new sessions of this process are made with.
+    pub fn session_ctx(&self) -> SessionCtx {
+        SessionCtx { keys: self.keys.load_full(), cluster: self.cluster.clone() }
+    }
+
+    /// The client session `id` (cached, or loaded from the shared store), as a request sees it.
+    pub async fn find_session(&self, id: &str) -> Result<Arc<ClientSession>, Reject> {
+        let limits = self.config.load().limits.sessions();
+        self.sessions.find(id, &self.session_ctx(), &limits).await.map_err(refusal)
     }
 
     pub fn backend(&self, name: &ServerName) -> Option<Arc<Backend>> {
@@ -95,6 +122,12 @@ impl Shared {
         let security = Security::build(&config, &self.http)?;
         warn_about_open_access(&config);
         self.security.store(Arc::new(security));
+        // A cluster's new keys sign from now on; ids signed with a key still listed stay valid.
+        // A single process keeps its random key (its clients hold ids signed with it).
+        let old_keys = self.config.load().cluster.as_ref().map(|c| c.keys.clone());
+        if config.cluster.is_some() && config.cluster.as_ref().map(|c| c.keys.clone()) != old_keys {
+            self.keys.store(Arc::new(key_ring(&config)));
+        }
         let removed = self.apply_backends(&config);
         self.config.store(Arc::new(config));
         for name in removed {
@@ -133,6 +166,23 @@ impl Shared {
         self.backends.store(Arc::new(next));
         let _ = self.changed.send(());
         removed
+    }
+}
+
+/// A refusal of the session machinery, as the client is answered.
+pub fn refusal(r: Refused) -> Reject {
+    match r {
+        Refused::Unknown => Reject::UnknownSession,
+        Refused::Store(why) => Reject::StoreUnavailable(why),
+        Refused::Full => Reject::TooManySessions,
+        Refused::PrincipalQuota => Reject::PrincipalSessions(0),
+    }
+}
+
+fn key_ring(config: &GatewayConfig) -> KeyRing {
+    match &config.cluster {
+        Some(c) => KeyRing::from_config(&c.keys),
+        None => KeyRing::random(),
     }
 }
 
@@ -198,9 +248,35 @@ async fn sweep_sessions(shared: Weak<Shared>) {
         tick.tick().await;
         let Some(shared) = shared.upgrade() else { return };
         let limit = shared.config.load().limits.session_idle_timeout;
-        for s in shared.sessions.expire(limit).into_iter().chain(shared.stateless.expire(limit)) {
-            tracing::info!(session = %crate::session::short(&s.id), "session expired after {limit:?} idle");
-            s.close().await;
+        for (s, ended) in shared.sessions.expire(limit).into_iter().chain(shared.stateless.expire(limit)) {
+            if ended {
+                tracing::info!(session = %crate::session::short(&s.id), "session expired after {limit:?} idle");
+            }
+            s.close(ended).await;
         }
+        if let Some(cluster) = &shared.cluster {
+            sweep_store(&shared, cluster, limit).await;
+        }
+    }
+}
+
+/// Claims the sessions the store says have expired (each replica sweeps; each session is
+/// claimed by one) and ends them: their backend sessions, and every replica's cached copy.
+async fn sweep_store(shared: &Shared, cluster: &Arc<Cluster>, limit: Duration) {
+    let claimed = match cluster.store.claim_expired(limit.as_millis() as u64, crate::session::now_ms(), 200).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not sweep expired sessions");
+            return;
+        }
+    };
+    let ctx = shared.session_ctx();
+    let backends = shared.backends.load_full();
+    for (id, rec) in claimed {
+        tracing::info!(session = %crate::session::short(&id), "session expired after {limit:?} idle");
+        cluster.send(mcpgate_store::bus::To::All, &crate::cluster::BusMessage::Closed { session: id.clone() }).await;
+        let stored = rec.backends.clone();
+        let s = shared.sessions.get(&id).unwrap_or_else(|| ClientSession::from_record(&ctx, id, rec));
+        s.end_everywhere(stored, &backends, &shared.http).await;
     }
 }

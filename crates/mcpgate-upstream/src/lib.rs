@@ -77,7 +77,7 @@ impl Connection {
     /// Opens the transport and performs the `initialize` handshake.
     pub async fn connect(spec: Arc<BackendSpec>, client: &reqwest::Client, headers: HeaderMap, init: &InitOptions) -> Result<Self, UpstreamError> {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let next_id = AtomicU64::new(1);
+        let next_id = AtomicU64::new(first_request_id());
         let init_msg = init.request(0);
         let (link, init) = match &spec.transport {
             TransportSpec::StreamableHttp { url } => {
@@ -100,6 +100,35 @@ impl Connection {
         let conn = Self { spec, link, next_id, init, events: Mutex::new(Some(events_rx)) };
         conn.notify(mcpgate_protocol::errors::notification("notifications/initialized", None)).await?;
         Ok(conn)
+    }
+
+    /// Resumes a Streamable HTTP backend session that another gateway replica opened (its id
+    /// and protocol version come from the shared store): no `initialize`, no round trip.
+    pub fn attach(
+        spec: Arc<BackendSpec>,
+        client: &reqwest::Client,
+        headers: HeaderMap,
+        session_id: &str,
+        protocol_version: &str,
+    ) -> Result<Self, UpstreamError> {
+        let TransportSpec::StreamableHttp { url } = &spec.transport else {
+            return Err(UpstreamError::Protocol("only Streamable HTTP sessions can be shared between replicas".into()));
+        };
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let mut link = streamable::HttpLink::attach(client.clone(), url.clone(), headers, session_id, events_tx)?;
+        link.set_protocol_version(protocol_version);
+        let raw = RawValue::from_string("{}".to_owned()).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+        let init = InitResult { raw, protocol_version: protocol_version.to_owned() };
+        Ok(Self { spec, link: Link::Http(link), next_id: AtomicU64::new(first_request_id()), init, events: Mutex::new(Some(events_rx)) })
+    }
+
+    /// The backend's id for this session, when it is a Streamable HTTP session that has one
+    /// (the only kind another replica can resume).
+    pub fn shareable_id(&self) -> Option<&str> {
+        match &self.link {
+            Link::Http(h) => h.session_id(),
+            Link::Mux(_) => None,
+        }
     }
 
     pub fn spec(&self) -> &BackendSpec {
@@ -169,6 +198,20 @@ impl Connection {
             Link::Mux(m) => m.close(),
         }
     }
+}
+
+/// The first id this process gives requests on a backend session: a random 20-bit prefix per
+/// process, so that replicas sharing one backend session never send the same id (ids stay
+/// below 2^53, exact in every JSON implementation).
+fn first_request_id() -> u64 {
+    static PREFIX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *PREFIX.get_or_init(|| (u64::from(rand_u32()) & 0xF_FFFF).max(1) << 32) + 1
+}
+
+fn rand_u32() -> u32 {
+    // Seeded from the clock and the process id: uniqueness between a few replicas, not secrecy.
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    nanos ^ std::process::id().rotate_left(16)
 }
 
 fn parse_init_response(bytes: &[u8]) -> Result<InitResult, UpstreamError> {

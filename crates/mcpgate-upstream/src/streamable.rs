@@ -53,6 +53,28 @@ impl HttpLink {
         Ok((link, response.to_vec()))
     }
 
+    /// A link on a session someone else initialised (another gateway replica): the backend
+    /// knows it by `session_id`; nothing is sent until the first request.
+    pub(crate) fn attach(
+        client: reqwest::Client,
+        url: url::Url,
+        mut headers: HeaderMap,
+        session_id: &str,
+        events: mpsc::UnboundedSender<Bytes>,
+    ) -> Result<Self, UpstreamError> {
+        headers.insert(ACCEPT, ACCEPT_BOTH);
+        headers.insert(CONTENT_TYPE, JSON);
+        let sid = HeaderValue::from_str(session_id).map_err(|_| UpstreamError::Protocol("a stored backend session id is not a valid header value".into()))?;
+        headers.insert(SESSION_HEADER, sid);
+        let fast = h1::pool_for(&url).map(|p| (p, h1::target_of(&url)));
+        Ok(Self { client, url, fast, headers, has_session: true, events, get_task: Mutex::new(None) })
+    }
+
+    /// The backend's id for this session (`Mcp-Session-Id`), when it gave one.
+    pub(crate) fn session_id(&self) -> Option<&str> {
+        self.headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok())
+    }
+
     pub(crate) fn set_protocol_version(&mut self, version: &str) {
         if let Ok(v) = HeaderValue::from_str(version) {
             self.headers.insert(VERSION_HEADER, v);

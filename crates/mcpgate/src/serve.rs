@@ -6,7 +6,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use mcpgate_gateway::config::{ConfigError, GatewayConfig, ServerConfig, Transport, load_file, validate};
-use mcpgate_gateway::{Shared, front, reload};
+use std::time::Duration;
+
+use mcpgate_gateway::cluster::Cluster;
+use mcpgate_gateway::{Shared, front, reload, replicas};
 
 use crate::cli::ServeArgs;
 
@@ -18,7 +21,17 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let shared = match Shared::start(config.clone()) {
+    let cluster = match &config.cluster {
+        Some(c) => match Cluster::connect(c, STORE_PATIENCE).await {
+            Ok(cluster) => Some(cluster),
+            Err(e) => {
+                eprintln!("error: cluster.store: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    let shared = match Shared::start(config.clone(), cluster.clone()) {
         Ok(s) => s,
         Err(errors) => {
             for e in errors {
@@ -27,6 +40,16 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(cluster) = &cluster {
+        match cluster.store.subscribe_bus(&cluster.replica).await {
+            Ok(inbox) => replicas::listen(&shared, inbox),
+            Err(e) => {
+                eprintln!("error: cluster.store: cannot subscribe to the replicas' bus: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        tracing::info!(replica = %cluster.replica, "joined the cluster");
+    }
     if let Some(path) = &args.config {
         reload::watch(path.clone(), shared.clone());
     }
@@ -39,7 +62,13 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
     }
 }
 
-/// Serves until SIGINT/SIGTERM.
+/// How long a starting replica waits for the session store.
+const STORE_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Serves until SIGINT/SIGTERM, then leaves gracefully: `/readyz` answers 503 at once, the
+/// listener keeps accepting for `shutdown.grace` (load balancers notice and stop sending), then
+/// closes; in-flight calls get `shutdown.drain` to finish, and open streams are ended so their
+/// clients reconnect to another replica.
 pub async fn run(shared: Arc<Shared>, config: &GatewayConfig) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(&config.listen).await?;
     let addr: SocketAddr = listener.local_addr()?;
@@ -50,7 +79,30 @@ pub async fn run(shared: Arc<Shared>, config: &GatewayConfig) -> std::io::Result
             tracing::debug!("TCP_NODELAY: {e}");
         }
     });
-    axum::serve(listener, front::router(shared)).with_graceful_shutdown(shutdown()).await
+    let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
+    let settings = config.shutdown;
+    let leaving = shared.clone();
+    let drained = tokio::spawn(async move {
+        shutdown().await;
+        leaving.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(grace = ?settings.grace, "draining: /readyz is 503; still accepting for the grace period");
+        tokio::time::sleep(settings.grace).await;
+        let _ = stop_accepting.send(());
+        tracing::info!(drain = ?settings.drain, "listener closed; ending open streams, waiting for calls");
+        leaving.stopping.cancel();
+        tokio::time::sleep(settings.drain).await;
+    });
+    let server = axum::serve(listener, front::router(shared)).with_graceful_shutdown(async move {
+        let _ = stopped.await;
+    });
+    tokio::select! {
+        served = server => served,
+        // The drain timeout passed with connections still open: they are cut.
+        _ = drained => {
+            tracing::warn!("drain timeout reached; closing the remaining connections");
+            Ok(())
+        }
+    }
 }
 
 async fn shutdown() {

@@ -30,12 +30,14 @@ use super::answer::{error, final_response, respond, respond_inline, send_final};
 use super::legacy::BackendCall;
 use super::unavailable;
 use crate::catalog::ResultRewrite;
+use crate::cluster::{BusMessage, ResumeRequest};
 use crate::core::{Target, credential};
 use crate::identity::Access;
 use crate::request::ModernRequest;
-use crate::session::seal::request_digest;
+use crate::session::seal::{Sealer, request_digest};
 use crate::session::{ClientCaps, ClientSession, capability_of, refuse};
 use crate::state::Shared;
+use mcpgate_store::bus::To;
 
 /// How long a parked call waits for the client's retry (a person may be answering).
 const PARK_FOR: Duration = Duration::from_secs(300);
@@ -145,9 +147,9 @@ fn stateless_session(shared: &Shared, access: &Access, req: &ModernRequest) -> R
     {
         return Ok(s);
     }
-    let s = ClientSession::with_id(id, LATEST_LEGACY, req.capabilities.clone(), req.client_info.clone(), principal);
-    match shared.stateless.insert(s.clone(), &shared.config.load().limits.sessions()) {
-        Ok(Some(evicted)) => drop(tokio::spawn(async move { evicted.close().await })),
+    let s = ClientSession::internal(&shared.session_ctx(), id, LATEST_LEGACY, req.capabilities.clone(), req.client_info.clone(), principal);
+    match shared.stateless.insert_internal(s.clone(), &shared.config.load().limits.sessions()) {
+        Ok(Some(evicted)) => drop(tokio::spawn(async move { evicted.close(true).await })),
         Ok(None) => {}
         Err(_) => return Err(RpcError::new(ErrorCode::Internal, "too many sessions; try again later")),
     }
@@ -268,7 +270,8 @@ fn wanted(env: &Envelope<'_>, log_level: Option<u8>) -> bool {
 async fn park(shared: &Arc<Shared>, parked: Parked, client_id: &str, tx: &mpsc::Sender<(Bytes, bool)>) {
     let id: [u8; 16] = rand::random();
     let expires = now_ms() + PARK_FOR.as_millis() as u64;
-    let state = shared.bridges.sealer.seal(&id, expires, &parked.principal, &parked.digest);
+    let replica = shared.cluster.as_ref().map_or("local", |c| c.replica.as_str());
+    let state = Sealer::seal(&shared.keys.load(), &id, expires, replica, &parked.principal, &parked.digest);
     let mut requests = ObjectWriter::new();
     for a in &parked.asked {
         requests.raw(&a.key, &a.request);
@@ -291,25 +294,50 @@ async fn park(shared: &Arc<Shared>, parked: Parked, client_id: &str, tx: &mpsc::
     send_final(tx, result_response(client_id, &result)).await;
 }
 
-/// The client's retry: checks the state, answers the backend's pending requests with the
-/// client's `inputResponses`, and continues the call (asking again for anything missing).
+/// The client's retry: checks the state, then continues the parked call, here or (in a
+/// cluster) on the replica holding it.
 async fn resume(shared: &Arc<Shared>, req: &ModernRequest, state: &str, principal: &str, digest: &[u8; 32], responses: Option<&serde_json::Value>) -> Response {
-    let invalid = |msg: &str| error(StatusCode::OK, Some(&req.id), &RpcError::new(ErrorCode::InvalidParams, msg.to_owned()));
-    let id = match shared.bridges.sealer.open(state, principal, digest, now_ms()) {
-        Ok(id) => id,
+    let (id, holder) = match Sealer::open(&shared.keys.load(), state, principal, digest, now_ms()) {
+        Ok(opened) => opened,
         Err(e) => {
             tracing::warn!(target: "mcpgate::audit", method = %req.method, "requestState refused: {}", e.message());
-            return invalid(e.message());
+            return error(StatusCode::OK, Some(&req.id), &RpcError::new(ErrorCode::InvalidParams, e.message()));
         }
     };
+    if let Some(cluster) = shared.cluster.as_ref().filter(|c| c.replica != holder) {
+        return Box::pin(resume_elsewhere(shared, cluster, req, id, holder, responses)).await;
+    }
+    let (tx, rx) = mpsc::channel(16);
+    match continue_parked(shared, id, req.id.clone(), req.log_level, responses, tx).await {
+        Err(e) => error(StatusCode::OK, Some(&req.id), &e),
+        Ok(None) => respond(rx).await,
+        Ok(Some(work)) => respond_inline(work, rx).await,
+    }
+}
+
+/// The rest of a parked call, driven from here on.
+type Work = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Answers the parked call's pending backend requests with the client's `inputResponses` and
+/// continues it, sending its messages on `tx`: `Ok(None)` when it was parked again (the new
+/// `input_required` is on `tx`), `Ok(Some(work))` when `work` drives it on.
+async fn continue_parked(
+    shared: &Arc<Shared>,
+    id: [u8; 16],
+    request_id: String,
+    log_level: Option<u8>,
+    responses: Option<&serde_json::Value>,
+    tx: mpsc::Sender<(Bytes, bool)>,
+) -> Result<Option<Work>, RpcError> {
+    let invalid = |msg: &str| RpcError::new(ErrorCode::InvalidParams, msg.to_owned());
     let empty = serde_json::Map::new();
     let responses = match responses {
         None => &empty,
         Some(serde_json::Value::Object(m)) => m,
-        Some(_) => return invalid("inputResponses must be an object"),
+        Some(_) => return Err(invalid("inputResponses must be an object")),
     };
     let Some(mut parked) = shared.bridges.take(&id).and_then(|p| p.downcast::<Parked>().ok()) else {
-        return invalid("requestState was already used, or its call has ended; send the request again without it");
+        return Err(invalid("requestState was already used, or its call has ended; send the request again without it"));
     };
     // Check every answer before delivering any, so a bad one changes nothing.
     for a in &parked.asked {
@@ -318,7 +346,7 @@ async fn resume(shared: &Arc<Shared>, req: &ModernRequest, state: &str, principa
         {
             let msg = format!("inputResponses[{:?}]: {why}", a.key);
             shared.bridges.insert(id, parked);
-            return invalid(&msg);
+            return Err(invalid(&msg));
         }
     }
     let mut missing = Vec::new();
@@ -327,24 +355,101 @@ async fn resume(shared: &Arc<Shared>, req: &ModernRequest, state: &str, principa
             Some(answer) => {
                 let reply = format!(r#"{{"jsonrpc":"2.0","id":{},"result":{}}}"#, a.backend_id, answer);
                 if let Err(e) = parked.call.call.conn.respond(reply.into_bytes()).await {
-                    return error(StatusCode::OK, Some(&req.id), &unavailable(&parked.call.call.backend, &e));
+                    return Err(unavailable(&parked.call.call.backend, &e));
                 }
             }
             None => missing.push(a),
         }
     }
-    let (tx, rx) = mpsc::channel(16);
     if !missing.is_empty() {
         // Ask again for what the client left out, under a fresh state.
         parked.asked = missing;
-        park(shared, *parked, &req.id, &tx).await;
-        return respond(rx).await;
+        park(shared, *parked, &request_id, &tx).await;
+        return Ok(None);
     }
     let Parked { mut call, principal, digest, .. } = *parked;
-    call.log_level = req.log_level;
+    call.log_level = log_level;
     call.preset = responses.clone();
     let deadline = Instant::now() + call.call.backend.timeouts.call;
-    respond_inline(Box::pin(drive(shared.clone(), call, req.id.clone(), principal, digest, deadline, tx)), rx).await
+    Ok(Some(Box::pin(drive(shared.clone(), call, request_id, principal, digest, deadline, tx))))
+}
+
+/// How long a retry forwarded to the replica holding its call waits for the first word back
+/// (a replica that is gone never answers: the call ended with it).
+const RESUME_WAIT: Duration = Duration::from_secs(5);
+
+/// A retry whose call another replica holds: forwarded over the bus, its answer streamed back.
+async fn resume_elsewhere(
+    shared: &Arc<Shared>,
+    cluster: &Arc<crate::cluster::Cluster>,
+    req: &ModernRequest,
+    id: [u8; 16],
+    holder: String,
+    responses: Option<&serde_json::Value>,
+) -> Response {
+    let corr = format!("{:032x}", rand::random::<u128>());
+    let mut replies = shared.resumes.register(&corr);
+    let params = responses.map_or_else(|| "null".to_owned(), |r| r.to_string());
+    let forward =
+        ResumeRequest { corr: corr.clone(), reply_to: cluster.replica.clone(), call: hex(&id), request_id: req.id.clone(), params, log_level: req.log_level };
+    cluster.send(To::Replica(holder), &BusMessage::Resume(Box::new(forward))).await;
+    let first = tokio::time::timeout(RESUME_WAIT, replies.recv()).await.ok().flatten();
+    let Some(first) = first else {
+        shared.resumes.forget(&corr);
+        let e = RpcError::new(ErrorCode::InvalidParams, "requestState was already used, or its call has ended; send the request again without it");
+        return error(StatusCode::OK, Some(&req.id), &e);
+    };
+    let (tx, rx) = mpsc::channel(16);
+    let _ = tx.try_send(first);
+    tokio::spawn(async move {
+        while let Some(m) = replies.recv().await {
+            let last = m.1;
+            if tx.send(m).await.is_err() || last {
+                return;
+            }
+        }
+    });
+    respond(rx).await
+}
+
+/// The other side: a retry another replica forwarded for a call parked here. Its messages go
+/// back over the bus.
+pub async fn resume_for_replica(shared: &Arc<Shared>, req: ResumeRequest) {
+    let Some(cluster) = shared.cluster.clone() else { return };
+    let reply = move |message: Vec<u8>, last: bool, cluster: &Arc<crate::cluster::Cluster>, to: &str, corr: &str| {
+        let msg = BusMessage::ResumeReply { corr: corr.to_owned(), message: String::from_utf8_lossy(&message).into_owned(), last };
+        let (cluster, to) = (cluster.clone(), to.to_owned());
+        async move { cluster.send(To::Replica(to), &msg).await }
+    };
+    let Some(id) = unhex::<16>(&req.call) else { return };
+    let responses: Option<serde_json::Value> = serde_json::from_str(&req.params).ok().filter(|v: &serde_json::Value| !v.is_null());
+    let (tx, mut rx) = mpsc::channel(16);
+    match continue_parked(shared, id, req.request_id.clone(), req.log_level, responses.as_ref(), tx).await {
+        Err(e) => return reply(e.response(Some(&req.request_id)), true, &cluster, &req.reply_to, &req.corr).await,
+        Ok(Some(work)) => drop(tokio::spawn(work)),
+        Ok(None) => {}
+    }
+    while let Some((bytes, last)) = rx.recv().await {
+        reply(bytes.to_vec(), last, &cluster, &req.reply_to, &req.corr).await;
+        if last {
+            return;
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    let mut out = [0u8; N];
+    if s.len() != N * 2 {
+        return None;
+    }
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(s.get(i * 2..i * 2 + 2)?, 16).ok()?;
+    }
+    Some(out)
 }
 
 /// The minimum an answer must be to be worth delivering: an object shaped like the result of

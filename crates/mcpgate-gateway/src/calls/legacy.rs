@@ -256,7 +256,7 @@ fn translate(call: &BackendCall, rewrite: ResultRewrite, item: &Inbound) -> Opti
         Kind::Response => None,
         Kind::Request if call.session.refuse_unsupported(&call.conn, &env) => None,
         Kind::Request => {
-            let id = call.session.register_server_request(&call.backend.name, env.id()?.get());
+            let id = call.session.mint_server_request_id(&call.backend.name, env.id()?.get());
             Some(Bytes::from(env.rewrite(&[("id", Some(&id))])))
         }
         Kind::Notification if mcpgate_protocol::errors::is_list_changed(&env) => {

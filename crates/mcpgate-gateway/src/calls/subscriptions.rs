@@ -76,6 +76,7 @@ impl Subscription {
 
 /// Who is asking, as the backend will be told (for a legacy backend's session).
 pub struct Subscriber<'a> {
+    pub ctx: &'a crate::session::SessionCtx,
     pub credential: Option<&'a Resolved>,
     pub principal: Option<String>,
     /// Raw JSON client capabilities and clientInfo.
@@ -164,7 +165,8 @@ async fn legacy(http: &reqwest::Client, backend: &Arc<Backend>, who: Subscriber<
         return None;
     }
     // A backend session for this subscription alone: closing it ends the subscription.
-    let session = ClientSession::new(LATEST_LEGACY, who.capabilities.to_owned(), who.client_info.to_owned(), who.principal);
+    let id = format!("subscription-{:032x}", rand::random::<u128>());
+    let session = ClientSession::internal(who.ctx, id, LATEST_LEGACY, who.capabilities.to_owned(), who.client_info.to_owned(), who.principal);
     let mut events = session.open_stream();
     let subscribed = tokio::time::timeout(SUBSCRIBE_TIMEOUT, async {
         let conn = session.backend(backend, http, who.credential).await.ok()?;
@@ -177,7 +179,7 @@ async fn legacy(http: &reqwest::Client, backend: &Arc<Backend>, who: Subscriber<
     .flatten()
     .unwrap_or(false);
     if !subscribed {
-        session.close().await;
+        session.close(true).await;
         return None;
     }
     let task = tokio::spawn(async move {
@@ -197,6 +199,6 @@ struct CloseOnDrop(Arc<ClientSession>);
 impl Drop for CloseOnDrop {
     fn drop(&mut self) {
         let session = self.0.clone();
-        tokio::spawn(async move { session.close().await });
+        tokio::spawn(async move { session.close(true).await });
     }
 }

@@ -31,7 +31,14 @@ pub async fn through_listen(shared: &Arc<Shared>, session: &Arc<ClientSession>, 
         Err(e) => return Reply::Json(e.response(Some(&id))),
     };
     let init = session.init_options();
-    let who = Subscriber { credential: cred.as_ref(), principal: session.principal.clone(), capabilities: &init.capabilities, client_info: &init.client_info };
+    let ctx = shared.session_ctx();
+    let who = Subscriber {
+        ctx: &ctx,
+        credential: cred.as_ref(),
+        principal: session.principal.clone(),
+        capabilities: &init.capabilities,
+        client_info: &init.client_info,
+    };
     let Some(mut sub) = shared.subscriptions.subscribe(&shared.http, &backend, who, &original).await else {
         let e = RpcError::new(ErrorCode::InvalidParams, format!("server '{}' did not accept a subscription to {exposed}", backend.name));
         return Reply::Json(e.response(Some(&id)));

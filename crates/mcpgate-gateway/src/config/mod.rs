@@ -4,12 +4,14 @@
 //! `validate` checks everything that serde cannot and reports every problem with its key path
 //! and a fix. Nothing here touches the network.
 
+mod cluster;
 mod duration;
 mod env;
 mod load;
 mod types;
 mod validate;
 
+pub use cluster::{ClusterConfig, ClusterKey, ShutdownConfig, StoreConfig};
 pub use load::{ConfigError, load_file, parse_str};
 pub use mcpgate_auth::Secret;
 pub use types::*;

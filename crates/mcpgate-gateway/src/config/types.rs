@@ -42,6 +42,13 @@ pub struct GatewayConfig {
     /// the servers' credential chains (see docs/configuration.md, "Backend credentials").
     #[serde(default)]
     pub credentials: Option<mcpgate_credentials::CredentialsConfig>,
+    /// Several replicas behind a load balancer, sharing session state through a store (see
+    /// docs/deployment.md). Absent: one process, everything in memory.
+    #[serde(default)]
+    pub cluster: Option<super::ClusterConfig>,
+    /// How the process leaves on SIGTERM.
+    #[serde(default)]
+    pub shutdown: super::ShutdownConfig,
 }
 
 impl Limits {
@@ -50,6 +57,7 @@ impl Limits {
             max_total: self.max_sessions,
             max_per_principal: self.max_sessions_per_principal,
             evict_idle_after: self.evict_idle_after,
+            idle_timeout: self.session_idle_timeout,
         }
     }
 }

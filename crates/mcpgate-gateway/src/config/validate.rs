@@ -49,6 +49,9 @@ pub fn validate(c: &GatewayConfig) -> Result<(), Vec<Problem>> {
     if c.limits.max_listen_streams_per_principal == 0 {
         p.push(Problem::new("limits.max_listen_streams_per_principal", "must be at least 1", "raise it (default 32)"));
     }
+    if let Some(cluster) = &c.cluster {
+        super::cluster::validate(cluster, &mut p);
+    }
     if !(1..=10_000).contains(&c.catalog.page_size) {
         p.push(Problem::new("catalog.page_size", "must be between 1 and 10000", "use e.g. 500"));
     }

@@ -64,7 +64,7 @@ async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, body: Body) -> Result
     }
     let method = env.method();
     if method.as_deref() == Some("initialize") && checks::session_id(headers).is_none() {
-        let (session, body) = dispatch::initialize(shared, &env, &access)?;
+        let (session, body) = dispatch::initialize(shared, &env, &access).await?;
         let mut resp = json(body);
         if let Ok(v) = HeaderValue::from_str(&session.id) {
             resp.headers_mut().insert(checks::SESSION_HEADER, v);
@@ -73,12 +73,12 @@ async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, body: Body) -> Result
     }
     checks::protocol_version(headers)?;
     let id = checks::session_id(headers).ok_or(Reject::MissingSession)?;
-    let session = shared.sessions.get(id).ok_or(Reject::UnknownSession)?;
+    let session = shared.find_session(id).await?;
     checks::same_identity(&session, &access)?;
     let reply = match (kind, method) {
         (Kind::Request, Some(m)) => dispatch::request(shared, &session, &env, &m, &access).await,
         (Kind::Notification, Some(m)) => dispatch::client_notification(&session, &env, &m).await,
-        _ => dispatch::client_response(&session, &env).await,
+        _ => dispatch::client_response(shared, &session, &env, &access).await,
     };
     Ok(into_response(reply))
 }

@@ -31,7 +31,7 @@ pub async fn get(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respo
         }
         checks::protocol_version(&headers)?;
         let id = checks::session_id(&headers).ok_or(Reject::MissingSession)?;
-        let session = shared.sessions.get(id).ok_or(Reject::UnknownSession)?;
+        let session = shared.find_session(id).await?;
         checks::same_identity(&session, &access)?;
         Ok(session)
     }
@@ -41,10 +41,15 @@ pub async fn get(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respo
         Err(r) => return r.into_response(),
     };
     let rx = session.open_stream();
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
+    // Tells the session (and, in a cluster, the store) when the client's stream is gone.
+    let open = StreamOpen(session);
+    let stopping = shared.stopping.clone();
+    let stream = futures::stream::unfold((rx, open, stopping), |(mut rx, open, stopping)| async move {
         tokio::select! {
-            msg = rx.recv() => msg.map(|m| (Ok::<_, std::convert::Infallible>(Bytes::from(encode_message(&m))), rx)),
-            _ = tokio::time::sleep(KEEPALIVE) => Some((Ok(Bytes::from_static(b": keepalive\n\n")), rx)),
+            msg = rx.recv() => msg.map(|m| (Ok::<_, std::convert::Infallible>(Bytes::from(encode_message(&m))), (rx, open, stopping))),
+            _ = tokio::time::sleep(KEEPALIVE) => Some((Ok(Bytes::from_static(b": keepalive\n\n")), (rx, open, stopping))),
+            // The replica is leaving: the client reconnects (to another one).
+            () = stopping.cancelled() => None,
         }
     });
     sse_response(Body::from_stream(stream))
@@ -59,16 +64,27 @@ pub async fn delete(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Re
         Err(e) => return shared.security.load().challenge(&e),
     };
     let Some(id) = checks::session_id(&headers) else { return Reject::MissingSession.into_response() };
-    match shared.sessions.get(id) {
-        Some(s) if checks::same_identity(&s, &access).is_err() => return Reject::SessionIdentity.into_response(),
-        _ => {}
+    let session = match shared.find_session(id).await {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
+    };
+    if checks::same_identity(&session, &access).is_err() {
+        return Reject::SessionIdentity.into_response();
     }
-    match shared.sessions.remove(id) {
-        Some(session) => {
-            session.close().await;
-            tracing::info!(session = %crate::session::short(&session.id), "session deleted by client");
+    match shared.sessions.delete(id, &shared.session_ctx(), &shared.backends.load(), &shared.http).await {
+        Ok(()) => {
+            tracing::info!(session = %crate::session::short(id), "session deleted by client");
             StatusCode::NO_CONTENT.into_response()
         }
-        None => Reject::UnknownSession.into_response(),
+        Err(r) => crate::state::refusal(r).into_response(),
+    }
+}
+
+/// The client's GET stream, alive; dropped when the client goes away.
+struct StreamOpen(std::sync::Arc<crate::session::ClientSession>);
+
+impl Drop for StreamOpen {
+    fn drop(&mut self) {
+        self.0.stream_closed();
     }
 }

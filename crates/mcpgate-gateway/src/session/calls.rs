@@ -103,6 +103,14 @@ impl Calls {
         oldest.and_then(|c| c.inbox.as_ref()).is_some_and(|tx| tx.send(msg).is_ok())
     }
 
+    /// Hands `msg` to the oldest call waiting on any backend session of `server` (a server
+    /// request that reached another replica); false when there is none.
+    pub(super) fn hand_to_any(&self, server: &ServerName, msg: Bytes) -> bool {
+        let map = self.lock();
+        let oldest = map.values().filter(|c| c.inbox.is_some() && &c.server == server).min_by_key(|c| c.seq);
+        oldest.and_then(|c| c.inbox.as_ref()).is_some_and(|tx| tx.send(msg).is_ok())
+    }
+
     pub(super) fn len(&self) -> usize {
         self.lock().len()
     }

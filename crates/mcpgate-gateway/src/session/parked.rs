@@ -1,20 +1,18 @@
 //! Calls parked for a modern client's `input_required` round trip (a legacy backend asked the
-//! client something), by the id sealed into their `requestState`, and the key those states are
-//! sealed with. The registry holds them opaque: `calls::bridge` owns their type and drives them.
+//! client something), by the id sealed into their `requestState`. The registry holds them
+//! opaque: `calls::bridge` owns their type and drives them. [`Resumes`] holds the retries this
+//! replica forwarded to the replica holding their call, until its answer is back.
 
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::seal::Sealer;
-
 /// A parked call, as `calls::bridge` made it.
 pub type ParkedCall = Box<dyn Any + Send>;
 
-/// The parked calls of this gateway process and the key their states are sealed with.
+/// The parked calls of this gateway process.
 #[derive(Default)]
 pub struct Bridges {
-    pub sealer: Sealer,
     parked: Mutex<HashMap<[u8; 16], ParkedCall>>,
 }
 
@@ -38,5 +36,37 @@ impl Bridges {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// One message of a forwarded retry's answer: the bytes, and whether it is the last.
+pub type ResumeMessage = (bytes::Bytes, bool);
+
+/// Retries forwarded to another replica, by correlation id: where its answer's messages go.
+#[derive(Default)]
+pub struct Resumes {
+    waiting: Mutex<HashMap<String, tokio::sync::mpsc::Sender<ResumeMessage>>>,
+}
+
+impl Resumes {
+    /// Waits for the answer to the retry `corr`.
+    pub fn register(&self, corr: &str) -> tokio::sync::mpsc::Receiver<ResumeMessage> {
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).insert(corr.to_owned(), tx);
+        rx
+    }
+
+    /// One message of the answer to `corr`, from the replica holding the call.
+    pub fn deliver(&self, corr: &str, message: String, last: bool) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(tx) = waiting.get(corr) else { return };
+        // A client that stopped reading loses the rest; the call is not held up for it.
+        if tx.try_send((bytes::Bytes::from(message), last)).is_err() || last {
+            waiting.remove(corr);
+        }
+    }
+
+    pub fn forget(&self, corr: &str) {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(corr);
     }
 }

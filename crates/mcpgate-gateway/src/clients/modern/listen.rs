@@ -100,31 +100,37 @@ pub async fn handle(shared: &Arc<Shared>, access: &Access, req: &ModernRequest) 
     let rx = shared.changes.subscribe();
     let first = futures::stream::iter([Bytes::from(encode_message(&ack))]);
     // The slot is held for as long as the stream is open.
-    let rest = futures::stream::unfold((rx, updates_rx, meta, slot), move |(mut rx, mut updates, meta, slot)| async move {
-        loop {
-            let kind = tokio::select! {
-                update = updates.recv(), if !updates.is_closed() => match update {
-                    Some(msg) => return Some((msg, (rx, updates, meta, slot))),
-                    None => continue,
-                },
-                next = tokio::time::timeout(KEEP_ALIVE, rx.recv()) => match next {
-                    Err(_) => return Some((Bytes::from_static(b":\n\n"), (rx, updates, meta, slot))),
-                    Ok(Ok(kind)) => kind,
-                    // Missed some changes: tell about every list the listener follows.
-                    Ok(Err(broadcast::error::RecvError::Lagged(_))) => ItemKind::Tool,
-                    Ok(Err(broadcast::error::RecvError::Closed)) => return None,
-                },
-            };
-            if !filter.wants(kind) {
-                continue;
+    let stopping = shared.stopping.clone();
+    let rest = futures::stream::unfold((rx, updates_rx, meta, slot), move |(mut rx, mut updates, meta, slot)| {
+        let stopping = stopping.clone();
+        async move {
+            loop {
+                let kind = tokio::select! {
+                    // The replica is leaving: the client listens again (on another one).
+                    () = stopping.cancelled() => return None,
+                    update = updates.recv(), if !updates.is_closed() => match update {
+                        Some(msg) => return Some((msg, (rx, updates, meta, slot))),
+                        None => continue,
+                    },
+                    next = tokio::time::timeout(KEEP_ALIVE, rx.recv()) => match next {
+                        Err(_) => return Some((Bytes::from_static(b":\n\n"), (rx, updates, meta, slot))),
+                        Ok(Ok(kind)) => kind,
+                        // Missed some changes: tell about every list the listener follows.
+                        Ok(Err(broadcast::error::RecvError::Lagged(_))) => ItemKind::Tool,
+                        Ok(Err(broadcast::error::RecvError::Closed)) => return None,
+                    },
+                };
+                if !filter.wants(kind) {
+                    continue;
+                }
+                let method = match kind {
+                    ItemKind::Tool => "notifications/tools/list_changed",
+                    ItemKind::Prompt => "notifications/prompts/list_changed",
+                    ItemKind::Resource | ItemKind::ResourceTemplate => "notifications/resources/list_changed",
+                };
+                let msg = notification(method, Some(&format!(r#"{{"_meta":{meta}}}"#)));
+                return Some((Bytes::from(encode_message(&msg)), (rx, updates, meta, slot)));
             }
-            let method = match kind {
-                ItemKind::Tool => "notifications/tools/list_changed",
-                ItemKind::Prompt => "notifications/prompts/list_changed",
-                ItemKind::Resource | ItemKind::ResourceTemplate => "notifications/resources/list_changed",
-            };
-            let msg = notification(method, Some(&format!(r#"{{"_meta":{meta}}}"#)));
-            return Some((Bytes::from(encode_message(&msg)), (rx, updates, meta, slot)));
         }
     });
     let body = first.chain(rest).map(Ok::<_, std::convert::Infallible>);
@@ -154,7 +160,14 @@ async fn subscribe_resources(shared: &Arc<Shared>, access: &Access, req: &Modern
         let Some(backend) = shared.backend(&server) else { continue };
         let Ok(Ok(cred)) = tokio::time::timeout(SUBSCRIBE_TIMEOUT, credential(shared, access, &backend, None)).await else { continue };
         for (client_uri, original) in items {
-            let who = Subscriber { credential: cred.as_ref(), principal: access.principal(), capabilities: &req.capabilities, client_info: &req.client_info };
+            let ctx = shared.session_ctx();
+            let who = Subscriber {
+                ctx: &ctx,
+                credential: cred.as_ref(),
+                principal: access.principal(),
+                capabilities: &req.capabilities,
+                client_info: &req.client_info,
+            };
             if let Some(sub) = shared.subscriptions.subscribe(&shared.http, &backend, who, &original).await {
                 honoured.push(client_uri);
                 subscriptions.push((backend.clone(), sub));
