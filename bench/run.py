@@ -9,11 +9,13 @@ import glob
 import json
 import os
 import platform
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -456,6 +458,88 @@ class Bench:
                     mcpgate_over_peer=round(ours["throughput"] / max(theirs["throughput"], 0.001), 1))
         stop_all()
 
+    def scale_out(self) -> None:
+        """Scenario 9: the scale-out mode. (a) One replica with `cluster:` (real Redis) beside one
+        without, same backend, same run: the cost of shared sessions per call. (b) Three replicas
+        behind HAProxy (round robin) at c=64: throughput, and gateway CPU per call summed over the
+        replicas. (c) A rolling restart of the three under an open-loop load: failed calls."""
+        redis, haproxy = shutil.which("redis-server"), shutil.which("haproxy") or "/usr/sbin/haproxy"
+        if not redis or not Path(haproxy).exists():
+            self.record("9 scale-out", "skipped", reason="redis-server or haproxy not installed (scripts/setup-test-env.sh installs them)")
+            return
+        name = "9 scale-out (Redis, HAProxy)"
+        rport = free_port()
+        start([redis, "--bind", "127.0.0.1", "--port", str(rport), "--save", "", "--appendonly", "no"])
+        wait_port(rport)
+        backend = self.backend(era="legacy")
+        servers = f"servers:\n  - {{name: b, url: \"{backend}\"}}\n"
+
+        def cluster(replica: str) -> str:
+            return (f"cluster:\n  replica_id: {replica}\n  store: {{url: \"redis://127.0.0.1:{rport}/0\"}}\n"
+                    f"  keys: [{{id: k1, secret: \"{'k' * 48}\"}}]\nshutdown: {{grace: 1s, drain: 10s}}\n")
+
+        plain, plain_url = self.gateway(f"listen: LISTEN\n{servers}", name="single")
+        shared, shared_url = self.gateway(f"listen: LISTEN\n{cluster('solo')}{servers}", name="solo")
+        for url in (plain_url, shared_url):
+            self.wait_catalog(url, 1, 1, era="legacy")
+        for c in ([16] if self.smoke else [16, 64]):
+            off = self.measured(plain, plain_url, c, tool="b_echo")
+            on = self.measured(shared, shared_url, c, tool="b_echo")
+            self.record(name, f"1 replica, legacy tools/call c={c}: without cluster (direct column) vs with", direct=off, gateway=on,
+                        added_cpu_us_per_call=round(on["gateway_cpu_us_per_call"] - off["gateway_cpu_us_per_call"], 1))
+        for p in (plain, shared):
+            p.terminate()
+            p.wait(5)
+
+        replicas = []
+        for i in range(3):
+            port = free_port()
+            path = self.work / f"replica{i}.yaml"
+            path.write_text(f"listen: 127.0.0.1:{port}\n{cluster(f'r{i}')}{servers}")
+            proc = start([str(self.bin / "mcpgate"), "serve", "--config", str(path)], env={"RUST_LOG": "warn"})
+            wait_http(f"http://127.0.0.1:{port}/readyz")
+            replicas.append([proc, port, path])
+        lb_port = free_port()
+        lb_cfg = self.work / "haproxy.cfg"
+        lb_cfg.write_text(
+            "global\n  maxconn 4096\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 60s\n  timeout server 60s\n"
+            "  retries 3\n  option redispatch\n  retry-on conn-failure empty-response\n"
+            f"frontend f\n  bind 127.0.0.1:{lb_port}\n  default_backend g\n"
+            "backend g\n  balance roundrobin\n  option httpchk GET /readyz\n  http-check expect status 200\n  default-server inter 300ms fall 2 rise 1\n"
+            + "".join(f"  server r{i} 127.0.0.1:{p} check\n" for i, (_, p, _) in enumerate(replicas))
+        )
+        lb = start([haproxy, "-db", "-f", str(lb_cfg)])
+        wait_port(lb_port)
+        time.sleep(1)
+        lb_url = f"http://127.0.0.1:{lb_port}/mcp"
+        c = 16 if self.smoke else 64
+        direct = self.load(backend, c)
+        before = sum(proc_cpu_seconds(p.pid) for p, _, _ in replicas)
+        lb_before = proc_cpu_seconds(lb.pid)
+        through = self.load(lb_url, c, tool="b_echo")
+        calls = through["calls"] * (self.duration + 1) / self.duration
+        through["gateway_cpu_us_per_call"] = round((sum(proc_cpu_seconds(p.pid) for p, _, _ in replicas) - before) / max(calls, 1) * 1e6, 1)
+        self.record(name, f"3 replicas behind HAProxy, c={c} (CPU summed over replicas)", direct=direct, gateway=through,
+                    haproxy_cpu_us_per_call=round((proc_cpu_seconds(lb.pid) - lb_before) / max(calls, 1) * 1e6, 1),
+                    throughput_ratio=round(through["throughput"] / max(direct["throughput"], 1), 3))
+
+        rate = 500 if self.smoke else 2000
+        seconds = 12.0 if self.smoke else 30.0
+        result: dict = {}
+        load = threading.Thread(target=lambda: result.update(self.load(lb_url, 32, rate=rate, tool="b_echo", duration=seconds)))
+        load.start()
+        time.sleep(2)
+        for entry in replicas:
+            proc, port, path = entry
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+            entry[0] = start([str(self.bin / "mcpgate"), "serve", "--config", str(path)], env={"RUST_LOG": "warn"})
+            wait_http(f"http://127.0.0.1:{port}/readyz")
+            time.sleep(1)
+        load.join()
+        self.record(name, f"rolling restart of 3 replicas under {rate}/s for {seconds:.0f}s", gateway=result, failed_calls=result.get("errors"))
+        stop_all()
+
     def startup(self) -> None:
         port = free_port()
         cfg = self.work / "startup.yaml"
@@ -527,7 +611,7 @@ def main() -> None:
     ap.add_argument("--only", default="", help="comma-separated scenario methods to run")
     args = ap.parse_args()
     b = Bench(args.bin_dir, args.smoke)
-    scenarios = [b.startup, b.echo_call, b.echo_call_modern, b.full_pipeline, b.list_scale, b.many_sessions, b.peer]
+    scenarios = [b.startup, b.echo_call, b.echo_call_modern, b.full_pipeline, b.list_scale, b.many_sessions, b.peer, b.scale_out]
     try:
         for s in scenarios:
             if not args.only or s.__name__ in args.only.split(","):

@@ -1071,7 +1071,7 @@ def test_legacy_elicitation_becomes_input_required_with_a_gateway_request_state(
     assert request["method"] == "elicitation/create"
     assert request["params"]["message"] == "Your name?"
     assert request["params"]["requestedSchema"]["properties"]["answer"]["type"] == "string"
-    assert result["requestState"].startswith("mcpgate1.")
+    assert result["requestState"].startswith("mcpgate2.")
     call = backend_request(env.leg, mark, rpc_method="tools/call")
     assert call["name"] == "elicit"
     assert "io.modelcontextprotocol" not in call["body"], "protocol _meta keys never reach a legacy backend"
