@@ -18,6 +18,8 @@ pub mod core;
 pub mod discovery;
 pub mod front;
 pub mod identity;
+pub mod observe;
+pub mod quota;
 pub mod reject;
 pub mod reload;
 pub mod replicas;

@@ -19,7 +19,8 @@ pub enum ErrorCode {
     /// The backend that owns the item could not answer (down, slow, garbage).
     BackendUnavailable,
     ResourceNotFound,
-    /// A per-caller quota is used up (sessions, open streams): the gateway's own code.
+    /// A per-caller limit is reached: a quota (sessions, open streams) or a rate limit (then
+    /// `error.data` names the limit and when to retry). The gateway's own code.
     LimitReached,
 }
 

@@ -5,14 +5,16 @@
 //! and a fix. Nothing here touches the network.
 
 mod cluster;
-mod duration;
+pub(crate) mod duration;
 mod env;
 mod load;
+mod observe;
 mod types;
 mod validate;
 
 pub use cluster::{ClusterConfig, ClusterKey, ShutdownConfig, StoreConfig};
 pub use load::{ConfigError, load_file, parse_str};
 pub use mcpgate_auth::Secret;
+pub use observe::*;
 pub use types::*;
 pub use validate::{Problem, validate};

@@ -49,6 +49,20 @@ pub struct GatewayConfig {
     /// How the process leaves on SIGTERM.
     #[serde(default)]
     pub shutdown: super::ShutdownConfig,
+    /// A second listener for operators (`/metrics`).
+    #[serde(default)]
+    pub admin: Option<super::AdminConfig>,
+    #[serde(default)]
+    pub metrics: super::MetricsConfig,
+    /// Traces over OTLP (off by default).
+    #[serde(default)]
+    pub telemetry: super::TelemetryConfig,
+    /// Where audit lines go (access decisions, credential decisions, reloads).
+    #[serde(default)]
+    pub audit: super::AuditConfig,
+    /// Token buckets per caller, server, tool or group of callers (docs/observability.md).
+    #[serde(default)]
+    pub rate_limits: crate::quota::RateLimitsConfig,
 }
 
 impl Limits {
