@@ -71,7 +71,8 @@ impl TokenClient {
     /// Sends `params` and returns the issued token. Errors are safe to show.
     pub async fn request(&self, endpoint: &url::Url, params: &[(&str, &str)]) -> Result<Issued, String> {
         let req = self.build(endpoint, params)?;
-        let resp = crate::wire::execute(&self.http, req, &self.counters.idp).await.map_err(|e| format!("the token endpoint is unreachable: {}", describe(&e)))?;
+        let resp =
+            crate::wire::execute(&self.http, req, &self.counters.idp).await.map_err(|e| format!("the token endpoint is unreachable: {}", describe(&e)))?;
         let status = resp.status().as_u16();
         let body = read_json(resp).await.map_err(|e| format!("the token endpoint's answer: {e}"))?;
         if status != 200 {

@@ -67,6 +67,8 @@ pub struct Backend {
     /// The stateless link to a Streamable HTTP backend (static headers only; a call adds its
     /// credential), made on first use.
     modern: std::sync::OnceLock<Option<mcpgate_upstream::ModernLink>>,
+    /// This server's counters (kept across reloads by `observe::Series`).
+    pub series: Arc<crate::observe::series::ServerSeries>,
 }
 
 /// A backend's protocol era.
@@ -109,7 +111,7 @@ impl Era {
 
 impl Backend {
     /// Builds the run-time backend from a validated server config.
-    pub fn new(config: &ServerConfig) -> Arc<Self> {
+    pub fn new(config: &ServerConfig, series: &crate::observe::Series) -> Arc<Self> {
         let name = ServerName::parse(&config.name).unwrap_or_else(|_| unreachable_name());
         let transport = match config.transport {
             Transport::StreamableHttp => TransportSpec::StreamableHttp { url: parse_url(config) },
@@ -137,6 +139,7 @@ impl Backend {
             task: Mutex::new(None),
             era: AtomicU8::new(Era::Unknown as u8),
             modern: std::sync::OnceLock::new(),
+            series: series.server(&config.name),
         })
     }
 

@@ -17,6 +17,7 @@ use serde_json::json;
 
 use crate::catalog::ItemKind;
 use crate::config::GatewayConfig;
+use crate::observe::RequestMeter;
 
 /// Authentication and permission machinery built from one config.
 pub struct Security {
@@ -29,15 +30,29 @@ pub struct Security {
     metadata_url: String,
     issuers: Vec<String>,
     scopes: Vec<String>,
+    /// The rate-limit rules of this config.
+    pub quotas: crate::quota::Quotas,
 }
 
 impl Security {
-    pub fn build(config: &GatewayConfig, http: &reqwest::Client) -> Result<Self, Vec<String>> {
+    pub fn build(config: &GatewayConfig, http: &reqwest::Client, series: &crate::observe::Series) -> Result<Self, Vec<String>> {
         let resource = config.resource_url();
         let metadata_url = metadata_url(&resource);
-        let credentials = Resolver::new(&config.credentials.clone().unwrap_or_default(), &config.credential_infos(), http.clone())?;
+        let credentials =
+            Resolver::with_counters(&config.credentials.clone().unwrap_or_default(), &config.credential_infos(), http.clone(), series.credentials.clone())?;
+        let quotas = crate::quota::Quotas::build(&config.rate_limits, series)?;
         let Some(auth) = &config.auth else {
-            return Ok(Self { authenticator: None, policy: None, wristband: None, credentials, resource, metadata_url, issuers: vec![], scopes: vec![] });
+            return Ok(Self {
+                authenticator: None,
+                policy: None,
+                wristband: None,
+                credentials,
+                resource,
+                metadata_url,
+                issuers: vec![],
+                scopes: vec![],
+                quotas,
+            });
         };
         let authenticator = if auth.require_token { Some(Authenticator::new(auth, http.clone())?) } else { None };
         let policy = Policy::compile(&auth.permissions, &config.server_auth_infos())?;
@@ -51,6 +66,7 @@ impl Security {
             metadata_url,
             issuers: auth.issuers.iter().map(|i| i.issuer.clone()).collect(),
             scopes: auth.required_scopes.clone(),
+            quotas,
         })
     }
 
@@ -65,7 +81,7 @@ impl Security {
             None => None,
         };
         let caller = self.policy.as_ref().map(|p| p.caller(identity.as_ref(), headers));
-        Ok(Access { identity, caller })
+        Ok(Access { identity, caller, meter: RequestMeter::disabled() })
     }
 
     /// The 401/403/503 answer for a failed authentication, with the RFC 9728 challenge.
@@ -118,6 +134,8 @@ fn metadata_url(resource: &str) -> String {
 pub struct Access {
     pub identity: Option<VerifiedIdentity>,
     caller: Option<Arc<Caller>>,
+    /// This request's measurements (set by the front door; disabled when metrics are off).
+    pub meter: RequestMeter,
 }
 
 /// The outcome of a permission check.
@@ -125,23 +143,25 @@ pub struct Access {
 pub struct Verdict {
     pub allowed: bool,
     pub reason: String,
+    /// The reason's stable code (`mcpgate_auth::Decision::reason`, or `no_auth`).
+    pub code: &'static str,
 }
 
 impl Access {
     /// No auth configured: everything is visible and callable.
     pub fn unrestricted() -> Self {
-        Self { identity: None, caller: None }
+        Self { identity: None, caller: None, meter: RequestMeter::disabled() }
     }
 
     pub fn decide(&self, server: &ServerName, kind: ItemKind, name: &str, annotations: Option<&serde_json::Value>) -> Verdict {
-        let Some(caller) = &self.caller else { return Verdict { allowed: true, reason: "no_auth".into() } };
+        let Some(caller) = &self.caller else { return Verdict { allowed: true, reason: "no_auth".into(), code: "no_auth" } };
         let kind = match kind {
             ItemKind::Tool => Kind::Tool,
             ItemKind::Prompt => Kind::Prompt,
             ItemKind::Resource | ItemKind::ResourceTemplate => Kind::Resource,
         };
         let d = caller.decide(&ItemRef { server: server.as_str(), kind, name, annotations });
-        Verdict { allowed: d.allowed, reason: d.to_string() }
+        Verdict { allowed: d.allowed, reason: d.to_string(), code: d.reason }
     }
 
     /// Equal for callers that see the same items: the key for per-caller list caches.
@@ -169,17 +189,15 @@ impl Access {
     }
 }
 
-/// One audit line per decision on a call-type request. Never carries a token.
-pub fn audit(access: &Access, server: &str, kind: &str, name: &str, verdict: &Verdict, request_id: &str) {
-    tracing::info!(
-        target: "mcpgate::audit",
-        subject = access.subject(),
+/// One audit record per decision on a call-type request. Never carries a token.
+pub fn audit(shared: &crate::state::Shared, access: &Access, server: &str, kind: &str, name: &str, verdict: &Verdict, request_id: &str) {
+    shared.audit.record(crate::observe::audit::Event::Access {
+        subject: access.subject(),
         server,
         kind,
         name,
-        decision = if verdict.allowed { "allow" } else { "deny" },
-        reason = %verdict.reason,
+        allowed: verdict.allowed,
+        reason: &verdict.reason,
         request_id,
-        "access decision"
-    );
+    });
 }

@@ -55,6 +55,12 @@ pub struct Shared {
     /// Cancelled when the listener has closed: open streams end (their clients reconnect
     /// elsewhere).
     pub stopping: tokio_util::sync::CancellationToken,
+    /// Every metric series (kept for the life of the process, across reloads).
+    pub series: Arc<crate::observe::Series>,
+    /// Token buckets (kept across reloads; the rules that use them are in `security`).
+    pub buckets: crate::quota::Store,
+    /// Where audit lines go.
+    pub audit: crate::observe::audit::Audit,
 }
 
 impl Shared {
@@ -62,6 +68,11 @@ impl Shared {
     /// Must be called inside a tokio runtime. Fails when the auth machinery cannot be built
     /// (e.g. a key file that cannot be read).
     pub fn start(config: GatewayConfig, cluster: Option<Arc<Cluster>>) -> Result<Arc<Self>, Vec<String>> {
+        Self::start_with(config, cluster, Arc::default())
+    }
+
+    /// [`Shared::start`] counting in `series` (made before, e.g. for the trace exporter).
+    pub fn start_with(config: GatewayConfig, cluster: Option<Arc<Cluster>>, series: Arc<crate::observe::Series>) -> Result<Arc<Self>, Vec<String>> {
         let (changed, rx) = mpsc::unbounded_channel();
         // No proxies from the environment and no redirects: a redirect must never carry a
         // backend credential (e.g. X-API-Key) to another host.
@@ -72,7 +83,8 @@ impl Shared {
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        let security = Security::build(&config, &http)?;
+        let security = Security::build(&config, &http, &series)?;
+        let audit = crate::observe::audit::Audit::open(&config.audit, series.clone()).map_err(|e| vec![e])?;
         warn_about_open_access(&config);
         let shared = Arc::new(Self {
             config: ArcSwap::from_pointee(config.clone()),
@@ -93,6 +105,9 @@ impl Shared {
             cluster,
             draining: std::sync::atomic::AtomicBool::new(false),
             stopping: tokio_util::sync::CancellationToken::new(),
+            series,
+            buckets: crate::quota::Store::Local(Default::default()),
+            audit,
         });
         shared.apply_backends(&config);
         tokio::spawn(rebuild_catalog(Arc::downgrade(&shared), rx));
@@ -119,7 +134,10 @@ impl Shared {
     /// client's sessions with them; changed or removed ones are stopped and their client
     /// sessions closed; new ones start discovery.
     pub async fn apply(&self, config: GatewayConfig) -> Result<(), Vec<String>> {
-        let security = Security::build(&config, &self.http)?;
+        let security = Security::build(&config, &self.http, &self.series)?;
+        if config.audit != self.config.load().audit {
+            tracing::warn!("audit changes take effect only after a restart");
+        }
         warn_about_open_access(&config);
         self.security.store(Arc::new(security));
         // A cluster's new keys sign from now on; ids signed with a key still listed stay valid.
@@ -147,7 +165,7 @@ impl Shared {
             match old.iter().find(|b| b.config == *sc && same_credentials) {
                 Some(b) => next.push(b.clone()),
                 None => {
-                    let b = Backend::new(sc);
+                    let b = Backend::new(sc, &self.series);
                     let credentials = self.security.load().credentials.clone();
                     let task = tokio::spawn(discovery::run(b.clone(), self.http.clone(), config.catalog.clone(), self.changed.clone(), credentials));
                     b.set_task(task.abort_handle());
@@ -212,6 +230,7 @@ async fn rebuild_catalog(shared: Weak<Shared>, mut rx: mpsc::UnboundedReceiver<(
             let changed = fingerprint(&old, kind) != fingerprint(&new, kind)
                 || (kind == ItemKind::Resource && fingerprint(&old, ItemKind::ResourceTemplate) != fingerprint(&new, ItemKind::ResourceTemplate));
             if changed {
+                crate::observe::series::bump(&shared.series.list_changed[kind as usize]);
                 let _ = shared.changes.send(kind);
                 let msg = Bytes::from(notification(method, None));
                 for s in shared.sessions.all() {
@@ -248,6 +267,7 @@ async fn sweep_sessions(shared: Weak<Shared>) {
         tick.tick().await;
         let Some(shared) = shared.upgrade() else { return };
         let limit = shared.config.load().limits.session_idle_timeout;
+        shared.buckets.sweep();
         for (s, ended) in shared.sessions.expire(limit).into_iter().chain(shared.stateless.expire(limit)) {
             if ended {
                 tracing::info!(session = %crate::session::short(&s.id), "session expired after {limit:?} idle");

@@ -141,7 +141,7 @@ impl Connection {
 
     /// Sends a request built from `method` and raw `params`; the id is assigned here.
     pub async fn request(&self, method: &str, params: Option<&str>) -> Result<Exchange, UpstreamError> {
-        self.request_with_id(self.allocate_id(), method, params).await
+        self.request_with_id(self.allocate_id(), method, params, None).await
     }
 
     /// A request id for this session, unused so far. A caller that must know the id before the
@@ -151,8 +151,10 @@ impl Connection {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Sends a request under an id from [`Self::allocate_id`].
-    pub async fn request_with_id(&self, id: u64, method: &str, params: Option<&str>) -> Result<Exchange, UpstreamError> {
+    /// Sends a request under an id from [`Self::allocate_id`], with `extra` headers on this one
+    /// request (a call's W3C trace context; Streamable HTTP only: the other transports have no
+    /// per-request headers).
+    pub async fn request_with_id(&self, id: u64, method: &str, params: Option<&str>, extra: Option<&HeaderMap>) -> Result<Exchange, UpstreamError> {
         let mut w = ObjectWriter::with_capacity(params.map_or(0, str::len) + method.len() + 48);
         w.string("jsonrpc", "2.0").raw("id", &id.to_string()).raw("method", &json_string(method));
         if let Some(p) = params {
@@ -160,7 +162,7 @@ impl Connection {
         }
         let body = w.finish();
         match &self.link {
-            Link::Http(h) => h.request(id, body).await,
+            Link::Http(h) => h.request(id, body, extra).await,
             Link::Mux(m) => m.request(id, body, params).await,
         }
     }

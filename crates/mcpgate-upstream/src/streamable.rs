@@ -82,11 +82,21 @@ impl HttpLink {
     }
 
     async fn post(&self, body: Vec<u8>) -> Result<Answer, UpstreamError> {
+        self.post_with(body, None).await
+    }
+
+    /// POSTs `body` with the link's headers plus `extra` (a request's trace context).
+    async fn post_with(&self, body: Vec<u8>, extra: Option<&HeaderMap>) -> Result<Answer, UpstreamError> {
+        let mut headers = self.headers.clone();
+        if let Some(extra) = extra {
+            for (k, v) in extra {
+                headers.insert(k, v.clone());
+            }
+        }
         let answer = match &self.fast {
-            Some((pool, target)) => pool.post(target, self.headers.clone(), body).await?,
+            Some((pool, target)) => pool.post(target, headers, body).await?,
             None => {
-                let resp =
-                    self.client.post(self.url.clone()).headers(self.headers.clone()).body(body).send().await.map_err(|e| UpstreamError::from_reqwest(&e))?;
+                let resp = self.client.post(self.url.clone()).headers(headers).body(body).send().await.map_err(|e| UpstreamError::from_reqwest(&e))?;
                 answer_of(resp).await?
             }
         };
@@ -113,8 +123,8 @@ impl HttpLink {
         }
     }
 
-    pub(crate) async fn request(&self, id: u64, body: Vec<u8>) -> Result<Exchange, UpstreamError> {
-        let resp = self.post(body).await?;
+    pub(crate) async fn request(&self, id: u64, body: Vec<u8>, extra: Option<&HeaderMap>) -> Result<Exchange, UpstreamError> {
+        let resp = self.post_with(body, extra).await?;
         self.exchange(id, resp).await
     }
 

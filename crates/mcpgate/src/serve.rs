@@ -11,16 +11,39 @@ use std::time::Duration;
 use mcpgate_gateway::cluster::Cluster;
 use mcpgate_gateway::{Shared, front, reload, replicas};
 
-use crate::cli::ServeArgs;
+use mcpgate_gateway::observe::Series;
+use mcpgate_gateway::observe::otel::Telemetry;
 
-pub async fn serve(args: ServeArgs) -> ExitCode {
+use crate::cli::{LogFormat, ServeArgs};
+
+pub async fn serve(args: ServeArgs, log: LogFormat) -> ExitCode {
     let config = match config_from_args(&args) {
         Ok(c) => c,
         Err(e) => {
+            crate::cli::init_logging(log, None);
             eprintln!("{e}");
             return ExitCode::FAILURE;
         }
     };
+    let series = Arc::new(Series::default());
+    let telemetry = match &config.telemetry.otlp {
+        None => None,
+        Some(otlp) => {
+            let http = reqwest::Client::builder().no_proxy().build().unwrap_or_default();
+            match Telemetry::start(otlp, series.clone(), http) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    crate::cli::init_logging(log, None);
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    };
+    crate::cli::init_logging(log, telemetry.as_ref().map(|t| t.tracer.clone()));
+    if let Some(otlp) = &config.telemetry.otlp {
+        tracing::info!(protocol = ?otlp.protocol, sampling_ratio = otlp.sampling_ratio, "exporting traces over OTLP");
+    }
     let cluster = match &config.cluster {
         Some(c) => match Cluster::connect(c, STORE_PATIENCE).await {
             Ok(cluster) => Some(cluster),
@@ -31,7 +54,7 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
         },
         None => None,
     };
-    let shared = match Shared::start(config.clone(), cluster.clone()) {
+    let shared = match Shared::start_with(config.clone(), cluster.clone(), series) {
         Ok(s) => s,
         Err(errors) => {
             for e in errors {
@@ -53,7 +76,11 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
     if let Some(path) = &args.config {
         reload::watch(path.clone(), shared.clone());
     }
-    match run(shared, &config).await {
+    let result = run(shared, &config).await;
+    if let Some(t) = &telemetry {
+        t.flush(std::time::Duration::from_secs(2)).await;
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -70,6 +97,19 @@ const STORE_PATIENCE: Duration = Duration::from_secs(30);
 /// closes; in-flight calls get `shutdown.drain` to finish, and open streams are ended so their
 /// clients reconnect to another replica.
 pub async fn run(shared: Arc<Shared>, config: &GatewayConfig) -> std::io::Result<()> {
+    if let Some(admin) = &config.admin {
+        let listener =
+            tokio::net::TcpListener::bind(&admin.listen).await.map_err(|e| std::io::Error::new(e.kind(), format!("admin.listen {}: {e}", admin.listen)))?;
+        tracing::info!("admin listener on http://{}/metrics", listener.local_addr()?);
+        let router = front::admin::admin_router(shared.clone());
+        // Up until the listener closes: metrics stay readable while the replica drains.
+        let stopping = shared.stopping.clone();
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(async move { stopping.cancelled().await }).await {
+                tracing::error!("admin listener failed: {e}");
+            }
+        });
+    }
     let listener = tokio::net::TcpListener::bind(&config.listen).await?;
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!("listening on http://{addr}{}", config.mcp_path);

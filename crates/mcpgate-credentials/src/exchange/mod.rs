@@ -157,9 +157,7 @@ impl Exchanger {
         check_url(issuer, self.allow_insecure_http).map_err(|e| format!("issuer {e}"))?;
         let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
         let req = self.http.get(&url).header(http::header::ACCEPT, "application/json").timeout(self.timeout);
-        let resp = crate::wire::send(req, &self.counters.idp)
-            .await
-            .map_err(|e| format!("discovery at {url}: {}", describe(&e)))?;
+        let resp = crate::wire::send(req, &self.counters.idp).await.map_err(|e| format!("discovery at {url}: {}", describe(&e)))?;
         let status = resp.status();
         if !status.is_success() {
             return Err(format!("discovery at {url}: HTTP {}", status.as_u16()));

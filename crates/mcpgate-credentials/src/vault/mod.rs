@@ -109,9 +109,7 @@ impl VaultClient {
             bump(&self.endpoint.counters.vault_reads);
             bump(&self.endpoint.counters.vault_requests);
             let req = self.endpoint.authed(reqwest::Method::GET, segments, &state.token);
-            let resp = send(req, &self.endpoint.counters.vault)
-                .await
-                .map_err(|e| format!("Vault is unreachable: {}", describe(&e)))?;
+            let resp = send(req, &self.endpoint.counters.vault).await.map_err(|e| format!("Vault is unreachable: {}", describe(&e)))?;
             let status = resp.status();
             let at = segments.join("/");
             let body = read_json(resp).await.map_err(|e| format!("reading {at}: {e}"))?;

@@ -18,11 +18,13 @@ use mcpgate_protocol::errors::notification;
 use mcpgate_upstream::{Connection, Exchange, Inbound, UpstreamError};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until, timeout_at};
+use tracing::Instrument;
 
 use super::{rewrite_contents, unavailable};
 use crate::backend::Backend;
 use crate::core::{ResultRewrite, Target, credential};
 use crate::identity::Access;
+use crate::observe::{RequestMeter, trace};
 use crate::reply::Reply;
 use crate::session::ClientSession;
 use crate::state::Shared;
@@ -35,27 +37,29 @@ pub async fn forward(shared: &Arc<Shared>, session: &Arc<ClientSession>, access:
         Err(_) => return Reply::Json(unavailable(&target.backend, &UpstreamError::Timeout).response(Some(&client_id))),
     };
     let (rewrite, backend) = (target.rewrite, target.backend.clone());
+    let meter = access.meter.clone();
+    meter.upstream_sent();
     let mut call = match timeout_at(deadline, BackendCall::open(shared, session, target, credential, &client_id)).await {
         Ok(Ok(call)) => call,
         Ok(Err(e)) => return Reply::Json(unavailable(&backend, &e).response(Some(&client_id))),
         Err(_) => return Reply::Json(unavailable(&backend, &UpstreamError::Timeout).response(Some(&client_id))),
     };
-    let first = next(&mut call, rewrite, deadline).await;
+    let first = next(&mut call, rewrite, deadline, &meter).await;
     if first.is_final {
         return Reply::Json(first.bytes.to_vec());
     }
     // Something came before the response: answer as a stream and keep relaying.
-    let stream = futures::stream::unfold((Some(first), call), move |(pending, mut call)| async move {
+    let stream = futures::stream::unfold((Some(first), call, meter), move |(pending, mut call, meter)| async move {
         let item = match pending {
             Some(item) => item,
-            None => next(&mut call, rewrite, deadline).await,
+            None => next(&mut call, rewrite, deadline, &meter).await,
         };
         if item.bytes.is_empty() {
             return None;
         }
         let out = item.bytes.clone();
         let follow = item.is_final.then(|| Out { bytes: Bytes::new(), is_final: true });
-        Some((out, (follow, call)))
+        Some((out, (follow, call, meter)))
     });
     Reply::Stream(stream.boxed())
 }
@@ -211,7 +215,9 @@ fn start(
     let backend_id = conn.allocate_id();
     let inbox = session.start_call(client_id, &backend.name, conn, backend_id);
     let (conn, method, params) = (conn.clone(), method.to_owned(), params.to_owned());
-    let send: Sending = Box::pin(async move { conn.request_with_id(backend_id, &method, Some(&params)).await });
+    let span = crate::stage_span!("upstream", otel.kind = "client", mcp.server = %backend.name, mcp.method.name = %method);
+    let trace = span.in_scope(trace::outbound);
+    let send: Sending = Box::pin(async move { conn.request_with_id(backend_id, &method, Some(&params), trace.as_ref()).await }.instrument(span));
     (backend_id, inbox, Phase::Sending(send))
 }
 
@@ -221,10 +227,15 @@ struct Out {
 }
 
 /// The next message for the client, already translated; errors become the final response.
-async fn next(call: &mut BackendCall, rewrite: ResultRewrite, deadline: Instant) -> Out {
+async fn next(call: &mut BackendCall, rewrite: ResultRewrite, deadline: Instant, meter: &RequestMeter) -> Out {
     loop {
         let item = match call.next_raw(deadline).await {
-            Ok(m) => m,
+            Ok(m) => {
+                if m.is_final {
+                    meter.upstream_answered();
+                }
+                m
+            }
             Err(e) => return Out { bytes: Bytes::from(unavailable(&call.backend, &e).response(Some(&call.client_id))), is_final: true },
         };
         match translate(call, rewrite, &item) {

@@ -97,7 +97,7 @@ fn expose_items(s: &ServerEntry, kind: ItemKind, items: &[Box<RawValue>], out: &
         } else {
             Vec::new()
         };
-        staged.push(Entry { exposed, server: s.name.clone(), backend_name: name, json, annotations, param_headers });
+        staged.push(Entry { exposed, server: s.name.clone(), backend_name: name, json, annotations, param_headers, series: Default::default() });
     }
     for e in staged {
         if seen.get(&e.backend_name).copied().unwrap_or(0) > 1 {

@@ -109,6 +109,9 @@ pub struct Entry {
     pub annotations: Option<serde_json::Value>,
     /// A tool's `x-mcp-header` declarations (SEP-2243), checked and re-sent per call.
     pub param_headers: Vec<mcpgate_protocol::modern::ParamHeader>,
+    /// This item's call series, found on its first call (kept across catalog rebuilds by
+    /// `observe::Series`).
+    pub series: std::sync::OnceLock<Arc<crate::observe::series::ItemSeries>>,
 }
 
 /// An item kept out of the catalog, and why.

@@ -99,17 +99,23 @@ pub async fn request(shared: &Arc<Shared>, session: &Arc<ClientSession>, env: &E
         "resources/templates/list" => list(ItemKind::ResourceTemplate),
         "logging/setLevel" => set_level(shared, session, access, params.as_ref(), &id).await,
         "tools/call" | "prompts/get" | "resources/read" | "resources/subscribe" | "resources/unsubscribe" | "completion/complete" => {
-            match route(shared, &catalog, method, params.as_ref(), access, &id) {
+            let target = match route(shared, &catalog, method, params.as_ref(), access, &id) {
+                Ok(t) => t,
+                Err(e) => return error(&id, e),
+            };
+            if let Err(e) = crate::core::admit(shared, access, &target, &id).await {
+                return error(&id, e);
+            }
+            match target {
                 // Resource subscriptions at a backend that speaks 2026-07-28 go through its
                 // `subscriptions/listen` (dual-era SDK servers answer legacy `resources/subscribe`
                 // with "Method not found").
-                Ok(target) if target.backend.era().serves_modern() && method.starts_with("resources/") && method.ends_with("subscribe") => {
+                target if target.backend.era().serves_modern() && method.starts_with("resources/") && method.ends_with("subscribe") => {
                     let uri = params.as_ref().and_then(|p| p.str("uri")).unwrap_or_default().into_owned();
                     super::subscribe::through_listen(shared, session, access, target, &uri, id).await
                 }
-                Ok(target) if !target.backend.era().serves_legacy() => crate::calls::rounds::for_session(shared, session, access, target, id).await,
-                Ok(target) => forward(shared, session, access, target, id).await,
-                Err(e) => error(&id, e),
+                target if !target.backend.era().serves_legacy() => crate::calls::rounds::for_session(shared, session, access, target, id).await,
+                target => forward(shared, session, access, target, id).await,
             }
         }
         "initialize" => error(&id, RpcError::new(ErrorCode::InvalidRequest, "session already initialized")),

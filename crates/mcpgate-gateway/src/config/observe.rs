@@ -90,8 +90,10 @@ pub struct OtlpConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuditSinkKind {
-    /// One JSON line per event on stderr, beside the log.
+    /// As `mcpgate::audit` events in the log stream (JSON objects with `--log-format json`).
     #[default]
+    Log,
+    /// One JSON line of the audit schema per event on stderr, beside the log.
     Stderr,
     /// A file of JSON lines, rotated by size.
     File,
@@ -113,7 +115,7 @@ pub struct AuditConfig {
 
 impl Default for AuditConfig {
     fn default() -> Self {
-        Self { sink: AuditSinkKind::Stderr, path: None, max_bytes: 100 * 1024 * 1024, keep: 5 }
+        Self { sink: AuditSinkKind::Log, path: None, max_bytes: 100 * 1024 * 1024, keep: 5 }
     }
 }
 

@@ -34,7 +34,7 @@ pub fn validate(c: &GatewayConfig) -> Result<(), Vec<Problem>> {
     if c.listen.parse::<SocketAddr>().is_err() {
         p.push(Problem::new("listen", format!("{:?} is not an address", c.listen), "write host:port, e.g. 127.0.0.1:8080"));
     }
-    if !c.mcp_path.starts_with('/') || c.mcp_path.len() < 2 || ["/healthz", "/readyz", "/status"].contains(&c.mcp_path.as_str()) {
+    if !c.mcp_path.starts_with('/') || c.mcp_path.len() < 2 || ["/healthz", "/readyz", "/status", "/metrics"].contains(&c.mcp_path.as_str()) {
         p.push(Problem::new("mcp_path", format!("{:?} cannot be the MCP path", c.mcp_path), "use a path like /mcp"));
     }
     if c.limits.max_body_bytes < 1024 {
@@ -70,6 +70,7 @@ pub fn validate(c: &GatewayConfig) -> Result<(), Vec<Problem>> {
     check_names_and_prefixes(c, &mut p);
     check_auth(c, &mut p);
     check_credentials(c, &mut p);
+    check_observability(c, &mut p);
     if p.is_empty() { Ok(()) } else { Err(p) }
 }
 
@@ -97,6 +98,53 @@ fn check_auth(c: &GatewayConfig, p: &mut Vec<Problem>) {
     }
     if let Err(errors) = mcpgate_auth::Policy::compile(&auth.permissions, &c.server_auth_infos()) {
         p.extend(errors.into_iter().map(split));
+    }
+}
+
+fn check_observability(c: &GatewayConfig, p: &mut Vec<Problem>) {
+    if let Some(a) = &c.admin {
+        if a.listen.parse::<SocketAddr>().is_err() {
+            p.push(Problem::new("admin.listen", format!("{:?} is not an address", a.listen), "write host:port, e.g. 127.0.0.1:9090"));
+        } else if a.listen == c.listen {
+            p.push(Problem::new("admin.listen", "is the MCP listener's address", "give the admin listener its own port (or use metrics.on_main_listener)"));
+        }
+        if a.token.as_ref().is_some_and(|t| t.expose().len() < 16) {
+            p.push(Problem::new("admin.token", "is shorter than 16 characters", "use a long random token, e.g. from `openssl rand -hex 32`"));
+        }
+    }
+    if let Some(o) = &c.telemetry.otlp {
+        if !url::Url::parse(&o.endpoint).map(|u| matches!(u.scheme(), "http" | "https")).unwrap_or(false) {
+            p.push(Problem::new(
+                "telemetry.otlp.endpoint",
+                format!("{:?} is not an http(s) URL", o.endpoint),
+                "write e.g. http://127.0.0.1:4317 (grpc) or http://127.0.0.1:4318/v1/traces (http)",
+            ));
+        }
+        if !(0.0..=1.0).contains(&o.sampling_ratio) {
+            p.push(Problem::new(
+                "telemetry.otlp.sampling_ratio",
+                format!("{} is not between 0 and 1", o.sampling_ratio),
+                "write e.g. 0.1 for one trace in ten",
+            ));
+        }
+        if o.queue_size == 0 || o.batch_size == 0 {
+            p.push(Problem::new("telemetry.otlp.queue_size", "queue_size and batch_size must be at least 1", "leave them out for the defaults (2048, 512)"));
+        }
+        for (k, v) in &o.headers {
+            if http::HeaderName::from_bytes(k.as_bytes()).is_err() || http::HeaderValue::from_str(v.expose()).is_err() {
+                p.push(Problem::new(format!("telemetry.otlp.headers.{k}"), "is not a valid header", "use a header name and a printable value"));
+            }
+        }
+    }
+    if c.audit.sink == super::AuditSinkKind::File && c.audit.path.is_none() {
+        p.push(Problem::new("audit.path", "missing (sink: file)", "give the audit file, e.g. /var/log/mcpgate/audit.log"));
+    }
+    if c.audit.max_bytes < 4096 {
+        p.push(Problem::new("audit.max_bytes", "must be at least 4096", "leave it out for 100 MiB"));
+    }
+    let servers: Vec<String> = c.servers.iter().map(|s| s.name.clone()).collect();
+    for (path, problem, fix) in crate::quota::config::check(&c.rate_limits, &servers) {
+        p.push(Problem::new(path, problem, fix));
     }
 }
 

@@ -1,12 +1,14 @@
-//! The era-independent core of a request: route → permit ([`route`]), the backend credential
+//! The era-independent core of a request: route → permit ([`route`]), the rate limits ([`admit`]), the backend credential
 //! ([`credential`]), list answers ([`list`]). Client-era adapters (`clients`) call in here;
 //! backend-era adapters (`calls`) take its [`route::Target`].
 
+pub mod admit;
 pub mod credential;
 pub mod list;
 pub mod route;
 
 pub use crate::catalog::ResultRewrite;
+pub use admit::admit;
 pub use credential::credential;
 pub use list::list_response;
 pub use route::{Target, resource_owner, route};

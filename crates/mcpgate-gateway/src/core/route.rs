@@ -12,6 +12,8 @@ use std::sync::Arc;
 use crate::backend::Backend;
 use crate::catalog::{Catalog, ItemKind, ResultRewrite};
 use crate::identity::{Access, audit};
+use crate::observe::labels::{authz_reason_index, method_index};
+use crate::observe::series::bump;
 use crate::state::Shared;
 
 /// A routed request, ready to send.
@@ -38,10 +40,23 @@ pub struct Permit(());
 pub fn route(shared: &Shared, catalog: &Catalog, method: &str, params: Option<&Envelope<'_>>, access: &Access, request_id: &str) -> Result<Target, RpcError> {
     let params = params.ok_or_else(|| RpcError::new(ErrorCode::InvalidParams, "params are required"))?;
     // A denied item gets exactly the error an unknown one gets: no existence oracle.
+    let _span = crate::stage_span!("authorize", decision = tracing::field::Empty, reason = tracing::field::Empty).entered();
     let permit = |server: &ServerName, kind: ItemKind, name: &str, annotations: Option<&serde_json::Value>, not_found: RpcError| {
         let verdict = access.decide(server, kind, name, annotations);
+        _span.record("decision", if verdict.allowed { "allow" } else { "deny" });
+        _span.record("reason", verdict.code);
+        if access.meter.is_enabled()
+            && let Some(b) = shared.backend(server)
+        {
+            let k = match kind {
+                ItemKind::Tool => 0,
+                ItemKind::Prompt => 1,
+                ItemKind::Resource | ItemKind::ResourceTemplate => 2,
+            };
+            bump(&b.series.authz[k][authz_reason_index(verdict.code)]);
+        }
         if access.is_restricted() {
-            audit(access, server.as_str(), kind.as_str(), name, &verdict, request_id);
+            audit(shared, access, server.as_str(), kind.as_str(), name, &verdict, request_id);
         }
         if verdict.allowed { Ok(()) } else { Err(not_found) }
     };
@@ -60,6 +75,7 @@ pub fn route(shared: &Shared, catalog: &Catalog, method: &str, params: Option<&E
                 tool = Some(entry.backend_name.clone());
                 param_headers = entry.param_headers.clone();
             }
+            access.meter.routed(|s| entry.series.get_or_init(|| s.item(method_index(method), entry.server.as_str(), Some(&entry.backend_name))).clone());
             backend_name = Some(entry.backend_name.clone());
             (entry.server.clone(), "name", json_string(&entry.backend_name), ResultRewrite::None)
         }
@@ -96,6 +112,16 @@ pub fn route(shared: &Shared, catalog: &Catalog, method: &str, params: Option<&E
         }
     };
     let backend = shared.backend(&server).ok_or_else(|| RpcError::new(ErrorCode::BackendUnavailable, format!("server '{server}' is not configured")))?;
+    if method != "tools/call" && method != "prompts/get" {
+        // Resources and completions are counted per server: their URIs are not a closed set.
+        let slot = match method {
+            "resources/read" => 0,
+            "resources/subscribe" => 1,
+            "resources/unsubscribe" => 2,
+            _ => 3,
+        };
+        access.meter.routed(|s| backend.series.per_server_items[slot].get_or_init(|| s.item(method_index(method), backend.name.as_str(), None)).clone());
+    }
     let params = String::from_utf8(params.rewrite(&[(replace_key, Some(&replace_value))])).unwrap_or_default();
     Ok(Target { backend, method: method.to_owned(), tool, params, rewrite, name: backend_name, param_headers, _permit: Permit(()) })
 }

@@ -3,6 +3,7 @@
 //! Handlers here only do HTTP: header checks, body limits, status codes and framing. What a
 //! message means is decided in `dispatch`; refusals map to statuses in `reject`.
 
+pub mod admin;
 mod authorize;
 mod checks;
 mod health;
@@ -19,7 +20,10 @@ use crate::state::Shared;
 
 pub fn router(shared: Arc<Shared>) -> Router {
     let mcp_path = shared.config.load().mcp_path.clone();
-    let router = Router::new()
+    let on_main = shared.config.load().metrics.on_main_listener;
+    let router = Router::new();
+    let router = if on_main { router.route("/metrics", get(admin::metrics)) } else { router };
+    let router = router
         .route(&mcp_path, get(stream::get).post(post::post).delete(stream::delete))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -44,7 +44,8 @@ pub async fn get(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respo
     // Tells the session (and, in a cluster, the store) when the client's stream is gone.
     let open = StreamOpen(session);
     let stopping = shared.stopping.clone();
-    let stream = futures::stream::unfold((rx, open, stopping), |(mut rx, open, stopping)| async move {
+    let counted = shared.config.load().metrics.enabled.then(|| crate::observe::series::stream_opened(&shared.series, 1));
+    let stream = futures::stream::unfold((rx, (open, counted), stopping), |(mut rx, open, stopping)| async move {
         tokio::select! {
             msg = rx.recv() => msg.map(|m| (Ok::<_, std::convert::Infallible>(Bytes::from(encode_message(&m))), (rx, open, stopping))),
             _ = tokio::time::sleep(KEEPALIVE) => Some((Ok(Bytes::from_static(b": keepalive\n\n")), (rx, open, stopping))),

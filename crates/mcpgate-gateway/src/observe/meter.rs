@@ -103,8 +103,8 @@ impl RequestMeter {
             Outcome::Cancelled => Some(CallError::Cancelled),
             _ => Some(match decode(c.failed.load(Ordering::Relaxed)) {
                 Some(e) => e,
-                // The backend's own error answer.
-                None if answered != 0 => rpc_error.unwrap_or(CallError::Gateway),
+                // The backend's own error answer (the gateway's own give-up answers are -32603).
+                None if answered != 0 || rpc_error.is_some_and(|e| e != CallError::rpc("-32603")) => rpc_error.unwrap_or(CallError::Gateway),
                 // Sent, never answered: the gateway gave up on the backend.
                 None if sent != 0 => CallError::BackendUnavailable,
                 None => CallError::Gateway,

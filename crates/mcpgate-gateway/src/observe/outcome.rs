@@ -189,7 +189,10 @@ mod tests {
     #[tokio::test]
     async fn a_stream_reports_its_final_answer_or_that_it_broke_off() {
         use futures::StreamExt;
-        let msgs = vec![Bytes::from_static(br#"{"jsonrpc":"2.0","method":"notifications/progress"}"#), Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32603,"message":"x"}}"#)];
+        let msgs = vec![
+            Bytes::from_static(br#"{"jsonrpc":"2.0","method":"notifications/progress"}"#),
+            Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32603,"message":"x"}}"#),
+        ];
         let (s, w) = watch(futures::stream::iter(msgs.clone()).boxed());
         let seen = Arc::new(Mutex::new(None));
         let into = seen.clone();

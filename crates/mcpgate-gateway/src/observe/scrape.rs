@@ -163,7 +163,12 @@ impl prometheus_client::collector::Collector for Scrape {
         let failures: Vec<(Arc<str>, Vec<(&'static str, u64)>)> =
             servers.iter().map(|sv| (sv.name.clone(), sv.credential_failures.lock().unwrap_or_else(|p| p.into_inner()).clone())).collect();
         let rows = failures.iter().flat_map(|(name, f)| f.iter().map(move |(reason, v)| (vec![("mcp_server", &**name), ("reason", *reason)], *v)));
-        counters(&mut enc, "mcpgate_credential_failures", "Calls refused because no credential could be resolved for the backend, by server and reason.", rows)?;
+        counters(
+            &mut enc,
+            "mcpgate_credential_failures",
+            "Calls refused because no credential could be resolved for the backend, by server and reason.",
+            rows,
+        )?;
 
         let mut rows = Vec::new();
         for sv in &servers {
@@ -198,7 +203,12 @@ impl prometheus_client::collector::Collector for Scrape {
                 rows.push((vec![("upstream", upstream), ("result", r.as_str())], u.count(r)));
             }
         }
-        counters(&mut enc, "mcpgate_credential_upstream_requests", "HTTP requests to Vault and the IdP (token exchange, client credentials, discovery), by result.", rows)?;
+        counters(
+            &mut enc,
+            "mcpgate_credential_upstream_requests",
+            "HTTP requests to Vault and the IdP (token exchange, client credentials, discovery), by result.",
+            rows,
+        )?;
         let mut m = enc.encode_descriptor(
             "mcpgate_credential_upstream_duration_seconds",
             "Latency of HTTP requests to Vault and the IdP, to the response head.",
@@ -212,7 +222,12 @@ impl prometheus_client::collector::Collector for Scrape {
         let rows = rules.iter().map(|r| (vec![("rule", &*r.rule)], read(&r.rejected)));
         counters(&mut enc, "mcpgate_rate_limited", "Calls refused by a rate limit (the backend was not called), by rule.", rows)?;
         let rows = rules.iter().map(|r| (vec![("rule", &*r.rule)], read(&r.store_errors)));
-        counters(&mut enc, "mcpgate_rate_limit_store_errors", "Rate-limit checks the bucket store could not answer, by rule (the rule's on_store_error decided).", rows)?;
+        counters(
+            &mut enc,
+            "mcpgate_rate_limit_store_errors",
+            "Rate-limit checks the bucket store could not answer, by rule (the rule's on_store_error decided).",
+            rows,
+        )?;
 
         let rows = [(vec![("result", "ok")], read(&s.reloads[0])), (vec![("result", "failed")], read(&s.reloads[1]))];
         counters(&mut enc, "mcpgate_config_reloads", "Config reloads applied (ok) or rejected (failed).", rows)?;
@@ -220,7 +235,12 @@ impl prometheus_client::collector::Collector for Scrape {
         counters(&mut enc, "mcpgate_list_changed", "Catalog changes announced to clients (list_changed notifications sent per change, before fan-out).", rows)?;
         counters(&mut enc, "mcpgate_trace_spans_dropped", "Spans dropped because the trace export queue was full.", [(vec![], read(&s.spans_dropped))])?;
         counters(&mut enc, "mcpgate_trace_export_failures", "Batches of spans the OTLP endpoint did not take.", [(vec![], read(&s.span_exports_failed))])?;
-        counters(&mut enc, "mcpgate_audit_lines_dropped", "Audit lines that could not be written (the sink failed or its queue was full).", [(vec![], read(&s.audit_lines_dropped))])?;
+        counters(
+            &mut enc,
+            "mcpgate_audit_lines_dropped",
+            "Audit lines that could not be written (the sink failed or its queue was full).",
+            [(vec![], read(&s.audit_lines_dropped))],
+        )?;
 
         let g = &self.gauges;
         let rows = g.backends.iter().map(|(name, era, up)| (vec![("mcp_server", name.as_str()), ("mcp_protocol_era", *era)], i64::from(*up)));
@@ -230,7 +250,12 @@ impl prometheus_client::collector::Collector for Scrape {
         let rows = g.withheld.iter().map(|(name, n)| (vec![("mcp_server", name.as_str())], *n as i64));
         gauges(&mut enc, "mcpgate_catalog_withheld_items", "Items withheld from the catalog (invalid or colliding names), by server.", rows)?;
         gauges(&mut enc, "mcpgate_client_sessions", "Open legacy-era client sessions.", [(vec![], g.client_sessions as i64)])?;
-        gauges(&mut enc, "mcpgate_stateless_backend_sessions", "Backend sessions the gateway holds for stateless (2026-07-28) callers of legacy backends.", [(vec![], g.stateless_sessions as i64)])?;
+        gauges(
+            &mut enc,
+            "mcpgate_stateless_backend_sessions",
+            "Backend sessions the gateway holds for stateless (2026-07-28) callers of legacy backends.",
+            [(vec![], g.stateless_sessions as i64)],
+        )?;
         gauges(&mut enc, "mcpgate_parked_calls", "Calls parked waiting for a modern client's input_required retry.", [(vec![], g.parked_calls as i64)])?;
         let rows = [(vec![("kind", "post")], s.open_streams[0].load(Ordering::Relaxed)), (vec![("kind", "get")], s.open_streams[1].load(Ordering::Relaxed))];
         gauges(&mut enc, "mcpgate_open_streams", "Open SSE streams: answers to POSTs that stream, and GET streams.", rows)?;

@@ -138,9 +138,7 @@ impl Series {
         let key = (method, Arc::<str>::from(server), name.map(Arc::<str>::from));
         items
             .entry(key.clone())
-            .or_insert_with(|| {
-                Arc::new(ItemSeries { method, server: key.1, name: key.2, ok: Durations::default(), errors: Mutex::default() })
-            })
+            .or_insert_with(|| Arc::new(ItemSeries { method, server: key.1, name: key.2, ok: Durations::default(), errors: Mutex::default() }))
             .clone()
     }
 
@@ -168,7 +166,6 @@ impl Series {
             .or_insert_with(|| Arc::new(RuleSeries { rule: Arc::from(name), rejected: AtomicU64::new(0), store_errors: AtomicU64::new(0) }))
             .clone()
     }
-
 }
 
 /// Counts an open stream (0: an SSE answer to a POST, 1: a GET stream) until dropped.

@@ -37,7 +37,9 @@ impl Rate {
 pub enum Take {
     Allowed,
     /// No token: one will be there after this long.
-    Limited { retry_after: Duration },
+    Limited {
+        retry_after: Duration,
+    },
 }
 
 /// The store could not answer (shared store down or too slow).

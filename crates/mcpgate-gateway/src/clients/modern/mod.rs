@@ -123,6 +123,9 @@ async fn call(shared: &Arc<Shared>, access: Access, req: ModernRequest) -> Respo
         Err(e) => return error(StatusCode::OK, Some(&req.id), &modern_error(e)),
     };
     drop(catalog);
+    if let Err(e) = crate::core::admit(shared, &access, &target, &req.id).await {
+        return error(StatusCode::OK, Some(&req.id), &e);
+    }
     if target.backend.era().serves_modern() {
         crate::calls::modern::stateless(shared, &access, &req, target).await
     } else {
