@@ -68,7 +68,7 @@ fn finish(shared: &Arc<Shared>, mut resp: Response, meter: &RequestMeter, seen: 
                 End::Answered(Err(e)) => (Outcome::Error, Some(e)),
                 End::Cancelled => (Outcome::Cancelled, None),
             };
-            record_on_span(&span, outcome, error);
+            record_on_span(&span, outcome, meter.error_type(outcome, error));
             meter.finish(method, era, outcome, error);
         });
         let _ = shared;
@@ -81,7 +81,7 @@ fn finish(shared: &Arc<Shared>, mut resp: Response, meter: &RequestMeter, seen: 
         None if resp.status().is_success() => (Outcome::Ok, None),
         None => (Outcome::Rejected, None),
     };
-    record_on_span(span, outcome, error);
+    record_on_span(span, outcome, meter.error_type(outcome, error));
     meter.finish(method, era, outcome, error);
     resp
 }

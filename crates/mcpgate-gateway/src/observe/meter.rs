@@ -98,10 +98,27 @@ impl RequestMeter {
         let sent = c.upstream_sent.load(Ordering::Relaxed);
         let answered = c.upstream_answered.load(Ordering::Relaxed);
         let upstream = (sent != 0 && answered >= sent).then(|| Duration::from_nanos(answered - sent));
-        let error = match outcome {
+        let error = self.error_type(outcome, rpc_error);
+        let gateway = now - c.received;
+        match error {
+            None => record_call(&item.ok, gateway, upstream),
+            Some(e) => record_call(&item.failed(e), gateway, upstream),
+        }
+    }
+}
+
+impl RequestMeter {
+    /// Why a call failed, as `error_type` says it: a failure the gateway decided itself, the
+    /// backend's own JSON-RPC code, or the gateway giving up on the backend.
+    pub fn error_type(&self, outcome: Outcome, rpc_error: Option<CallError>) -> Option<CallError> {
+        let (failed, sent, answered) = match &self.0 {
+            Some(c) => (c.failed.load(Ordering::Relaxed), c.upstream_sent.load(Ordering::Relaxed), c.upstream_answered.load(Ordering::Relaxed)),
+            None => (0, 0, 1),
+        };
+        match outcome {
             Outcome::Ok => None,
             Outcome::Cancelled => Some(CallError::Cancelled),
-            _ => Some(match decode(c.failed.load(Ordering::Relaxed)) {
+            _ => Some(match decode(failed) {
                 Some(e) => e,
                 // The backend's own error answer (the gateway's own give-up answers are -32603).
                 None if answered != 0 || rpc_error.is_some_and(|e| e != CallError::rpc("-32603")) => rpc_error.unwrap_or(CallError::Gateway),
@@ -109,11 +126,6 @@ impl RequestMeter {
                 None if sent != 0 => CallError::BackendUnavailable,
                 None => CallError::Gateway,
             }),
-        };
-        let gateway = now - c.received;
-        match error {
-            None => record_call(&item.ok, gateway, upstream),
-            Some(e) => record_call(&item.failed(e), gateway, upstream),
         }
     }
 }
