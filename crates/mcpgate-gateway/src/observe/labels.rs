@@ -88,7 +88,8 @@ pub enum CallError {
 }
 
 /// JSON-RPC codes that get their own `error_type`; any other code is `_OTHER`.
-pub const RPC_CODES: [&str; 13] = ["-32700", "-32600", "-32601", "-32602", "-32603", "-32000", "-32001", "-32002", "-32020", "-32021", "-32022", "-32029", "-32042"];
+pub const RPC_CODES: [&str; 13] =
+    ["-32700", "-32600", "-32601", "-32602", "-32603", "-32000", "-32001", "-32002", "-32020", "-32021", "-32022", "-32029", "-32042"];
 
 impl CallError {
     pub fn as_str(self) -> &'static str {

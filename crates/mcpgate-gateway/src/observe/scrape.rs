@@ -46,6 +46,9 @@ struct Scrape {
 
 type Labels<'a> = Vec<(&'static str, &'a str)>;
 
+/// A server and its credential failures by reason.
+type Failures = (Arc<str>, Vec<(&'static str, u64)>);
+
 fn counters<'a>(enc: &mut DescriptorEncoder, name: &str, help: &str, rows: impl IntoIterator<Item = (Labels<'a>, u64)>) -> std::fmt::Result {
     let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
     for (labels, v) in rows {
@@ -160,7 +163,7 @@ impl prometheus_client::collector::Collector for Scrape {
             }
         }
         counters(&mut enc, "mcpgate_credentials_resolved", "Backend credentials resolved for calls, by server and the source that gave them.", rows)?;
-        let failures: Vec<(Arc<str>, Vec<(&'static str, u64)>)> =
+        let failures: Vec<Failures> =
             servers.iter().map(|sv| (sv.name.clone(), sv.credential_failures.lock().unwrap_or_else(|p| p.into_inner()).clone())).collect();
         let rows = failures.iter().flat_map(|(name, f)| f.iter().map(move |(reason, v)| (vec![("mcp_server", &**name), ("reason", *reason)], *v)));
         counters(

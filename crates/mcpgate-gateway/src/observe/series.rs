@@ -83,6 +83,9 @@ pub struct RuleSeries {
     pub store_errors: AtomicU64,
 }
 
+/// (method, server, item name).
+pub type ItemKey = (u8, Arc<str>, Option<Arc<str>>);
+
 /// Every series. One per process; the call path reaches its series through pointers kept on
 /// catalog entries, backends and compiled rules.
 #[derive(Debug)]
@@ -100,7 +103,7 @@ pub struct Series {
     pub spans_dropped: AtomicU64,
     pub span_exports_failed: AtomicU64,
     pub audit_lines_dropped: AtomicU64,
-    pub items: Mutex<HashMap<(u8, Arc<str>, Option<Arc<str>>), Arc<ItemSeries>>>,
+    pub items: Mutex<HashMap<ItemKey, Arc<ItemSeries>>>,
     pub servers: Mutex<HashMap<Arc<str>, Arc<ServerSeries>>>,
     pub rules: Mutex<HashMap<Arc<str>, Arc<RuleSeries>>>,
     /// The credential resolver's counters, kept across reloads.

@@ -4,7 +4,7 @@
 //! non-bool result means "not in the group".
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Mutex;
 
 use cel::{Context, Env, Program, Value};
@@ -34,9 +34,7 @@ impl Callers {
     /// Whether the caller is in the group. No verified identity: never.
     pub fn contains(&self, identity: Option<&VerifiedIdentity>) -> bool {
         let Some(id) = identity else { return false };
-        let mut h = self.hasher.build_hasher();
-        (&id.issuer, &id.subject, id.expires_at).hash(&mut h);
-        let key = h.finish();
+        let key = self.hasher.hash_one((&id.issuer, &id.subject, id.expires_at));
         if let Some(v) = self.remembered.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return *v;
         }

@@ -6,7 +6,7 @@
 //! Never keeps who a key belongs to: the local store keeps a keyed hash of the key's parts.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -91,22 +91,15 @@ struct Bucket {
 /// Buckets in this process's memory, in shards so that concurrent calls rarely wait on the
 /// same lock. A take is one keyed hash, one short lock and arithmetic: no allocation once
 /// the bucket exists.
+#[derive(Default)]
 pub struct LocalBuckets {
     shards: [Mutex<HashMap<u64, Bucket>>; SHARDS],
     hasher: std::collections::hash_map::RandomState,
 }
 
-impl Default for LocalBuckets {
-    fn default() -> Self {
-        Self { shards: Default::default(), hasher: Default::default() }
-    }
-}
-
 impl LocalBuckets {
     fn key(&self, k: &BucketKey<'_>) -> u64 {
-        let mut h = self.hasher.build_hasher();
-        (k.rule, k.subject, k.server, k.tool).hash(&mut h);
-        h.finish()
+        self.hasher.hash_one((k.rule, k.subject, k.server, k.tool))
     }
 
     pub fn take(&self, key: &BucketKey<'_>, rate: Rate, now: Instant) -> Take {
