@@ -32,7 +32,7 @@ def seed(registry, name: str) -> Backend:
 @pytest.fixture
 def idp(registry, tmp_path):
     users = {
-        "alice": {"roles": {"github.mcp.local": ["list_repos", "delete_repo"], "weather.local": ["get_forecast"]}},
+        "alice": {"roles": {"github.mcp.local": ["list_repos", "delete_repo"], "weather.local": ["get_forecast"], "c.local": ["echo"]}},
         "bob": {"roles": {"github.mcp.local": ["list_repos", "delete_repo"], "weather.local": ["get_forecast"]}},
         "carol": {"roles": {"github.mcp.local": ["list_repos"], "weather.local": ["get_forecast"]}},
     }
@@ -350,3 +350,40 @@ def test_a_stuck_otlp_endpoint_never_fails_calls_and_dropped_spans_are_counted(g
     finally:
         stuck.close()
 
+
+
+def test_trace_context_reaches_a_legacy_backend_and_vault(gateway, backends, registry, tmp_path, idp):
+    otlp = OtlpReceiver(registry, tmp_path)
+    bao = Bao(registry, tmp_path)
+    bao.put("alice/c.local", token="legacy-backend-key")
+    # OpenBao's audit log records a request header only when told to.
+    assert bao.http.post("/v1/sys/config/auditing/request-headers/traceparent", json={"hmac": False}).status_code == 204
+    legacy = backends.v1("c")
+    gateway.write_config(
+        [legacy.config(auth={"client_ids": ["c.local"]}, credentials=[{"vault": {"path": "{username}/c.local", "header": "X-API-Key"}}])],
+        auth={"issuers": [{"issuer": idp.issuer}], "audiences": ["mcpgate"]},
+        credentials={"vault": {"address": bao.addr, "auth": {"token": {"value": "root"}}}},
+        telemetry={"otlp": {"endpoint": otlp.grpc, "export_interval": "100ms"}},
+    )
+    gw = gateway.start_with_config(ready=["c"])
+    alice = login(gw, idp, "alice", traceparent=f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01")
+    mark = legacy.log.mark()
+    assert tool_text(alice.call_tool("c_echo", {"text": "hi"})["result"]) == "hi"
+    (call,) = legacy.log.find(since=mark, rpc_method="tools/call")
+    assert call["headers"]["x-api-key"] == "legacy-backend-key"
+    spans = otlp.trace(CLIENT_TRACE, {"mcp.request", "credential", "upstream"})
+    assert call["headers"]["traceparent"] == f"00-{CLIENT_TRACE}-{spans['upstream']['span_id']}-01", "a legacy (session) backend gets it too"
+    assert spans["credential"]["attributes"]["mcpgate.credential.source"] == "vault"
+    assert "legacy-backend-key" not in json.dumps(otlp.spans()), "never a secret in a span"
+
+    def vault_traceparents() -> list[str]:
+        out = []
+        for line in bao.audit_path.read_text().splitlines():
+            entry = json.loads(line)
+            req = entry.get("request", {})
+            if entry.get("type") == "request" and req.get("path") == "secret/data/alice/c.local" and req.get("operation") == "read":
+                out.append((entry["request"].get("headers") or {}).get("traceparent", [""])[0])
+        return out
+
+    (seen,) = wait_until(vault_traceparents, 10, what="the Vault read in OpenBao's audit log")
+    assert seen == f"00-{CLIENT_TRACE}-{spans['credential']['span_id']}-01", "Vault is asked under the credential span"
