@@ -135,8 +135,16 @@ impl Shared {
     /// sessions closed; new ones start discovery.
     pub async fn apply(&self, config: GatewayConfig) -> Result<(), Vec<String>> {
         let security = Security::build(&config, &self.http, &self.series)?;
-        if config.audit != self.config.load().audit {
-            tracing::warn!("audit changes take effect only after a restart");
+        let old = self.config.load();
+        for (changed, what) in [
+            (config.audit != old.audit, "audit"),
+            (config.telemetry != old.telemetry, "telemetry"),
+            (config.admin.as_ref().map(|a| &a.listen) != old.admin.as_ref().map(|a| &a.listen), "admin.listen"),
+            (config.metrics.on_main_listener != old.metrics.on_main_listener, "metrics.on_main_listener"),
+        ] {
+            if changed {
+                tracing::warn!("{what} changes take effect only after a restart");
+            }
         }
         warn_about_open_access(&config);
         self.security.store(Arc::new(security));
