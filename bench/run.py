@@ -538,6 +538,37 @@ class Bench:
             time.sleep(1)
         load.join()
         self.record(name, f"rolling restart of 3 replicas under {rate}/s for {seconds:.0f}s", gateway=result, failed_calls=result.get("errors"))
+    def observability(self) -> None:
+        """Scenario 8: what metrics, tracing and rate limiting cost. Legacy echo calls at c=16
+        (closed loop) through one gateway per variant on the same legacy-only backend, the
+        variants interleaved twice in one run: metrics off; metrics on (the default); metrics on
+        with a rate-limit rule covering every call; metrics on with tracing at 100 % to a real
+        OTLP receiver (tests/fixtures/python/otlp_receiver.py; skipped without its venv)."""
+        backend = self.backend(era="legacy")
+        base = f"listen: LISTEN\nservers:\n  - {{name: b, url: \"{backend}\"}}\n"
+        variants = [
+            ("metrics off", base + "metrics: {enabled: false}\n"),
+            ("metrics on (default)", base),
+            ("metrics on + rate limit (1 rule, per server and tool)",
+             base + "rate_limits: {rules: [{name: all, per: [server, tool], limit: 1000000000, interval: 1s}]}\n"),
+        ]
+        receiver_py = Path(os.environ.get("MCPGATE_TEST_CACHE", Path.home() / ".cache" / "mcpgate-test")) / "venv-mcp2" / "bin" / "python"
+        if receiver_py.exists():
+            grpc_port, http_port = free_port(), free_port()
+            start([str(receiver_py), str(ROOT / "tests" / "fixtures" / "python" / "otlp_receiver.py"), "--grpc-port", str(grpc_port),
+                   "--http-port", str(http_port), "--out", str(self.work / "spans.jsonl")])
+            wait_port(grpc_port)
+            variants.append(("metrics on + tracing 100 % (OTLP/gRPC)",
+                             base + f"telemetry: {{otlp: {{endpoint: \"http://127.0.0.1:{grpc_port}\", sampling_ratio: 1.0}}}}\n"))
+        gateways = []
+        for i, (name, cfg) in enumerate(variants):
+            gw, url = self.gateway(cfg, name=f"obs{i}")
+            self.wait_catalog(url, 1, 1, era="legacy")
+            gateways.append((name, gw, url))
+        for round_ in (1, 2):
+            for name, gw, url in gateways:
+                r = self.measured(gw, url, 16, tool="b_echo")
+                self.record("8 observability overhead", f"{name}, c=16, round {round_}", gateway=r)
         stop_all()
 
     def startup(self) -> None:
@@ -611,7 +642,7 @@ def main() -> None:
     ap.add_argument("--only", default="", help="comma-separated scenario methods to run")
     args = ap.parse_args()
     b = Bench(args.bin_dir, args.smoke)
-    scenarios = [b.startup, b.echo_call, b.echo_call_modern, b.full_pipeline, b.list_scale, b.many_sessions, b.peer, b.scale_out]
+    scenarios = [b.startup, b.echo_call, b.echo_call_modern, b.full_pipeline, b.list_scale, b.many_sessions, b.peer, b.observability, b.scale_out]
     try:
         for s in scenarios:
             if not args.only or s.__name__ in args.only.split(","):

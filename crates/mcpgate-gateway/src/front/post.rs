@@ -40,7 +40,7 @@ pub async fn post(State(shared): State<Arc<Shared>>, request: axum::extract::Req
         span.record("mcp.protocol.era", ERAS[seen.era as usize]);
     }
     match result {
-        Ok(resp) => finish(&shared, resp, &meter, &seen, &span),
+        Ok(resp) => finish(resp, &meter, &seen, &span),
         Err(reject) => {
             meter.finish(seen.method, seen.era, Outcome::Rejected, None);
             span.record("otel.status_code", "ERROR");
@@ -56,7 +56,7 @@ struct Seen {
 }
 
 /// Records how the request ended: now for a JSON answer, at the stream's end for SSE.
-fn finish(shared: &Arc<Shared>, mut resp: Response, meter: &RequestMeter, seen: &Seen, span: &tracing::Span) -> Response {
+fn finish(mut resp: Response, meter: &RequestMeter, seen: &Seen, span: &tracing::Span) -> Response {
     let (method, era) = (seen.method, seen.era);
     if let Some(watch) = resp.extensions_mut().remove::<Watch>() {
         let (meter, span) = (meter.clone(), span.clone());
@@ -71,7 +71,6 @@ fn finish(shared: &Arc<Shared>, mut resp: Response, meter: &RequestMeter, seen: 
             record_on_span(&span, outcome, meter.error_type(outcome, error));
             meter.finish(method, era, outcome, error);
         });
-        let _ = shared;
         return resp;
     }
     let (outcome, error) = match resp.extensions().get::<Answered>() {

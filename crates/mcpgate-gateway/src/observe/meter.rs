@@ -155,3 +155,58 @@ fn decode(code: u8) -> Option<CallError> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::labels::method_index;
+
+    fn call(series: &Arc<Series>) -> (RequestMeter, Arc<ItemSeries>) {
+        let m = RequestMeter::start(series);
+        let item = series.item(method_index("tools/call"), "github", Some("list_repos"));
+        m.routed(|_| item.clone());
+        (m, item)
+    }
+
+    #[test]
+    fn a_call_is_counted_once_with_its_gateway_and_backend_parts() {
+        let series = Arc::new(Series::default());
+        let (m, item) = call(&series);
+        m.upstream_sent();
+        m.upstream_answered();
+        m.finish(method_index("tools/call"), Era::Legacy, Outcome::Ok, None);
+        m.finish(method_index("tools/call"), Era::Legacy, Outcome::Error, None);
+        assert_eq!(item.ok.gateway.snapshot().count, 1, "finished once");
+        assert_eq!(item.ok.upstream.snapshot().count, 1);
+        assert!(item.errors.lock().unwrap_or_else(|p| p.into_inner()).is_empty());
+    }
+
+    #[test]
+    fn a_failure_is_filed_under_why_it_failed() {
+        let series = Arc::new(Series::default());
+        let (m, item) = call(&series);
+        m.failed(CallError::RateLimited);
+        m.finish(method_index("tools/call"), Era::Modern, Outcome::Error, Some(CallError::rpc("-32029")));
+        assert_eq!(item.failed(CallError::RateLimited).gateway.snapshot().count, 1);
+        assert_eq!(item.failed(CallError::RateLimited).upstream.snapshot().count, 0, "never reached the backend");
+
+        let (m, item) = call(&series);
+        m.upstream_sent();
+        m.finish(method_index("tools/call"), Era::Legacy, Outcome::Error, Some(CallError::rpc("-32603")));
+        assert_eq!(item.failed(CallError::BackendUnavailable).gateway.snapshot().count, 1, "sent, never answered: the gateway gave up");
+
+        let (m, item) = call(&series);
+        m.upstream_sent();
+        m.upstream_answered();
+        m.finish(method_index("tools/call"), Era::Legacy, Outcome::Error, Some(CallError::rpc("-32602")));
+        assert_eq!(item.failed(CallError::rpc("-32602")).gateway.snapshot().count, 1, "the backend's own code");
+    }
+
+    #[test]
+    fn a_disabled_meter_records_nothing() {
+        let m = RequestMeter::disabled();
+        m.routed(|_| unreachable!("never asked for a series"));
+        m.finish(0, Era::Legacy, Outcome::Ok, None);
+        assert_eq!(m.error_type(Outcome::Error, Some(CallError::rpc("-32602"))), Some(CallError::rpc("-32602")));
+    }
+}
