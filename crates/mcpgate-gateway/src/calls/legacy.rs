@@ -28,7 +28,6 @@ use crate::observe::{RequestMeter, trace};
 use crate::reply::Reply;
 use crate::session::ClientSession;
 use crate::state::Shared;
-use tracing::Instrument;
 
 pub async fn forward(shared: &Arc<Shared>, session: &Arc<ClientSession>, access: &Access, target: Target, client_id: String) -> Reply {
     let deadline = Instant::now() + target.backend.timeouts.call;
