@@ -146,7 +146,7 @@ def test_metrics_need_the_admin_token_and_stay_off_the_mcp_port_unless_asked(gat
     assert httpx.get(admin, headers={"Authorization": "Bearer wrong-token-0123456789abcdef00"}).status_code == 401
     ok = httpx.get(admin, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
     assert ok.status_code == 200 and ok.headers["content-type"].startswith("application/openmetrics-text")
-    assert 'mcpgate_backend_up{mcp_server="github",mcp_protocol_era="modern"} 1' in ok.text
+    assert 'mcpgate_backend_up{mcp_server="github",mcp_protocol_era="dual"} 1' in ok.text
     assert ok.text.rstrip().endswith("# EOF")
     assert httpx.get(gw.base + "/metrics").status_code == 404, "not on the MCP listener by default"
 
