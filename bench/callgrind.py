@@ -29,7 +29,8 @@ from run import ROOT, free_port, wait_http, wait_port  # noqa: E402
 
 
 def variants(backend: str, otlp_port: int | None) -> list[tuple[str, str]]:
-    base = f'listen: LISTEN\nservers:\n  - {{name: b, url: "{backend}"}}\n'
+    # Discovery kept quiet (no pings, no re-lists) so that the counts are the calls' own.
+    base = f'listen: LISTEN\ncatalog: {{health_interval: 1h, refresh_interval: 1h}}\nservers:\n  - {{name: b, url: "{backend}"}}\n'
     out = [
         ("metrics off", base + "metrics: {enabled: false}\n"),
         ("metrics on (default)", base),

@@ -45,7 +45,9 @@ pub fn route(shared: &Shared, catalog: &Catalog, method: &str, params: Option<&E
         let verdict = access.decide(server, kind, name, annotations);
         _span.record("decision", if verdict.allowed { "allow" } else { "deny" });
         _span.record("reason", verdict.code);
+        // Open gateways (no auth) decide nothing: counting `no_auth` would only add a lookup.
         if access.meter.is_enabled()
+            && access.is_restricted()
             && let Some(b) = shared.backend(server)
         {
             let k = match kind {
