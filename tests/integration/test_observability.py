@@ -387,3 +387,25 @@ def test_trace_context_reaches_a_legacy_backend_and_vault(gateway, backends, reg
 
     (seen,) = wait_until(vault_traceparents, 10, what="the Vault read in OpenBao's audit log")
     assert seen == f"00-{CLIENT_TRACE}-{spans['credential']['span_id']}-01", "Vault is asked under the credential span"
+
+
+def test_two_replicas_sharing_the_cluster_store_respect_one_limit_together(registry, mcpgate_bin, tmp_path, seeds):
+    from cluster import Cluster
+
+    rule = {"name": "weather-shared", "servers": ["weather"], "per": ["server"], "limit": 3, "interval": "1h"}
+    cluster = Cluster(registry, mcpgate_bin, tmp_path, servers(seeds), n=2, rate_limits={"store": "shared", "rules": [rule]})
+    one, two = (Modern(r.url) for r in cluster.replicas)
+    mark = seeds["weather"].log.mark()
+    answers = [c.call("weather_get_forecast").json() for c in (one, two, one, two, one)]
+    assert ["result" in a for a in answers] == [True, True, True, False, False], "three calls in all, whichever replica serves them"
+    assert answers[3]["error"]["code"] == -32029 and answers[3]["error"]["data"]["rateLimit"]["rule"] == "weather-shared"
+    assert 0 < answers[4]["error"]["data"]["retryAfterMs"] <= 1_200_000
+    assert len(seeds["weather"].log.find(since=mark, rpc_method="tools/call")) == 3, "the backend received exactly the permitted calls"
+    keys = [k.decode() for k in cluster_keys(cluster)]
+    assert any(k.startswith("test:rl:{weather-shared}:") for k in keys), keys
+
+
+def cluster_keys(cluster) -> list[bytes]:
+    import redis
+
+    return redis.Redis(host="127.0.0.1", port=cluster.redis.port).keys("test:rl:*")

@@ -1,4 +1,4 @@
-"""The shared rate-limit store's atomic take (crates/mcpgate-gateway/src/quota/take.lua), run on a
+"""The shared rate-limit store's atomic take (crates/mcpgate-store/src/take.lua), run on a
 real Redis: the semantics the cluster store must give `rate_limits.store: shared` (the same as
 the in-process buckets), checked before any gateway uses it."""
 
@@ -10,7 +10,7 @@ import time
 import pytest
 from harness import REPO, free_port, wait_until
 
-SCRIPT = (REPO / "crates" / "mcpgate-gateway" / "src" / "quota" / "take.lua").read_text()
+SCRIPT = (REPO / "crates" / "mcpgate-store" / "src" / "take.lua").read_text()
 
 
 @pytest.fixture

@@ -86,6 +86,10 @@ impl Shared {
         let security = Security::build(&config, &http, &series)?;
         let audit = crate::observe::audit::Audit::open(&config.audit, series.clone()).map_err(|e| vec![e])?;
         warn_about_open_access(&config);
+        let buckets = match (&cluster, config.rate_limits.store) {
+            (Some(c), crate::quota::StoreKind::Shared) => crate::quota::Store::Shared(c.store.clone()),
+            _ => crate::quota::Store::Local(Default::default()),
+        };
         let shared = Arc::new(Self {
             config: ArcSwap::from_pointee(config.clone()),
             backends: ArcSwap::from_pointee(Vec::new()),
@@ -106,7 +110,7 @@ impl Shared {
             draining: std::sync::atomic::AtomicBool::new(false),
             stopping: tokio_util::sync::CancellationToken::new(),
             series,
-            buckets: crate::quota::Store::Local(Default::default()),
+            buckets,
             audit,
         });
         shared.apply_backends(&config);

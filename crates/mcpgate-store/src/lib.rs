@@ -4,6 +4,7 @@
 //! - [`sessions`]: legacy-era client session records (identity binding, negotiated version,
 //!   client capabilities, log level, the backend session ids per backend and credential), the
 //!   session pool's accounting (global and per-principal counts, idle eviction) and expiry.
+//! - [`buckets`]: rate-limit token buckets shared by the replicas (one atomic Lua take).
 //! - [`bus`]: the replicas' message bus (Redis pub/sub): one channel per replica and one for
 //!   all. Used only for rare cross-replica events, never per call.
 //!
@@ -11,6 +12,7 @@
 //! client's token or a backend credential; it stores only ids, fingerprints and the raw JSON a
 //! client declared about itself. It never logs the store password.
 
+pub mod buckets;
 pub mod bus;
 mod error;
 mod redis_store;

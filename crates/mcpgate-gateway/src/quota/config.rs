@@ -20,7 +20,7 @@ pub enum StoreKind {
     /// This replica's memory: each replica enforces the limits on its own.
     #[default]
     Local,
-    /// The cluster's shared store, so that replicas together respect one limit.
+    /// The cluster's store (`cluster.store`), so that replicas together respect one limit.
     Shared,
 }
 
@@ -83,13 +83,13 @@ mod humantime_field {
 }
 
 /// Problems as `(key path, problem, fix)`.
-pub fn check(c: &RateLimitsConfig, servers: &[String]) -> Vec<(String, String, String)> {
+pub fn check(c: &RateLimitsConfig, servers: &[String], has_cluster: bool) -> Vec<(String, String, String)> {
     let mut p = Vec::new();
-    if c.store == StoreKind::Shared {
+    if c.store == StoreKind::Shared && !has_cluster {
         p.push((
             "rate_limits.store".to_owned(),
-            "the shared store needs the cluster store, which this build does not have yet".to_owned(),
-            "use store: local (each replica enforces the limits on its own)".to_owned(),
+            "shared buckets live in the cluster's store, and there is no cluster section".to_owned(),
+            "add cluster.store (docs/deployment.md), or use store: local".to_owned(),
         ));
     }
     let mut names = std::collections::HashSet::new();

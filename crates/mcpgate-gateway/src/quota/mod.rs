@@ -235,7 +235,7 @@ mod tests {
             "{store: shared, rules: [{name: a, servers: [nope], limit: 0, interval: 1s}, {name: a, limit: 1, interval: 1s, callers: 'claims.x ==', per: [tool, tool]}]}",
         )
         .expect("yaml");
-        let problems: Vec<String> = config::check(&cfg, &["github".to_owned()]).into_iter().map(|(k, _, _)| k).collect();
+        let problems: Vec<String> = config::check(&cfg, &["github".to_owned()], false).into_iter().map(|(k, _, _)| k).collect();
         assert_eq!(
             problems,
             [

@@ -1,7 +1,6 @@
-//! Token buckets and where they live. [`Store`] is the seam for the cluster's shared store:
-//! today it has the in-process implementation only ([`LocalBuckets`]); a shared one must give
-//! the same answer for the same [`BucketKey`] on every replica, atomically (see
-//! `take.lua` beside this file for the operation and its semantics).
+//! Token buckets and where they live: [`LocalBuckets`] in this process, or the cluster's store
+//! (`mcpgate_store::buckets`, one atomic Lua take), which gives the same answer for the same
+//! [`BucketKey`] on every replica.
 //!
 //! Never keeps who a key belongs to: the local store keeps a keyed hash of the key's parts.
 
@@ -47,9 +46,12 @@ pub enum Take {
 #[error("the rate-limit store is unavailable: {0}")]
 pub struct StoreError(pub String);
 
-/// Where buckets live. A shared variant (the cluster store) is added beside `Local`.
+/// Where buckets live: this process, or the cluster's store (every replica shares a bucket).
+// One per process (in `Shared`): the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Store {
     Local(LocalBuckets),
+    Shared(mcpgate_store::RedisStore),
 }
 
 impl Store {
@@ -57,6 +59,10 @@ impl Store {
     pub async fn take(&self, key: &BucketKey<'_>, rate: Rate) -> Result<Take, StoreError> {
         match self {
             Store::Local(l) => Ok(l.take(key, rate, Instant::now())),
+            Store::Shared(s) => {
+                let t = s.take_token(&shared_name(key), rate.capacity, rate.per_sec).await.map_err(|e| StoreError(e.to_string()))?;
+                Ok(if t.allowed { Take::Allowed } else { Take::Limited { retry_after: Duration::from_millis(t.retry_after_ms) } })
+            }
         }
     }
 
@@ -64,6 +70,7 @@ impl Store {
     pub fn len(&self) -> usize {
         match self {
             Store::Local(l) => l.len(),
+            Store::Shared(_) => 0,
         }
     }
 
@@ -71,12 +78,32 @@ impl Store {
         self.len() == 0
     }
 
-    /// Forgets buckets that have refilled completely (they behave like new ones).
+    /// Forgets buckets that have refilled completely (they behave like new ones; shared ones
+    /// expire in the store by themselves).
     pub fn sweep(&self) {
         match self {
             Store::Local(l) => l.sweep(Instant::now()),
+            Store::Shared(_) => {}
         }
     }
+}
+
+/// A shared bucket's name: the rule (as a hash tag) and a digest of the other parts, so the
+/// store never holds a caller's name and every replica computes the same one.
+fn shared_name(k: &BucketKey<'_>) -> String {
+    let mut d = ring::digest::Context::new(&ring::digest::SHA256);
+    for part in [k.subject, k.server, k.tool] {
+        match part {
+            Some(p) => {
+                d.update(b"1");
+                d.update(&(p.len() as u64).to_be_bytes());
+                d.update(p.as_bytes());
+            }
+            None => d.update(b"0"),
+        }
+    }
+    let hex: String = d.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("{{{}}}:{hex}", k.rule)
 }
 
 const SHARDS: usize = 16;

@@ -1,10 +1,9 @@
--- The atomic "take one token" of a shared rate-limit store (Redis EVALSHA), with the same
--- semantics as `store::LocalBuckets::take`. Not used by this build yet: the cluster store
--- (issue 12) runs it when `rate_limits.store: shared` is wired.
+-- The atomic "take one token" of the shared rate-limit store (`rate_limits.store: shared`),
+-- with the same semantics as the gateway's in-process `quota::store::LocalBuckets::take`.
 --
--- KEYS[1]  the bucket: "mcpgate:rl:{<rule>}:<hex sha256 of subject \0 server \0 tool>"
---          (the parts the rule's `per` names, empty otherwise; the same on every replica;
---          the hash tag keeps one rule's buckets on one Redis Cluster slot)
+-- KEYS[1]  the bucket: "<key_prefix>rl:{<rule>}:<hex sha256 of the parts>" (the subject,
+--          server and tool the rule's `per` names; the same on every replica; the hash tag
+--          keeps one rule's buckets on one Redis Cluster slot)
 -- ARGV[1]  capacity (the rule's burst), tokens, a number
 -- ARGV[2]  refill rate, tokens per second, a number
 -- ARGV[3]  tokens to take (1)
