@@ -190,8 +190,8 @@ impl Access {
 }
 
 /// One audit record per decision on a call-type request. Never carries a token.
-pub fn audit(shared: &crate::state::Shared, access: &Access, server: &str, kind: &str, name: &str, verdict: &Verdict, request_id: &str) {
-    shared.audit.record(crate::observe::audit::Event::Access {
+pub fn audit(sink: &crate::observe::audit::Audit, access: &Access, server: &str, kind: &str, name: &str, verdict: &Verdict, request_id: &str) {
+    sink.record(crate::observe::audit::Event::Access {
         subject: access.subject(),
         server,
         kind,

@@ -9,6 +9,7 @@ pub(crate) mod duration;
 mod env;
 mod load;
 mod observe;
+pub mod rate_limits;
 mod types;
 mod validate;
 

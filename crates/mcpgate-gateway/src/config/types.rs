@@ -62,12 +62,23 @@ pub struct GatewayConfig {
     pub audit: super::AuditConfig,
     /// Token buckets per caller, server, tool or group of callers (docs/observability.md).
     #[serde(default)]
-    pub rate_limits: crate::quota::RateLimitsConfig,
+    pub rate_limits: super::rate_limits::RateLimitsConfig,
+}
+
+/// The session pool's limits, as the session registry applies them (from `limits:`).
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimits {
+    pub max_total: usize,
+    /// Per authenticated principal (sessions without a principal count only towards the total).
+    pub max_per_principal: usize,
+    pub evict_idle_after: Duration,
+    /// A session unused this long is gone.
+    pub idle_timeout: Duration,
 }
 
 impl Limits {
-    pub fn sessions(&self) -> crate::session::SessionLimits {
-        crate::session::SessionLimits {
+    pub fn sessions(&self) -> SessionLimits {
+        SessionLimits {
             max_total: self.max_sessions,
             max_per_principal: self.max_sessions_per_principal,
             evict_idle_after: self.evict_idle_after,

@@ -143,7 +143,7 @@ fn check_observability(c: &GatewayConfig, p: &mut Vec<Problem>) {
         p.push(Problem::new("audit.max_bytes", "must be at least 4096", "leave it out for 100 MiB"));
     }
     let servers: Vec<String> = c.servers.iter().map(|s| s.name.clone()).collect();
-    for (path, problem, fix) in crate::quota::config::check(&c.rate_limits, &servers, c.cluster.is_some()) {
+    for (path, problem, fix) in super::rate_limits::check(&c.rate_limits, &servers, c.cluster.is_some()) {
         p.push(Problem::new(path, problem, fix));
     }
 }

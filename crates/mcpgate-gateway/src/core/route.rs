@@ -58,7 +58,7 @@ pub fn route(shared: &Shared, catalog: &Catalog, method: &str, params: Option<&E
             bump(&b.series.authz[k][authz_reason_index(verdict.code)]);
         }
         if access.is_restricted() {
-            audit(shared, access, server.as_str(), kind.as_str(), name, &verdict, request_id);
+            audit(&shared.audit, access, server.as_str(), kind.as_str(), name, &verdict, request_id);
         }
         if verdict.allowed { Ok(()) } else { Err(not_found) }
     };

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Mutex;
 
-use cel::{Context, Env, Program, Value};
+use cel::{Context, Program, Value};
 use mcpgate_auth::VerifiedIdentity;
 
 /// Most remembered answers before the memory starts over.
@@ -21,13 +21,7 @@ pub struct Callers {
 
 impl Callers {
     pub fn compile(expr: &str) -> Result<Self, String> {
-        let env = Env::stdlib();
-        let program = env.compile(expr).map_err(|e| format!("does not compile: {e}"))?;
-        let refs = program.references();
-        let unknown: Vec<&str> = refs.variables().into_iter().filter(|v| !["claims", "subject"].contains(v)).collect();
-        if !unknown.is_empty() {
-            return Err(format!("unknown variable(s) {}; available: claims, subject", unknown.join(", ")));
-        }
+        let program = crate::config::rate_limits::compile_callers(expr)?;
         Ok(Self { program, remembered: Mutex::default(), hasher: Default::default() })
     }
 

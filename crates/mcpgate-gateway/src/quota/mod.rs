@@ -7,7 +7,6 @@
 //! cluster's shared store). Never records who called in a label or an error.
 
 mod callers;
-pub mod config;
 pub mod store;
 
 use std::sync::Arc;
@@ -16,7 +15,7 @@ use std::time::Duration;
 use mcpgate_protocol::envelope::json_string;
 use mcpgate_protocol::{ErrorCode, RpcError};
 
-pub use config::{KeyPart, RateLimitsConfig, RuleConfig, StoreKind};
+pub use crate::config::rate_limits::{KeyPart, RateLimitsConfig, RuleConfig, StoreKind};
 pub use store::{BucketKey, LocalBuckets, Rate, Store, StoreError, Take};
 
 use crate::observe::series::{RuleSeries, Series, bump};
@@ -235,7 +234,7 @@ mod tests {
             "{store: shared, rules: [{name: a, servers: [nope], limit: 0, interval: 1s}, {name: a, limit: 1, interval: 1s, callers: 'claims.x ==', per: [tool, tool]}]}",
         )
         .expect("yaml");
-        let problems: Vec<String> = config::check(&cfg, &["github".to_owned()], false).into_iter().map(|(k, _, _)| k).collect();
+        let problems: Vec<String> = crate::config::rate_limits::check(&cfg, &["github".to_owned()], false).into_iter().map(|(k, _, _)| k).collect();
         assert_eq!(
             problems,
             [

@@ -16,21 +16,11 @@ use super::StoredBackends;
 
 use super::{ClientSession, SessionCtx, now_ms};
 use crate::backend::Backend;
+pub use crate::config::SessionLimits;
 
 /// A session id shortened for logs (enough to correlate, too little to hijack).
 pub fn short(id: &str) -> &str {
     &id[..id.len().min(8)]
-}
-
-/// How many sessions may be open, and when an idle one may make room for a new one.
-#[derive(Debug, Clone, Copy)]
-pub struct SessionLimits {
-    pub max_total: usize,
-    /// Per authenticated principal (sessions without a principal count only towards the total).
-    pub max_per_principal: usize,
-    pub evict_idle_after: Duration,
-    /// A session unused this long is gone.
-    pub idle_timeout: Duration,
 }
 
 /// Why a new session was refused, or could not be found.

@@ -79,7 +79,7 @@ pub struct RuleConfig {
 }
 
 mod humantime_field {
-    pub use crate::config::duration::deserialize;
+    pub use super::super::duration::deserialize;
 }
 
 /// Problems as `(key path, problem, fix)`.
@@ -122,10 +122,21 @@ pub fn check(c: &RateLimitsConfig, servers: &[String], has_cluster: bool) -> Vec
             seen.push(*k);
         }
         if let Some(expr) = &r.callers
-            && let Err(e) = super::callers::Callers::compile(expr)
+            && let Err(e) = compile_callers(expr)
         {
             p.push((format!("{at}.callers"), e, "a CEL expression over claims and subject, e.g. '\"contractors\" in claims.groups'".to_owned()));
         }
     }
     p
+}
+
+/// Compiles a rule's `callers` expression; only `claims` and `subject` are defined.
+pub fn compile_callers(expr: &str) -> Result<cel::Program, String> {
+    let program = cel::Env::stdlib().compile(expr).map_err(|e| format!("does not compile: {e}"))?;
+    let refs = program.references();
+    let unknown: Vec<&str> = refs.variables().into_iter().filter(|v| !["claims", "subject"].contains(v)).collect();
+    if !unknown.is_empty() {
+        return Err(format!("unknown variable(s) {}; available: claims, subject", unknown.join(", ")));
+    }
+    Ok(program)
 }
