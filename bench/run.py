@@ -185,11 +185,19 @@ class Bench:
         while time.monotonic() < deadline:
             with urllib.request.urlopen(url.replace("/mcp", "/status")) as r:
                 status = json.loads(r.read())["servers"]
-            ready = [s for s in status if s.get("state") == "ready" and (era is None or s.get("era") == era)]
+            ready = [s for s in status if s.get("state") == "ready" and (era is None or era in (s.get("eras") or [s.get("era")]))]
             if len(ready) >= servers and sum(s["tools"] for s in ready) >= tools:
                 return status
             time.sleep(0.1)
         raise RuntimeError(f"gateway catalog not complete (want {servers} servers in era {era}, {tools} tools): {json.dumps(status)[:500]}")
+
+    def floor(self, backend: str) -> tuple[subprocess.Popen, str]:
+        """The floor proxy (mcpgate-bench-floor) in front of `backend`: parse, rename, forward on a
+        pooled connection. Measured like the gateway, in the same run."""
+        port = free_port()
+        p = start([str(self.bin / "mcpgate-bench-floor"), "--listen", f"127.0.0.1:{port}", "--backend", backend])
+        wait_port(port)
+        return p, f"http://127.0.0.1:{port}/mcp"
 
     def gateway(self, config: str, name: str = "gw") -> tuple[subprocess.Popen, str]:
         port = free_port()
@@ -239,19 +247,35 @@ class Bench:
         backend = self.backend(era="legacy")
         gw, url = self.gateway(f"listen: LISTEN\nservers:\n  - {{name: b, url: \"{backend}\"}}\n")
         self.wait_catalog(url, 1, 1, era="legacy")
+        self.against_floor("1 tools/call echo, legacy, no auth", backend, gw, url, modern=False)
+        stop_all()
+
+    def against_floor(self, scenario: str, backend: str, gw: subprocess.Popen, url: str, modern: bool) -> None:
+        """Direct, the floor proxy and the gateway, each level in turn (same run): the gateway's
+        CPU per call, throughput and added latency as ratios of the floor's."""
+        floor, floor_url = self.floor(backend)
         levels = [1, 16] if self.smoke else [1, 16, 64]
         for c in levels:
-            direct = self.load(backend, c)
-            through = self.measured(gw, url, c, tool="b_echo")
-            self.record("1 tools/call echo, legacy, no auth", f"closed loop c={c}", direct=direct, gateway=through,
+            direct = self.load(backend, c, modern=modern)
+            fl = self.measured(floor, floor_url, c, tool="b_echo", modern=modern)
+            through = self.measured(gw, url, c, tool="b_echo", modern=modern)
+            self.record(scenario, f"closed loop c={c}", direct=direct, gateway=through, floor=fl,
                         throughput_ratio=round(through["throughput"] / max(direct["throughput"], 1), 3),
-                        added_p50_us=through["p50_us"] - direct["p50_us"])
+                        floor_throughput_ratio=round(fl["throughput"] / max(direct["throughput"], 1), 3),
+                        cpu_vs_floor=round(through["gateway_cpu_us_per_call"] / max(fl["gateway_cpu_us_per_call"], 0.1), 2),
+                        throughput_vs_floor=round(through["throughput"] / max(fl["throughput"], 1), 3),
+                        added_p50_us=through["p50_us"] - direct["p50_us"], floor_added_p50_us=fl["p50_us"] - direct["p50_us"])
         rate = 500 if self.smoke else 2000
-        direct = self.load(backend, 16, rate=rate)
-        through = self.measured(gw, url, 16, rate=rate, tool="b_echo")
-        self.record("1 tools/call echo, legacy, no auth", f"open loop {rate}/s", direct=direct, gateway=through,
-                    added_p50_us=through["p50_us"] - direct["p50_us"], added_p99_us=through["p99_us"] - direct["p99_us"])
-        stop_all()
+        direct = self.load(backend, 16, rate=rate, modern=modern)
+        fl = self.measured(floor, floor_url, 16, rate=rate, tool="b_echo", modern=modern)
+        through = self.measured(gw, url, 16, rate=rate, tool="b_echo", modern=modern)
+        added, floor_added = through["p50_us"] - direct["p50_us"], fl["p50_us"] - direct["p50_us"]
+        self.record(scenario, f"open loop {rate}/s", direct=direct, gateway=through, floor=fl,
+                    added_p50_us=added, added_p99_us=through["p99_us"] - direct["p99_us"],
+                    floor_added_p50_us=floor_added, floor_added_p99_us=fl["p99_us"] - direct["p99_us"],
+                    added_p50_vs_floor=round(added / max(floor_added, 1), 2))
+        floor.terminate()
+        floor.wait(5)
 
     def echo_call_modern(self) -> None:
         """Scenario 1 in the 2026-07-28 era: a modern client calling a modern (dual-era) backend
@@ -260,20 +284,10 @@ class Bench:
         session), which has no direct counterpart."""
         name = "1 tools/call echo, modern (stateless), no auth"
         backend = self.backend(era="both")
-        gw, url = self.gateway(f"listen: LISTEN\nservers:\n  - {{name: b, url: \"{backend}\"}}\n", name="modern")
+        gw, url = self.gateway(f"listen: LISTEN\nservers:\n  - {{name: b, url: \"{backend}\", era: modern}}\n", name="modern")
         self.wait_catalog(url, 1, 1, era="modern")
-        levels = [1, 16] if self.smoke else [1, 16, 64]
-        for c in levels:
-            direct = self.load(backend, c, modern=True)
-            through = self.measured(gw, url, c, tool="b_echo", modern=True)
-            self.record(name, f"closed loop c={c}", direct=direct, gateway=through,
-                        throughput_ratio=round(through["throughput"] / max(direct["throughput"], 1), 3),
-                        added_p50_us=through["p50_us"] - direct["p50_us"])
+        self.against_floor(name, backend, gw, url, modern=True)
         rate = 500 if self.smoke else 2000
-        direct = self.load(backend, 16, rate=rate, modern=True)
-        through = self.measured(gw, url, 16, rate=rate, tool="b_echo", modern=True)
-        self.record(name, f"open loop {rate}/s", direct=direct, gateway=through,
-                    added_p50_us=through["p50_us"] - direct["p50_us"], added_p99_us=through["p99_us"] - direct["p99_us"])
         stats = backend_stats(backend)
         if stats["initialize"] or not stats["tools/call"]:
             raise RuntimeError(f"the modern backend was not called statelessly: {stats}")
