@@ -9,11 +9,13 @@ import glob
 import json
 import os
 import platform
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -183,11 +185,19 @@ class Bench:
         while time.monotonic() < deadline:
             with urllib.request.urlopen(url.replace("/mcp", "/status")) as r:
                 status = json.loads(r.read())["servers"]
-            ready = [s for s in status if s.get("state") == "ready" and (era is None or s.get("era") == era)]
+            ready = [s for s in status if s.get("state") == "ready" and (era is None or era in (s.get("eras") or [s.get("era")]))]
             if len(ready) >= servers and sum(s["tools"] for s in ready) >= tools:
                 return status
             time.sleep(0.1)
         raise RuntimeError(f"gateway catalog not complete (want {servers} servers in era {era}, {tools} tools): {json.dumps(status)[:500]}")
+
+    def floor(self, backend: str) -> tuple[subprocess.Popen, str]:
+        """The floor proxy (mcpgate-bench-floor) in front of `backend`: parse, rename, forward on a
+        pooled connection. Measured like the gateway, in the same run."""
+        port = free_port()
+        p = start([str(self.bin / "mcpgate-bench-floor"), "--listen", f"127.0.0.1:{port}", "--backend", backend])
+        wait_port(port)
+        return p, f"http://127.0.0.1:{port}/mcp"
 
     def gateway(self, config: str, name: str = "gw") -> tuple[subprocess.Popen, str]:
         port = free_port()
@@ -237,19 +247,35 @@ class Bench:
         backend = self.backend(era="legacy")
         gw, url = self.gateway(f"listen: LISTEN\nservers:\n  - {{name: b, url: \"{backend}\"}}\n")
         self.wait_catalog(url, 1, 1, era="legacy")
+        self.against_floor("1 tools/call echo, legacy, no auth", backend, gw, url, modern=False)
+        stop_all()
+
+    def against_floor(self, scenario: str, backend: str, gw: subprocess.Popen, url: str, modern: bool) -> None:
+        """Direct, the floor proxy and the gateway, each level in turn (same run): the gateway's
+        CPU per call, throughput and added latency as ratios of the floor's."""
+        floor, floor_url = self.floor(backend)
         levels = [1, 16] if self.smoke else [1, 16, 64]
         for c in levels:
-            direct = self.load(backend, c)
-            through = self.measured(gw, url, c, tool="b_echo")
-            self.record("1 tools/call echo, legacy, no auth", f"closed loop c={c}", direct=direct, gateway=through,
+            direct = self.load(backend, c, modern=modern)
+            fl = self.measured(floor, floor_url, c, tool="b_echo", modern=modern)
+            through = self.measured(gw, url, c, tool="b_echo", modern=modern)
+            self.record(scenario, f"closed loop c={c}", direct=direct, gateway=through, floor=fl,
                         throughput_ratio=round(through["throughput"] / max(direct["throughput"], 1), 3),
-                        added_p50_us=through["p50_us"] - direct["p50_us"])
+                        floor_throughput_ratio=round(fl["throughput"] / max(direct["throughput"], 1), 3),
+                        cpu_vs_floor=round(through["gateway_cpu_us_per_call"] / max(fl["gateway_cpu_us_per_call"], 0.1), 2),
+                        throughput_vs_floor=round(through["throughput"] / max(fl["throughput"], 1), 3),
+                        added_p50_us=through["p50_us"] - direct["p50_us"], floor_added_p50_us=fl["p50_us"] - direct["p50_us"])
         rate = 500 if self.smoke else 2000
-        direct = self.load(backend, 16, rate=rate)
-        through = self.measured(gw, url, 16, rate=rate, tool="b_echo")
-        self.record("1 tools/call echo, legacy, no auth", f"open loop {rate}/s", direct=direct, gateway=through,
-                    added_p50_us=through["p50_us"] - direct["p50_us"], added_p99_us=through["p99_us"] - direct["p99_us"])
-        stop_all()
+        direct = self.load(backend, 16, rate=rate, modern=modern)
+        fl = self.measured(floor, floor_url, 16, rate=rate, tool="b_echo", modern=modern)
+        through = self.measured(gw, url, 16, rate=rate, tool="b_echo", modern=modern)
+        added, floor_added = through["p50_us"] - direct["p50_us"], fl["p50_us"] - direct["p50_us"]
+        self.record(scenario, f"open loop {rate}/s", direct=direct, gateway=through, floor=fl,
+                    added_p50_us=added, added_p99_us=through["p99_us"] - direct["p99_us"],
+                    floor_added_p50_us=floor_added, floor_added_p99_us=fl["p99_us"] - direct["p99_us"],
+                    added_p50_vs_floor=round(added / max(floor_added, 1), 2))
+        floor.terminate()
+        floor.wait(5)
 
     def echo_call_modern(self) -> None:
         """Scenario 1 in the 2026-07-28 era: a modern client calling a modern (dual-era) backend
@@ -258,20 +284,10 @@ class Bench:
         session), which has no direct counterpart."""
         name = "1 tools/call echo, modern (stateless), no auth"
         backend = self.backend(era="both")
-        gw, url = self.gateway(f"listen: LISTEN\nservers:\n  - {{name: b, url: \"{backend}\"}}\n", name="modern")
+        gw, url = self.gateway(f"listen: LISTEN\nservers:\n  - {{name: b, url: \"{backend}\", era: modern}}\n", name="modern")
         self.wait_catalog(url, 1, 1, era="modern")
-        levels = [1, 16] if self.smoke else [1, 16, 64]
-        for c in levels:
-            direct = self.load(backend, c, modern=True)
-            through = self.measured(gw, url, c, tool="b_echo", modern=True)
-            self.record(name, f"closed loop c={c}", direct=direct, gateway=through,
-                        throughput_ratio=round(through["throughput"] / max(direct["throughput"], 1), 3),
-                        added_p50_us=through["p50_us"] - direct["p50_us"])
+        self.against_floor(name, backend, gw, url, modern=True)
         rate = 500 if self.smoke else 2000
-        direct = self.load(backend, 16, rate=rate, modern=True)
-        through = self.measured(gw, url, 16, rate=rate, tool="b_echo", modern=True)
-        self.record(name, f"open loop {rate}/s", direct=direct, gateway=through,
-                    added_p50_us=through["p50_us"] - direct["p50_us"], added_p99_us=through["p99_us"] - direct["p99_us"])
         stats = backend_stats(backend)
         if stats["initialize"] or not stats["tools/call"]:
             raise RuntimeError(f"the modern backend was not called statelessly: {stats}")
@@ -456,8 +472,122 @@ class Bench:
                     mcpgate_over_peer=round(ours["throughput"] / max(theirs["throughput"], 0.001), 1))
         stop_all()
 
+    def scale_out(self) -> None:
+        """Scenario 9: the scale-out mode. (a) One replica with `cluster:` (real Redis) beside one
+        without, same backend, same run: the cost of shared sessions per call. (b) Three replicas
+        behind HAProxy (round robin) at c=64: throughput, and gateway CPU per call summed over the
+        replicas. (c) A rolling restart of the three under an open-loop load: failed calls."""
+        redis, haproxy = shutil.which("redis-server"), shutil.which("haproxy") or "/usr/sbin/haproxy"
+        if not redis or not Path(haproxy).exists():
+            self.record("9 scale-out", "skipped", reason="redis-server or haproxy not installed (scripts/setup-test-env.sh installs them)")
+            return
+        name = "9 scale-out (Redis, HAProxy)"
+        rport = free_port()
+        start([redis, "--bind", "127.0.0.1", "--port", str(rport), "--save", "", "--appendonly", "no"])
+        wait_port(rport)
+        backend = self.backend(era="legacy")
+        servers = f"servers:\n  - {{name: b, url: \"{backend}\"}}\n"
+
+        def cluster(replica: str) -> str:
+            return (f"cluster:\n  replica_id: {replica}\n  store: {{url: \"redis://127.0.0.1:{rport}/0\"}}\n"
+                    f"  keys: [{{id: k1, secret: \"{'k' * 48}\"}}]\nshutdown: {{grace: 1s, drain: 10s}}\n")
+
+        plain, plain_url = self.gateway(f"listen: LISTEN\n{servers}", name="single")
+        shared, shared_url = self.gateway(f"listen: LISTEN\n{cluster('solo')}{servers}", name="solo")
+        for url in (plain_url, shared_url):
+            self.wait_catalog(url, 1, 1, era="legacy")
+        for c in ([16] if self.smoke else [16, 64]):
+            off = self.measured(plain, plain_url, c, tool="b_echo")
+            on = self.measured(shared, shared_url, c, tool="b_echo")
+            self.record(name, f"1 replica, legacy tools/call c={c}: without cluster (direct column) vs with", direct=off, gateway=on,
+                        added_cpu_us_per_call=round(on["gateway_cpu_us_per_call"] - off["gateway_cpu_us_per_call"], 1))
+        for p in (plain, shared):
+            p.terminate()
+            p.wait(5)
+
+        replicas = []
+        for i in range(3):
+            port = free_port()
+            path = self.work / f"replica{i}.yaml"
+            path.write_text(f"listen: 127.0.0.1:{port}\n{cluster(f'r{i}')}{servers}")
+            proc = start([str(self.bin / "mcpgate"), "serve", "--config", str(path)], env={"RUST_LOG": "warn"})
+            wait_http(f"http://127.0.0.1:{port}/readyz")
+            replicas.append([proc, port, path])
+        lb_port = free_port()
+        lb_cfg = self.work / "haproxy.cfg"
+        lb_cfg.write_text(
+            "global\n  maxconn 4096\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 60s\n  timeout server 60s\n"
+            "  retries 3\n  option redispatch\n  retry-on conn-failure empty-response\n"
+            f"frontend f\n  bind 127.0.0.1:{lb_port}\n  default_backend g\n"
+            "backend g\n  balance roundrobin\n  option httpchk GET /readyz\n  http-check expect status 200\n  default-server inter 300ms fall 2 rise 1\n"
+            + "".join(f"  server r{i} 127.0.0.1:{p} check\n" for i, (_, p, _) in enumerate(replicas))
+        )
+        lb = start([haproxy, "-db", "-f", str(lb_cfg)])
+        wait_port(lb_port)
+        time.sleep(1)
+        lb_url = f"http://127.0.0.1:{lb_port}/mcp"
+        c = 16 if self.smoke else 64
+        direct = self.load(backend, c)
+        before = sum(proc_cpu_seconds(p.pid) for p, _, _ in replicas)
+        lb_before = proc_cpu_seconds(lb.pid)
+        through = self.load(lb_url, c, tool="b_echo")
+        calls = through["calls"] * (self.duration + 1) / self.duration
+        through["gateway_cpu_us_per_call"] = round((sum(proc_cpu_seconds(p.pid) for p, _, _ in replicas) - before) / max(calls, 1) * 1e6, 1)
+        self.record(name, f"3 replicas behind HAProxy, c={c} (CPU summed over replicas)", direct=direct, gateway=through,
+                    haproxy_cpu_us_per_call=round((proc_cpu_seconds(lb.pid) - lb_before) / max(calls, 1) * 1e6, 1),
+                    throughput_ratio=round(through["throughput"] / max(direct["throughput"], 1), 3))
+
+        rate = 500 if self.smoke else 2000
+        seconds = 12.0 if self.smoke else 30.0
+        result: dict = {}
+        load = threading.Thread(target=lambda: result.update(self.load(lb_url, 32, rate=rate, tool="b_echo", duration=seconds)))
+        load.start()
+        time.sleep(2)
+        for entry in replicas:
+            proc, port, path = entry
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+            entry[0] = start([str(self.bin / "mcpgate"), "serve", "--config", str(path)], env={"RUST_LOG": "warn"})
+            wait_http(f"http://127.0.0.1:{port}/readyz")
+            time.sleep(1)
+        load.join()
+        self.record(name, f"rolling restart of 3 replicas under {rate}/s for {seconds:.0f}s", gateway=result, failed_calls=result.get("errors"))
+
+    def observability(self) -> None:
+        """Scenario 8: what metrics, tracing and rate limiting cost. Legacy echo calls at c=16
+        (closed loop) through one gateway per variant on the same legacy-only backend, the
+        variants interleaved twice in one run: metrics off; metrics on (the default); metrics on
+        with a rate-limit rule covering every call; metrics on with tracing at 100 % to a real
+        OTLP receiver (tests/fixtures/python/otlp_receiver.py; skipped without its venv)."""
+        backend = self.backend(era="legacy")
+        base = f"listen: LISTEN\nservers:\n  - {{name: b, url: \"{backend}\"}}\n"
+        variants = [
+            ("metrics off", base + "metrics: {enabled: false}\n"),
+            ("metrics on (default)", base),
+            ("metrics on + rate limit (1 rule, per server and tool)",
+             base + "rate_limits: {rules: [{name: all, per: [server, tool], limit: 1000000000, interval: 1s}]}\n"),
+        ]
+        receiver_py = Path(os.environ.get("MCPGATE_TEST_CACHE", Path.home() / ".cache" / "mcpgate-test")) / "venv-mcp2" / "bin" / "python"
+        if receiver_py.exists():
+            grpc_port, http_port = free_port(), free_port()
+            start([str(receiver_py), str(ROOT / "tests" / "fixtures" / "python" / "otlp_receiver.py"), "--grpc-port", str(grpc_port),
+                   "--http-port", str(http_port), "--out", str(self.work / "spans.jsonl")])
+            wait_port(grpc_port)
+            variants.append(("metrics on + tracing 100 % (OTLP/gRPC)",
+                             base + f"telemetry: {{otlp: {{endpoint: \"http://127.0.0.1:{grpc_port}\", sampling_ratio: 1.0}}}}\n"))
+        gateways = []
+        for i, (name, cfg) in enumerate(variants):
+            gw, url = self.gateway(cfg, name=f"obs{i}")
+            self.wait_catalog(url, 1, 1, era="legacy")
+            gateways.append((name, gw, url))
+        for round_ in (1, 2):
+            for name, gw, url in gateways:
+                r = self.measured(gw, url, 16, tool="b_echo")
+                self.record("8 observability overhead", f"{name}, c=16, round {round_}", gateway=r)
+        stop_all()
+
     def pinning(self) -> None:
-        """Scenario 8: tools/call (legacy, no auth) through a gateway with `pinning: enforce`
+        """Scenario 10: tools/call (legacy, no auth) through a gateway with `pinning: enforce`
         (every definition approved) and through one with pinning off, over the same backend,
         measured alternately (off, enforce, off, enforce) so drift on the shared machine hits
         both alike."""
@@ -480,12 +610,12 @@ class Bench:
                 runs[label].append(self.measured(gw, url, 16, tool="b_echo"))
         for label, gw, url in (("off", off, off_url), ("enforce", on, on_url)):
             for i, r in enumerate(runs[label], 1):
-                self.record("8 tools/call echo with pinning", f"pinning {label}, closed loop c=16 (run {i})", gateway=r)
-            self.record("8 tools/call echo with pinning", f"pinning {label}, open loop {rate}/s", gateway=self.measured(gw, url, 16, rate=rate, tool="b_echo"))
+                self.record("10 tools/call echo with pinning", f"pinning {label}, closed loop c=16 (run {i})", gateway=r)
+            self.record("10 tools/call echo with pinning", f"pinning {label}, open loop {rate}/s", gateway=self.measured(gw, url, 16, rate=rate, tool="b_echo"))
         stop_all()
 
     def catalog_rebuild(self) -> None:
-        """Scenario 9: one catalog rebuild of 5,000 tools (10 servers x 500, realistic schemas),
+        """Scenario 11: one catalog rebuild of 5,000 tools (10 servers x 500, realistic schemas),
         timed in-process by mcpgate-bench-catalog: without pinning, with pinning when every
         listing just arrived (every definition hashed), and with the listings kept (a rebuild
         after an approval or a reload: hashes reused)."""
@@ -494,7 +624,7 @@ class Bench:
         r = json.loads(out.stdout.strip().splitlines()[-1])
         for key, label in (("off", "pinning off"), ("enforce_new_listings", "pinning enforce, new listings (all hashed)"),
                            ("enforce_listings_kept", "pinning enforce, listings kept (hashes reused)"), ("record_new_listings", "pinning record, new listings")):
-            self.record(f"9 catalog rebuild, {r['tools']} tools", label, **r[key])
+            self.record(f"11 catalog rebuild, {r['tools']} tools", label, **r[key])
 
     def startup(self) -> None:
         port = free_port()
@@ -567,7 +697,8 @@ def main() -> None:
     ap.add_argument("--only", default="", help="comma-separated scenario methods to run")
     args = ap.parse_args()
     b = Bench(args.bin_dir, args.smoke)
-    scenarios = [b.startup, b.echo_call, b.echo_call_modern, b.full_pipeline, b.list_scale, b.many_sessions, b.peer, b.pinning, b.catalog_rebuild]
+    scenarios = [b.startup, b.echo_call, b.echo_call_modern, b.full_pipeline, b.list_scale, b.many_sessions, b.peer, b.observability, b.scale_out,
+                 b.pinning, b.catalog_rebuild]
     try:
         for s in scenarios:
             if not args.only or s.__name__ in args.only.split(","):

@@ -28,7 +28,8 @@ step "build"
 cargo build --locked --workspace --bins
 export MCPGATE_BIN="$TARGET/debug/mcpgate"
 
-step "unit tests (cargo nextest)"
+step "unit tests (cargo nextest; live tests against OpenBao, the OpenID provider and Redis)"
+export MCPGATE_REQUIRE_REDIS=1
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --locked --workspace --no-fail-fast
 else
@@ -37,6 +38,9 @@ fi
 
 step "integration tests (pytest, real binary, real SDK servers and clients)"
 "$CACHE/venv-mcp2/bin/pytest" tests/integration -q -p no:cacheprovider
+
+step "deployment manifests (kubectl kustomize, schema validation, mcpgate check)"
+scripts/check-deploy.sh
 
 step "demo walkthrough"
 "$MCPGATE_BIN" demo --once --listen 127.0.0.1:0 >/dev/null

@@ -292,6 +292,9 @@ class Backend:
         self.argv = argv
         self.log = RequestLogReader(log_path)
         self.proc: Proc | None = None
+        # Config keys every entry for this backend gets (e.g. `era: modern` for a server_v2 that
+        # a test means to be spoken to in the modern era only).
+        self.config_defaults: dict[str, Any] = {}
 
     @property
     def url(self) -> str:
@@ -338,6 +341,7 @@ class Backend:
             "url": self.url,
             "transport": "sse" if self.transport == "sse" else "streamable_http",
         }
+        entry.update(self.config_defaults)
         entry.update(overrides)
         return entry
 
@@ -466,6 +470,27 @@ class Backends:
             [str(PY_FIXTURES / script), "--name", name, "--transport", "stdio", "--log", str(self._log(name))],
             self._log(name),
         )
+
+    def sdk_example(self, name: str, script: str) -> Backend:
+        """One of the official TypeScript SDK's own example servers (shipped in the package under
+        dist/esm/examples/server/), on a free port. They log nothing of ours: assert on what
+        clients see."""
+        path = NODE_DIR / "node_modules" / "@modelcontextprotocol" / "sdk" / "dist" / "esm" / "examples" / "server" / script
+        if not path.exists():
+            pytest.skip(f"TypeScript SDK example {script} not installed")
+        port = free_port()
+        backend = Backend(self.registry, name, "ts-example", "streamable-http", port, ["env", f"PORT={port}", "node", str(path)], self._log(name))
+        backend.launch()
+        proc = backend.proc
+        assert proc is not None
+
+        def ready() -> bool:
+            if not proc.alive():
+                raise AssertionError(f"example server {script} exited:\n{proc.stderr()[-3000:]}")
+            return port_open(port)
+
+        wait_until(ready, 30, what=f"example server {script} on port {port}")
+        return backend
 
     def dead_url(self) -> str:
         """A loopback URL nothing listens on."""
@@ -884,9 +909,12 @@ def run_v1_client(
     transport: str = "streamable-http",
     stdio_command: str | None = None,
     timeout: float = 30.0,
+    elicit_content: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run tests/fixtures/python/client_v1.py (mcp<2) and return its JSON output."""
     argv = [str(VENV1_PY), str(PY_FIXTURES / "client_v1.py"), "--timeout", str(timeout)]
+    if elicit_content is not None:
+        argv += ["--elicit-content", json.dumps(elicit_content)]
     if url:
         argv += ["--url", url, "--transport", transport]
     if stdio_command:
@@ -929,8 +957,10 @@ def run_ts_client(url: str, calls: list[tuple[str, dict[str, Any]]] = (), timeou
 
 
 def interactive_backend(backends: Backends, kind: str, name: str, start: bool | None = True) -> Backend:
-    """server_v2.py (kind "modern": SDK 2.x, serves 2026-07-28 and the legacy era) or server_v1.py
-    (kind "legacy": mcp<2, legacy era only), with --interactive-tools (the tools chain and ask_all)."""
+    """server_v2.py (kind "modern": SDK 2.x, serves 2026-07-28 and the legacy era; configured with
+    `era: modern` so that the gateway speaks only 2026-07-28 to it, and legacy clients reach it
+    through the era bridge) or server_v1.py (kind "legacy": mcp<2, legacy era only), with
+    --interactive-tools (the tools chain and ask_all)."""
     port = free_port()
     log = backends._log(name)
     if kind == "modern":
@@ -942,6 +972,8 @@ def interactive_backend(backends: Backends, kind: str, name: str, start: bool | 
     argv = [py, str(PY_FIXTURES / script), "--name", name, "--port", str(port), "--log", str(log)]
     argv += ["--interactive-tools"]
     backend = Backend(backends.registry, name, sdk, "streamable-http", port, argv, log)
+    if kind == "modern":
+        backend.config_defaults["era"] = "modern"
     return backends._maybe_start(backend, start)
 
 

@@ -1071,7 +1071,7 @@ def test_legacy_elicitation_becomes_input_required_with_a_gateway_request_state(
     assert request["method"] == "elicitation/create"
     assert request["params"]["message"] == "Your name?"
     assert request["params"]["requestedSchema"]["properties"]["answer"]["type"] == "string"
-    assert result["requestState"].startswith("mcpgate1.")
+    assert result["requestState"].startswith("mcpgate2.")
     call = backend_request(env.leg, mark, rpc_method="tools/call")
     assert call["name"] == "elicit"
     assert "io.modelcontextprotocol" not in call["body"], "protocol _meta keys never reach a legacy backend"
@@ -1288,11 +1288,13 @@ def test_era_legacy_keeps_a_dual_era_backend_on_sessions(backends, own):
     assert mod.log.find(rpc_method="initialize"), "discovery used a session"
 
 
-def test_era_auto_finds_a_dual_era_backend_modern(backends, own):
+def test_era_auto_finds_a_dual_era_backend_dual(backends, own):
     mod = backends.v2("mod")
     gw = own([mod])
 
-    assert gw.server_status("mod")["era"] == "modern"
+    status = gw.server_status("mod")
+    assert status["era"] == "dual"
+    assert status["eras"] == ["legacy", "modern"]
 
 
 def test_era_modern_refuses_a_legacy_only_backend_with_a_reason(backends, own):

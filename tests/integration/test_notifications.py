@@ -44,6 +44,39 @@ def test_backend_tool_added_reaches_listening_client_and_new_list(backends, star
     assert "a_fresh" in connect(gw).tool_names()
 
 
+def test_list_change_told_to_one_session_reaches_it_even_when_the_catalog_looks_unchanged(backends, start_gateway, connect):
+    """A backend may list per session (or per user): when it tells the client's own session that
+    its list changed, that client hears it once the gateway has re-listed, whether or not the
+    shared catalog changed. Here the second `add_tool` re-registers the same tool, so the
+    catalog stays the same, and only this session was told."""
+    a = backends.v2("a")
+    gw = start_gateway([a.config()])
+    client = connect(gw)
+    other = connect(gw)
+
+    with GetStream(client) as stream, GetStream(other) as bystander:
+        client.call_tool("a_add_tool", {"tool_name": "same", "channel": "standalone"})
+        stream.wait_for(is_list_changed)
+        wait_until(lambda: "a_same" in client.tool_names(), 5, what="a_same listed")
+        bystander.wait_for(is_list_changed)  # the catalog changed: everyone with a stream hears it
+
+        client.call_tool("a_add_tool", {"tool_name": "same", "channel": "standalone"})
+        stream.wait_for(nth(is_list_changed, 2))
+
+
+def nth(predicate, n: int):
+    """A predicate true at the n-th message `predicate` matches (for `GetStream.wait_for`, which
+    looks at the messages already seen first)."""
+    count = {"n": 0}
+
+    def check(message: dict) -> bool:
+        if predicate(message):
+            count["n"] += 1
+        return count["n"] >= n
+
+    return check
+
+
 def test_python_sdk_client_is_told_about_list_changes(backends, start_gateway, connect):
     a = backends.v2("a")
     gw = start_gateway([a.config(era="legacy")])

@@ -34,6 +34,8 @@ from typing import Any
 import httpx
 import pytest
 from harness import (
+    GetStream,
+    McpHttp,
     find_binary,
     start_gateway_retrying,
     ACCEPT_BOTH,
@@ -77,7 +79,8 @@ def unique(prefix: str) -> str:
 
 
 def subscription_backend(backends: Backends, name: str, start: bool = True) -> Backend:
-    """`leg` = server_v1.py (mcp<2), anything else = server_v2.py (SDK 2.x); both --resource-updates."""
+    """`leg` = server_v1.py (mcp<2), anything else = server_v2.py (SDK 2.x, configured `era: modern`:
+    spoken to in the 2026-07-28 era only); both --resource-updates."""
     port = free_port()
     log = backends._log(name)
     if name == "leg":
@@ -87,6 +90,8 @@ def subscription_backend(backends: Backends, name: str, start: bool = True) -> B
     argv = [py, str(PY_FIXTURES / script), "--name", name, "--port", str(port), "--log", str(log)]
     argv += ["--resource-updates"]
     backend = Backend(backends.registry, name, sdk, "streamable-http", port, argv, log)
+    if sdk == "v2":
+        backend.config_defaults["era"] = "modern"
     backend.launch()
     return backend.wait_ready() if start else backend
 
@@ -557,7 +562,7 @@ def test_updates_of_one_backend_do_not_reach_a_listener_of_the_other(env):
 
 
 @pytest.mark.parametrize("server", KINDS)
-def test_two_listeners_each_get_their_own_subscription_id(env, server):
+def test_two_listeners_share_one_backend_subscription_and_keep_their_own_ids(env, server):
     backend = env.backend(server)
     mark = backend.log.mark()
     uri = exposed(server, static(server))
@@ -576,9 +581,7 @@ def test_two_listeners_each_get_their_own_subscription_id(env, server):
     assert one["params"]["_meta"][SUB_KEY] == first_id
     assert two["params"]["_meta"][SUB_KEY] == second_id
     entries = subscribe_entries(backend, mark)
-    assert len(entries) == 2, f"one backend subscription per stream: {entries}"
-    if backend.kind == "v1":
-        assert len({e["session"] for e in entries}) == 2, "each stream has its own backend session"
+    assert len(entries) == 1, f"one backend subscription for both streams (same credential): {entries}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -732,3 +735,85 @@ def test_sdk2_client_listen_subscribes_a_resource_through_the_gateway(env, serve
     assert honoured == [uri]
     assert touched.startswith(f"updated {static(server)}")
     assert isinstance(event, ResourceUpdated) and event.uri == uri
+
+
+# ---------------------------------------------------------------------------------------------
+# A legacy session subscribing to a resource of a backend that speaks 2026-07-28
+# ---------------------------------------------------------------------------------------------
+
+
+def test_legacy_resources_subscribe_to_a_modern_backend_goes_through_its_listen_stream(env):
+    mod = env.backend("mod")
+    mark = mod.log.mark()
+    uri = exposed("mod", static("mod"))
+    client = McpHttp(env.gw.url)
+    try:
+        client.initialize()
+        with GetStream(client) as stream:
+            assert client.result("resources/subscribe", {"uri": uri}) == {}
+            (started,) = mod.log.wait_for(since=mark, event="listen_started")
+            assert started["resource_subscriptions"] == [static("mod")]
+
+            touch(env, "mod", static("mod"))
+            update = stream.wait_for(lambda m: m.get("method") == UPDATED)
+            assert update["params"]["uri"] == uri
+
+            assert client.result("resources/unsubscribe", {"uri": uri}) == {}
+            mod.log.wait_for(since=mark, event="listen_ended")
+    finally:
+        client.delete()
+        client.close()
+
+
+def test_legacy_subscription_to_a_modern_backend_ends_with_the_session(env):
+    mod = env.backend("mod")
+    mark = mod.log.mark()
+    client = McpHttp(env.gw.url)
+    try:
+        client.initialize()
+        assert client.result("resources/subscribe", {"uri": exposed("mod", static("mod"))}) == {}
+        mod.log.wait_for(since=mark, event="listen_started")
+        assert client.delete().status_code == 204
+        mod.log.wait_for(since=mark, event="listen_ended")
+    finally:
+        client.close()
+
+
+def test_legacy_subscription_a_modern_backend_refuses_is_an_error_naming_it(env):
+    client = McpHttp(env.gw.url)
+    try:
+        client.initialize()
+        uri = exposed("mod", "fixture://mod/items/refused")
+        reply = client.request("resources/subscribe", {"uri": uri})
+        assert reply["error"]["code"] == -32602
+        assert "server 'mod' did not accept a subscription" in reply["error"]["message"]
+    finally:
+        client.delete()
+        client.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Limits on listen streams
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_principal_gets_at_most_its_quota_of_listen_streams(backends, tmp_path):
+    """limits.max_listen_streams_per_principal: the next stream gets 429 / -32029 with a reason;
+    closing one frees a slot."""
+    binary = find_binary_with_v1()
+    mod = subscription_backend(backends, "mod")
+    gw = Gateway(backends.registry, binary, tmp_path)
+    start_gateway_retrying(gw, [mod.config()], ["mod"], limits={"max_listen_streams_per_principal": 2})
+    with listening(gw.url, {"toolsListChanged": True}), listening(gw.url, {"toolsListChanged": True}) as second:
+        r = httpx.post(gw.url, json=modern_body("subscriptions/listen", {"notifications": {"toolsListChanged": True}}, 77), headers=modern_headers("subscriptions/listen"), timeout=10)
+        assert r.status_code == 429
+        assert r.json()["error"]["code"] == -32029
+        assert "2 subscriptions/listen streams" in r.json()["error"]["message"]
+        second.close()
+        # The slot comes back once the gateway has noticed the stream is gone.
+        wait_until(lambda: listen_opens(gw.url), 10, what="a stream opens again after one closed")
+
+
+def listen_opens(url: str) -> bool:
+    with httpx.stream("POST", url, json=modern_body("subscriptions/listen", {"notifications": {"toolsListChanged": True}}, 78), headers=modern_headers("subscriptions/listen"), timeout=10) as r:
+        return r.status_code == 200

@@ -1,7 +1,7 @@
 """The Tasks extension (`io.modelcontextprotocol/tasks`, SEP-2663) through the gateway.
 
 A modern backend that answers a modern client's `tools/call` with `resultType: "task"` names the task
-with its own id; the client is shown a gateway-minted id (`mcpgate-task-<32 hex>`) instead, bound to
+with its own id; the client is shown a gateway-signed id (`mcpgate-task-<key>.<payload>.<tag>`) instead, bound to
 the backend, the backend's id and the caller. `tasks/get|update|cancel` with that id are routed to the
 backend with `params.taskId` and the `Mcp-Name` header set to the backend's id, and `taskId` in the
 answer is swapped back. An id that is unknown, expired, the backend's own or another caller's gets
@@ -57,7 +57,7 @@ INVALID_PARAMS = -32602
 HEADER_MISMATCH = -32020
 MISSING_CAPABILITY = -32021
 
-GATEWAY_ID = re.compile(r"^mcpgate-task-[0-9a-f]{32}$")
+GATEWAY_ID = re.compile(r"^mcpgate-task-[A-Za-z0-9-]{1,16}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{22}$")
 BACKEND_ID_MARK = "backend-task-"  # every id server_tasks.py mints starts with this
 NAME_MEMBER = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
 TASK_METHODS = ["tasks/get", "tasks/update", "tasks/cancel"]

@@ -46,7 +46,13 @@ class Bao:
         wait_until(lambda: self.http.get("/v1/sys/health").status_code == 200, 20, what="OpenBao ready")
 
     def put(self, path: str, **data: str) -> None:
-        r = self.http.post(f"/v1/secret/data/{path}", json={"data": data})
+        # A fresh dev server upgrades its KV mount in the background for a moment after it
+        # reports healthy; writes in that window are refused with a message saying so.
+        def write() -> httpx.Response | None:
+            r = self.http.post(f"/v1/secret/data/{path}", json={"data": data})
+            return None if "Upgrading from non-versioned to versioned data" in r.text else r
+
+        r = wait_until(write, 20, interval=0.1, what="OpenBao's KV mount upgrade")
         assert r.status_code == 200, r.text
 
     def delete(self, path: str) -> None:

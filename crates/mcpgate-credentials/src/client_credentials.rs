@@ -10,7 +10,7 @@ use mcpgate_auth::Secret;
 
 use crate::config::{ClientCredentialsConfig, ClientCredentialsSourceConfig, OnError, check_url};
 use crate::error::CredentialError;
-use crate::memo::{Answer, Memo};
+use crate::memo::Memo;
 use crate::oauth::TokenClient;
 use crate::resolved::{Fingerprinter, Resolved};
 use crate::resolver::Target;
@@ -42,7 +42,7 @@ impl GatewayTokens {
         let endpoint = check_url(&cfg.token_endpoint, cfg.allow_insecure_http).map_err(|e| format!("{at}.token_endpoint: {e}"))?;
         let secret = cfg.client_secret.load().map_err(|e| format!("{at}.client_secret: {e}"))?;
         Ok(Self {
-            client: TokenClient::new(http, cfg.client_id.clone(), secret, cfg.auth_method, cfg.timeout),
+            client: TokenClient::new(http, cfg.client_id.clone(), secret, cfg.auth_method, cfg.timeout).counted(counters.clone()),
             endpoint,
             refresh_before: cfg.refresh_before,
             cache: Memo::new(1024),
@@ -52,9 +52,7 @@ impl GatewayTokens {
 
     async fn token(&self, key: &Key) -> Result<GatewayToken, String> {
         let (result, answer) = self.cache.get_or_fetch(key, || self.fetch(key)).await;
-        if answer == Answer::Shared {
-            bump(&self.counters.client_credentials_cache_hits);
-        }
+        crate::memo::count_shared(&self.counters, answer, &self.counters.client_credentials_cache_hits);
         result
     }
 

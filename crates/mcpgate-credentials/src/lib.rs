@@ -13,7 +13,8 @@
 //!
 //! Module map: `config` (the YAML), `resolver` (chains), `vault`, `exchange`,
 //! `client_credentials`, `oauth` (token endpoint requests), `template` (paths and headers,
-//! identity checks), `memo` (TTL cache with single flight), `resolved`, `error`, `stats`.
+//! identity checks), `memo` (TTL cache with single flight), `resolved`, `error`, `stats` (counters and latency
+//! histograms), `wire` (every request to Vault and the IdP: trace context, counting).
 //! Nothing here logs a credential, a Vault token, a client secret or a caller's token.
 
 mod caller;
@@ -39,4 +40,5 @@ pub use config::{
 pub use error::{CredentialError, ErrorOrigin};
 pub use resolved::Resolved;
 pub use resolver::{Resolver, ServerInfo};
-pub use stats::Stats;
+pub use stats::{Counters, Histogram, HistogramSnapshot, RequestResult, Stats, UpstreamCounters};
+pub use wire::inject_trace_context;

@@ -38,10 +38,23 @@ pub(crate) struct Memo<K, V, E> {
 /// How a lookup was answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Answer {
-    /// From the cache, or from another caller's fetch.
+    /// From the cache.
     Shared,
+    /// From a fetch another caller had already started (a coalesced wait).
+    Joined,
     /// This caller ran the fetch.
     Fetched,
+}
+
+/// Counts an answer that sent no request: a cache hit in `hits` (also for a coalesced wait,
+/// which is counted in `coalesced_waits` as well).
+pub(crate) fn count_shared(counters: &crate::stats::Counters, answer: Answer, hits: &std::sync::atomic::AtomicU64) {
+    if answer != Answer::Fetched {
+        crate::stats::bump(hits);
+    }
+    if answer == Answer::Joined {
+        crate::stats::bump(&counters.coalesced_waits);
+    }
 }
 
 impl<K, V, E> Memo<K, V, E>
@@ -71,8 +84,10 @@ where
             if let Some(v) = self.fresh(key) {
                 return (Ok(v), Answer::Shared);
             }
-            pending.entry(key.clone()).or_default().clone()
+            let joined = pending.contains_key(key);
+            (pending.entry(key.clone()).or_default().clone(), joined)
         };
+        let (cell, joined) = cell;
         let ran = AtomicBool::new(false);
         let result = cell
             .get_or_init(|| async {
@@ -96,7 +111,12 @@ where
             })
             .await
             .clone();
-        (result, if ran.load(Ordering::Relaxed) { Answer::Fetched } else { Answer::Shared })
+        let answer = match (ran.load(Ordering::Relaxed), joined) {
+            (true, _) => Answer::Fetched,
+            (false, true) => Answer::Joined,
+            (false, false) => Answer::Shared,
+        };
+        (result, answer)
     }
 
     fn fresh(&self, key: &K) -> Option<V> {

@@ -26,11 +26,18 @@ pub(crate) struct TokenClient {
     secret: Secret,
     method: ClientAuthMethod,
     timeout: Duration,
+    counters: std::sync::Arc<crate::stats::Counters>,
 }
 
 impl TokenClient {
     pub fn new(http: reqwest::Client, client_id: String, secret: Secret, method: ClientAuthMethod, timeout: Duration) -> Self {
-        Self { http, client_id, secret, method, timeout }
+        Self { http, client_id, secret, method, timeout, counters: Default::default() }
+    }
+
+    /// Counts this client's requests in `counters` (the resolver's).
+    pub fn counted(mut self, counters: std::sync::Arc<crate::stats::Counters>) -> Self {
+        self.counters = counters;
+        self
     }
 
     /// The POST for `params`, with the gateway's client authentication added.
@@ -64,7 +71,8 @@ impl TokenClient {
     /// Sends `params` and returns the issued token. Errors are safe to show.
     pub async fn request(&self, endpoint: &url::Url, params: &[(&str, &str)]) -> Result<Issued, String> {
         let req = self.build(endpoint, params)?;
-        let resp = self.http.execute(req).await.map_err(|e| format!("the token endpoint is unreachable: {}", describe(&e)))?;
+        let resp =
+            crate::wire::execute(&self.http, req, &self.counters.idp).await.map_err(|e| format!("the token endpoint is unreachable: {}", describe(&e)))?;
         let status = resp.status().as_u16();
         let body = read_json(resp).await.map_err(|e| format!("the token endpoint's answer: {e}"))?;
         if status != 200 {

@@ -1,10 +1,55 @@
-//! The HTTP round trips this crate makes (Vault, IdP discovery, token endpoints): JSON
-//! bodies read with a size limit, and errors phrased without the request (which may carry a
-//! token). Never logs a request or response body.
+//! The HTTP round trips this crate makes (Vault, IdP discovery, token endpoints): sent with
+//! the current trace context and counted ([`send`]), JSON bodies read with a size limit, and
+//! errors phrased without the request (which may carry a token). Never logs a request or
+//! response body.
+
+use std::time::Instant;
 
 use serde_json::Value;
 
 use crate::error::sanitize;
+use crate::stats::{RequestResult, UpstreamCounters};
+
+/// Sends one request to Vault or the IdP: with the current W3C trace context when tracing is
+/// on (the caller's span is the parent), timed and counted in `to`.
+pub(crate) async fn send(req: reqwest::RequestBuilder, to: &UpstreamCounters) -> Result<reqwest::Response, reqwest::Error> {
+    let (client, req) = req.build_split();
+    execute(&client, req?, to).await
+}
+
+/// [`send`] for a request already built.
+pub(crate) async fn execute(client: &reqwest::Client, mut req: reqwest::Request, to: &UpstreamCounters) -> Result<reqwest::Response, reqwest::Error> {
+    inject_trace_context(req.headers_mut());
+    let start = Instant::now();
+    let result = client.execute(req).await;
+    let outcome = match &result {
+        Ok(r) if r.status().is_server_error() => RequestResult::ServerError,
+        Ok(r) if r.status().is_client_error() => RequestResult::ClientError,
+        Ok(_) => RequestResult::Ok,
+        Err(_) => RequestResult::TransportError,
+    };
+    to.record(start.elapsed(), outcome);
+    result
+}
+
+/// Writes the current span's trace context (`traceparent`, `tracestate`) into `headers`
+/// through the globally installed propagator. Without tracing, there is no context and the
+/// default propagator writes nothing.
+pub fn inject_trace_context(headers: &mut http::HeaderMap) {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let cx = tracing::Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&cx, &mut Injector(headers)));
+}
+
+struct Injector<'a>(&'a mut http::HeaderMap);
+
+impl opentelemetry::propagation::Injector for Injector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (http::HeaderName::from_bytes(key.as_bytes()), http::HeaderValue::from_str(&value)) {
+            self.0.insert(name, value);
+        }
+    }
+}
 
 /// Largest response body read from Vault or an IdP.
 const MAX_BODY_BYTES: usize = 1024 * 1024;

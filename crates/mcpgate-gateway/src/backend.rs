@@ -4,7 +4,9 @@
 //! the catalog built from it and never wait for discovery.
 
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
+
+use bytes::Bytes;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use mcpgate_protocol::names::ServerName;
@@ -15,6 +17,19 @@ use tokio::task::AbortHandle;
 
 use crate::catalog::Listing;
 use crate::config::{ServerConfig, Timeouts, Transport};
+
+/// A client waiting for a rebuild: the listing generation it asked at, where to tell it, what.
+type RelistWaiter = (u64, Weak<dyn ListChangedSink>, Bytes);
+
+/// Where a list change announced to one client's backend session is delivered (that client's
+/// GET stream).
+pub trait ListChangedSink: Send + Sync {
+    fn deliver(&self, notification: Bytes);
+    /// The virtual server the client is bound to (`None`: the main endpoint).
+    fn scope(&self) -> Option<&str> {
+        None
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -47,12 +62,20 @@ pub struct Backend {
     /// Counts list changes seen from this backend (any session's `list_changed`, any new
     /// listing): per-user catalogs listed before a change are stale.
     list_generation: std::sync::atomic::AtomicU64,
+    /// Clients whose own backend session said a list changed: each is told after the next
+    /// catalog rebuild, even when the shared catalog looks unchanged (their view may differ).
+    relist_waiters: Mutex<Vec<RelistWaiter>>,
+    /// Bumped on every listing or health update: a waiter is due once it moved past the value
+    /// it registered at.
+    generation: std::sync::atomic::AtomicU64,
     task: Mutex<Option<AbortHandle>>,
     /// Which protocol era the backend speaks, as discovery last found it.
     era: AtomicU8,
     /// The stateless link to a Streamable HTTP backend (static headers only; a call adds its
     /// credential), made on first use.
     modern: std::sync::OnceLock<Option<mcpgate_upstream::ModernLink>>,
+    /// This server's counters (kept across reloads by `observe::Series`).
+    pub series: Arc<crate::observe::series::ServerSeries>,
 }
 
 /// A backend's protocol era.
@@ -65,11 +88,37 @@ pub enum Era {
     Legacy,
     /// 2026-07-28: called statelessly, no backend sessions.
     Modern,
+    /// Both: modern clients' calls go statelessly, legacy clients get a backend session, so
+    /// each side is spoken to in its own era.
+    Dual,
+}
+
+impl Era {
+    /// Whether modern (stateless) calls go to it as they are.
+    pub fn serves_modern(self) -> bool {
+        matches!(self, Era::Modern | Era::Dual)
+    }
+
+    /// Whether it takes legacy sessions (`initialize`). Unknown is treated as legacy: a call
+    /// then fails with the backend's own error rather than a guess.
+    pub fn serves_legacy(self) -> bool {
+        !matches!(self, Era::Modern)
+    }
+
+    /// The eras it speaks, for `/status`.
+    pub fn names(self) -> &'static [&'static str] {
+        match self {
+            Era::Unknown => &[],
+            Era::Legacy => &["legacy"],
+            Era::Modern => &["modern"],
+            Era::Dual => &["legacy", "modern"],
+        }
+    }
 }
 
 impl Backend {
     /// Builds the run-time backend from a validated server config.
-    pub fn new(config: &ServerConfig) -> Arc<Self> {
+    pub fn new(config: &ServerConfig, series: &crate::observe::Series) -> Arc<Self> {
         let name = ServerName::parse(&config.name).unwrap_or_else(|_| unreachable_name());
         let transport = match config.transport {
             Transport::StreamableHttp => TransportSpec::StreamableHttp { url: parse_url(config) },
@@ -93,9 +142,12 @@ impl Backend {
             nudge: Notify::new(),
             relist: Notify::new(),
             list_generation: std::sync::atomic::AtomicU64::new(0),
+            relist_waiters: Mutex::default(),
+            generation: std::sync::atomic::AtomicU64::new(0),
             task: Mutex::new(None),
             era: AtomicU8::new(Era::Unknown as u8),
             modern: std::sync::OnceLock::new(),
+            series: series.server(&config.name),
         })
     }
 
@@ -108,6 +160,7 @@ impl Backend {
             self.list_generation.fetch_add(1, Ordering::Relaxed);
         }
         *self.health.lock().unwrap_or_else(|p| p.into_inner()) = Health { state, last_error, listing };
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     pub(crate) fn set_task(&self, task: AbortHandle) {
@@ -118,6 +171,7 @@ impl Backend {
         match self.era.load(Ordering::Relaxed) {
             1 => Era::Legacy,
             2 => Era::Modern,
+            3 => Era::Dual,
             _ => Era::Unknown,
         }
     }
@@ -154,6 +208,26 @@ impl Backend {
     /// Changes with every list change seen from this backend.
     pub fn list_generation(&self) -> u64 {
         self.list_generation.load(Ordering::Relaxed)
+    }
+
+    /// As [`Self::request_relist`], for a list change the backend announced to one client's
+    /// session: that client gets `notification` (the backend's, raw) once the catalog has been
+    /// rebuilt, whether or not the shared catalog changed.
+    pub fn request_relist_for(&self, client: Weak<dyn ListChangedSink>, notification: Bytes) {
+        self.list_generation.fetch_add(1, Ordering::Relaxed);
+        let at = self.generation.load(Ordering::Acquire);
+        self.relist_waiters.lock().unwrap_or_else(|p| p.into_inner()).push((at, client, notification));
+        self.relist.notify_one();
+    }
+
+    /// The clients whose wait is over: the listing was updated since they asked (taken: each
+    /// is told once).
+    pub(crate) fn take_relist_waiters(&self) -> Vec<(Weak<dyn ListChangedSink>, Bytes)> {
+        let now = self.generation.load(Ordering::Acquire);
+        let mut waiters = self.relist_waiters.lock().unwrap_or_else(|p| p.into_inner());
+        let (due, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut *waiters).into_iter().partition(|(at, _, _)| *at < now);
+        *waiters = wait;
+        due.into_iter().map(|(_, client, msg)| (client, msg)).collect()
     }
 
     /// Stops discovery (config reload removed or changed this backend).

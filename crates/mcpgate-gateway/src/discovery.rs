@@ -35,8 +35,11 @@ pub(crate) async fn run(backend: Arc<Backend>, http: reqwest::Client, cfg: Catal
             if let (Some(url), true) = (backend.http_url(), setting != EraSetting::Legacy) {
                 let link = ModernLink::new(http.clone(), url.clone(), headers.clone());
                 if let Some(found) = probe(&link).await? {
-                    let listing = list_all(&Lister::Modern(&link), &found.result).await?;
-                    return Ok::<_, UpstreamError>((Upstream::Modern(link), listing));
+                    let mut listing = list_all(&Lister::Modern(&link), &found.result).await?;
+                    // A dual-era backend also serves legacy sessions: legacy clients get one, so
+                    // its server requests and resource subscriptions work as they would directly.
+                    let dual = setting == EraSetting::Auto && speaks_legacy_too(&backend, &http, headers, &mut listing).await;
+                    return Ok::<_, UpstreamError>((Upstream::Modern { link, dual }, listing));
                 }
             }
             if setting == EraSetting::Modern {
@@ -52,7 +55,8 @@ pub(crate) async fn run(backend: Arc<Backend>, http: reqwest::Client, cfg: Catal
             Ok((upstream, listing)) => {
                 backoff = Duration::from_millis(250);
                 let era = match upstream {
-                    Upstream::Modern(_) => Era::Modern,
+                    Upstream::Modern { dual: true, .. } => Era::Dual,
+                    Upstream::Modern { .. } => Era::Modern,
                     Upstream::Legacy(_) => Era::Legacy,
                 };
                 backend.set_era(era);
@@ -65,7 +69,7 @@ pub(crate) async fn run(backend: Arc<Backend>, http: reqwest::Client, cfg: Catal
                         conn.close().await;
                         err
                     }
-                    Upstream::Modern(link) => watch_modern(&backend, &link, &cfg, &changed).await,
+                    Upstream::Modern { link, .. } => watch_modern(&backend, &link, &cfg, &changed).await,
                 }
             }
             Err(e) => e,
@@ -83,7 +87,7 @@ pub(crate) async fn run(backend: Arc<Backend>, http: reqwest::Client, cfg: Catal
 
 /// Keeps the listing fresh until the backend fails; returns why it stopped.
 async fn watch(backend: &Backend, conn: &Connection, cfg: &CatalogConfig, changed: &mpsc::UnboundedSender<()>) -> UpstreamError {
-    let Some(mut events) = conn.take_events().await else { return UpstreamError::Closed };
+    let Some(mut events) = conn.take_events(backend.timeouts.connect).await else { return UpstreamError::Closed };
     let mut next_refresh = Instant::now() + cfg.refresh_interval;
     loop {
         let relist = tokio::select! {
@@ -132,7 +136,21 @@ async fn ping(conn: &Connection, limit: Duration) -> Result<(), UpstreamError> {
 #[allow(clippy::large_enum_variant)]
 enum Upstream {
     Legacy(Connection),
-    Modern(ModernLink),
+    Modern { link: ModernLink, dual: bool },
+}
+
+/// Whether a backend that answered `server/discover` also accepts `initialize` (a dual-era
+/// server). Its legacy capabilities add to the listing's (resource subscriptions exist only in
+/// the legacy era). The probing session is closed at once.
+async fn speaks_legacy_too(backend: &Backend, http: &reqwest::Client, headers: http::HeaderMap, listing: &mut Listing) -> bool {
+    let init = InitOptions::gateway(LATEST_LEGACY);
+    let connect = Connection::connect(backend.spec.clone(), http, headers, &init);
+    let Ok(Ok(conn)) = timeout(backend.timeouts.connect, connect).await else { return false };
+    let legacy = backend_caps(conn.init_result().member("capabilities"));
+    listing.caps.subscribe |= legacy.subscribe;
+    listing.caps.logging |= legacy.logging;
+    conn.close().await;
+    true
 }
 
 /// Who answers discovery's list requests: a legacy session or a modern endpoint.

@@ -18,6 +18,7 @@ use serde_json::json;
 use crate::catalog::{Entry, ItemKind};
 use crate::config::GatewayConfig;
 use crate::governance::VirtualServer;
+use crate::observe::RequestMeter;
 
 /// Authentication and permission machinery built from one config.
 pub struct Security {
@@ -30,15 +31,29 @@ pub struct Security {
     metadata_url: String,
     issuers: Vec<String>,
     scopes: Vec<String>,
+    /// The rate-limit rules of this config.
+    pub quotas: crate::quota::Quotas,
 }
 
 impl Security {
-    pub fn build(config: &GatewayConfig, http: &reqwest::Client) -> Result<Self, Vec<String>> {
+    pub fn build(config: &GatewayConfig, http: &reqwest::Client, series: &crate::observe::Series) -> Result<Self, Vec<String>> {
         let resource = config.resource_url();
-        let metadata_url = metadata_url(&resource);
-        let credentials = Resolver::new(&config.credentials.clone().unwrap_or_default(), &config.credential_infos(), http.clone())?;
+        let metadata_url = crate::governance::metadata_url(&resource);
+        let credentials =
+            Resolver::with_counters(&config.credentials.clone().unwrap_or_default(), &config.credential_infos(), http.clone(), series.credentials.clone())?;
+        let quotas = crate::quota::Quotas::build(&config.rate_limits, series)?;
         let Some(auth) = &config.auth else {
-            return Ok(Self { authenticator: None, policy: None, wristband: None, credentials, resource, metadata_url, issuers: vec![], scopes: vec![] });
+            return Ok(Self {
+                authenticator: None,
+                policy: None,
+                wristband: None,
+                credentials,
+                resource,
+                metadata_url,
+                issuers: vec![],
+                scopes: vec![],
+                quotas,
+            });
         };
         let authenticator = if auth.require_token { Some(Authenticator::new(auth, http.clone())?) } else { None };
         let policy = Policy::compile(&auth.permissions, &config.server_auth_infos())?;
@@ -52,6 +67,7 @@ impl Security {
             metadata_url,
             issuers: auth.issuers.iter().map(|i| i.issuer.clone()).collect(),
             scopes: auth.required_scopes.clone(),
+            quotas,
         })
     }
 
@@ -66,7 +82,7 @@ impl Security {
             None => None,
         };
         let caller = self.policy.as_ref().map(|p| p.caller(identity.as_ref(), headers));
-        Ok(Access { identity, caller, scope: None, personal: None })
+        Ok(Access { identity, caller, scope: None, personal: None, meter: RequestMeter::disabled() })
     }
 
     /// The 401/403/503 answer for a failed authentication, with the RFC 9728 challenge.
@@ -111,16 +127,6 @@ impl Security {
     }
 }
 
-pub(crate) fn metadata_url(resource: &str) -> String {
-    match url::Url::parse(resource) {
-        Ok(u) => {
-            let path = u.path().trim_end_matches('/');
-            format!("{}/.well-known/oauth-protected-resource{path}", u.origin().ascii_serialization())
-        }
-        Err(_) => format!("{resource}/.well-known/oauth-protected-resource"),
-    }
-}
-
 /// Who is calling and what they may touch, for one request.
 #[derive(Clone)]
 pub struct Access {
@@ -129,7 +135,9 @@ pub struct Access {
     /// The virtual server the request came through: it narrows what the caller may touch.
     scope: Option<Arc<VirtualServer>>,
     /// What per-user servers list for this caller (attached for lists and calls).
-    personal: Option<Arc<crate::per_user::Personal>>,
+    personal: Option<Arc<crate::catalog::Personal>>,
+    /// This request's measurements (set by the front door; disabled when metrics are off).
+    pub meter: RequestMeter,
 }
 
 /// The outcome of a permission check.
@@ -137,12 +145,14 @@ pub struct Access {
 pub struct Verdict {
     pub allowed: bool,
     pub reason: String,
+    /// The reason's stable code (`mcpgate_auth::Decision::reason`, or `no_auth`).
+    pub code: &'static str,
 }
 
 impl Access {
     /// No auth configured: everything is visible and callable.
     pub fn unrestricted() -> Self {
-        Self { identity: None, caller: None, scope: None, personal: None }
+        Self { identity: None, caller: None, scope: None, personal: None, meter: RequestMeter::disabled() }
     }
 
     /// The same caller, on virtual server `scope`.
@@ -152,19 +162,28 @@ impl Access {
     }
 
     /// The same caller, with their own listings of the per-user servers.
-    pub fn with_personal(mut self, personal: Arc<crate::per_user::Personal>) -> Self {
+    pub fn with_personal(mut self, personal: Arc<crate::catalog::Personal>) -> Self {
         self.personal = Some(personal);
         self
     }
 
     /// The caller's own listings of the per-user servers, when attached.
-    pub fn personal(&self) -> Option<&crate::per_user::Personal> {
+    pub fn personal(&self) -> Option<&crate::catalog::Personal> {
         self.personal.as_deref()
     }
 
     /// The virtual server the request came through, if any.
     pub fn scope(&self) -> Option<&Arc<VirtualServer>> {
         self.scope.as_ref()
+    }
+
+    /// The combined instructions the request's endpoint shows: all servers' on the main
+    /// endpoint; on a virtual server only those of servers it shows something of.
+    pub fn instructions(&self, catalog: &crate::catalog::Catalog) -> Option<String> {
+        match &self.scope {
+            None => catalog.instructions.clone(),
+            Some(v) => catalog.instructions_where(|k, e| v.admits_entry(k, e)),
+        }
     }
 
     /// Whether the request's endpoint shows `e` at all (a virtual server's selection).
@@ -179,14 +198,14 @@ impl Access {
     }
 
     pub fn decide(&self, server: &ServerName, kind: ItemKind, name: &str, annotations: Option<&serde_json::Value>) -> Verdict {
-        let Some(caller) = &self.caller else { return Verdict { allowed: true, reason: "no_auth".into() } };
+        let Some(caller) = &self.caller else { return Verdict { allowed: true, reason: "no_auth".into(), code: "no_auth" } };
         let kind = match kind {
             ItemKind::Tool => Kind::Tool,
             ItemKind::Prompt => Kind::Prompt,
             ItemKind::Resource | ItemKind::ResourceTemplate => Kind::Resource,
         };
         let d = caller.decide(&ItemRef { server: server.as_str(), kind, name, annotations });
-        Verdict { allowed: d.allowed, reason: d.to_string() }
+        Verdict { allowed: d.allowed, reason: d.to_string(), code: d.reason }
     }
 
     /// Equal for callers that see the same items on the same endpoint: the key for
@@ -224,17 +243,15 @@ impl Access {
     }
 }
 
-/// One audit line per decision on a call-type request. Never carries a token.
-pub fn audit(access: &Access, server: &str, kind: &str, name: &str, verdict: &Verdict, request_id: &str) {
-    tracing::info!(
-        target: "mcpgate::audit",
-        subject = access.subject(),
+/// One audit record per decision on a call-type request. Never carries a token.
+pub fn audit(sink: &crate::observe::audit::Audit, access: &Access, server: &str, kind: &str, name: &str, verdict: &Verdict, request_id: &str) {
+    sink.record(crate::observe::audit::Event::Access {
+        subject: access.subject(),
         server,
         kind,
         name,
-        decision = if verdict.allowed { "allow" } else { "deny" },
-        reason = %verdict.reason,
+        allowed: verdict.allowed,
+        reason: &verdict.reason,
         request_id,
-        "access decision"
-    );
+    });
 }

@@ -21,19 +21,26 @@ pub enum Reject {
     /// A 2026-07-28 (stateless) request: this gateway build answers so that clients fall back.
     ModernEra,
     TooManySessions,
+    /// The caller's principal holds its quota of sessions (the number).
+    PrincipalSessions(usize),
+    /// The caller may see nothing at all (`limits.refuse_sessions_without_access`).
+    NoAccess,
     /// A legacy session used by another identity than the one that created it.
     SessionIdentity,
+    /// The request needs the shared session store, which does not answer (the reason).
+    StoreUnavailable(String),
 }
 
 impl Reject {
     pub fn status(&self) -> StatusCode {
         match self {
-            Reject::BadOrigin | Reject::SessionIdentity => StatusCode::FORBIDDEN,
+            Reject::BadOrigin | Reject::SessionIdentity | Reject::NoAccess => StatusCode::FORBIDDEN,
+            Reject::PrincipalSessions(_) => StatusCode::TOO_MANY_REQUESTS,
             Reject::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Reject::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             Reject::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Reject::UnknownSession => StatusCode::NOT_FOUND,
-            Reject::TooManySessions => StatusCode::SERVICE_UNAVAILABLE,
+            Reject::TooManySessions | Reject::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Reject::Parse(_)
             | Reject::DuplicateKey(_)
             | Reject::Batch
@@ -59,6 +66,11 @@ impl Reject {
             Reject::UnsupportedVersion(v) => (ErrorCode::InvalidRequest, format!("Bad Request: unsupported MCP-Protocol-Version {v:?}")),
             Reject::ModernEra => (ErrorCode::InvalidRequest, "Bad Request: this endpoint needs initialize (session-based protocol)".to_owned()),
             Reject::TooManySessions => (ErrorCode::Internal, "too many sessions; try again later".to_owned()),
+            Reject::PrincipalSessions(n) => {
+                (ErrorCode::LimitReached, format!("this caller already holds {n} sessions; end one (DELETE) or let one go idle, then try again"))
+            }
+            Reject::NoAccess => (ErrorCode::InvalidRequest, "Forbidden: this caller may use no tool, prompt or resource".to_owned()),
+            Reject::StoreUnavailable(why) => (ErrorCode::Internal, why.clone()),
             Reject::SessionIdentity => (ErrorCode::InvalidRequest, "Forbidden: this session belongs to another identity".to_owned()),
         };
         RpcError::new(code, msg)

@@ -68,11 +68,15 @@ pub async fn reload(path: &Path, shared: &Shared, why: &str) {
                 tracing::warn!("listen and mcp_path changes take effect only after a restart");
             }
             match shared.apply(new).await {
-                Ok(()) => tracing::info!(trigger = why, "config reloaded"),
+                Ok(()) => {
+                    tracing::info!(trigger = why, "config reloaded");
+                    reloaded(shared, why, true, "applied");
+                }
                 Err(errors) => {
                     for e in errors {
                         tracing::error!(trigger = why, "config reload rejected: {e}");
                     }
+                    reloaded(shared, why, false, "invalid");
                 }
             }
         }
@@ -81,7 +85,16 @@ pub async fn reload(path: &Path, shared: &Shared, why: &str) {
                 tracing::error!(trigger = why, "config reload rejected: {p}");
             }
             tracing::error!("keeping the running config");
+            reloaded(shared, why, false, "invalid");
         }
-        Err(e) => tracing::error!(trigger = why, "config reload failed: {e}; keeping the running config"),
+        Err(e) => {
+            tracing::error!(trigger = why, "config reload failed: {e}; keeping the running config");
+            reloaded(shared, why, false, "unreadable");
+        }
     }
+}
+
+fn reloaded(shared: &Shared, trigger: &str, applied: bool, reason: &str) {
+    crate::observe::series::bump(&shared.series.reloads[usize::from(!applied)]);
+    shared.audit.record(crate::observe::audit::Event::Reload { trigger, applied, reason });
 }

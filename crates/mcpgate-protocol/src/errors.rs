@@ -19,6 +19,9 @@ pub enum ErrorCode {
     /// The backend that owns the item could not answer (down, slow, garbage).
     BackendUnavailable,
     ResourceNotFound,
+    /// A per-caller limit is reached: a quota (sessions, open streams) or a rate limit (then
+    /// `error.data` names the limit and when to retry). The gateway's own code.
+    LimitReached,
 }
 
 impl ErrorCode {
@@ -33,6 +36,7 @@ impl ErrorCode {
             ErrorCode::HeaderMismatch => -32020,
             ErrorCode::MissingCapability => -32021,
             ErrorCode::UnsupportedVersion => -32022,
+            ErrorCode::LimitReached => -32029,
         }
     }
 }

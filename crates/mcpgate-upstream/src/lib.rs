@@ -77,7 +77,7 @@ impl Connection {
     /// Opens the transport and performs the `initialize` handshake.
     pub async fn connect(spec: Arc<BackendSpec>, client: &reqwest::Client, headers: HeaderMap, init: &InitOptions) -> Result<Self, UpstreamError> {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let next_id = AtomicU64::new(1);
+        let next_id = AtomicU64::new(first_request_id());
         let init_msg = init.request(0);
         let (link, init) = match &spec.transport {
             TransportSpec::StreamableHttp { url } => {
@@ -102,6 +102,35 @@ impl Connection {
         Ok(conn)
     }
 
+    /// Resumes a Streamable HTTP backend session that another gateway replica opened (its id
+    /// and protocol version come from the shared store): no `initialize`, no round trip.
+    pub fn attach(
+        spec: Arc<BackendSpec>,
+        client: &reqwest::Client,
+        headers: HeaderMap,
+        session_id: &str,
+        protocol_version: &str,
+    ) -> Result<Self, UpstreamError> {
+        let TransportSpec::StreamableHttp { url } = &spec.transport else {
+            return Err(UpstreamError::Protocol("only Streamable HTTP sessions can be shared between replicas".into()));
+        };
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let mut link = streamable::HttpLink::attach(client.clone(), url.clone(), headers, session_id, events_tx)?;
+        link.set_protocol_version(protocol_version);
+        let raw = RawValue::from_string("{}".to_owned()).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+        let init = InitResult { raw, protocol_version: protocol_version.to_owned() };
+        Ok(Self { spec, link: Link::Http(link), next_id: AtomicU64::new(first_request_id()), init, events: Mutex::new(Some(events_rx)) })
+    }
+
+    /// The backend's id for this session, when it is a Streamable HTTP session that has one
+    /// (the only kind another replica can resume).
+    pub fn shareable_id(&self) -> Option<&str> {
+        match &self.link {
+            Link::Http(h) => h.session_id(),
+            Link::Mux(_) => None,
+        }
+    }
+
     pub fn spec(&self) -> &BackendSpec {
         &self.spec
     }
@@ -112,7 +141,20 @@ impl Connection {
 
     /// Sends a request built from `method` and raw `params`; the id is assigned here.
     pub async fn request(&self, method: &str, params: Option<&str>) -> Result<Exchange, UpstreamError> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.request_with_id(self.allocate_id(), method, params, None).await
+    }
+
+    /// A request id for this session, unused so far. A caller that must know the id before the
+    /// request is sent (to cancel it while the backend still thinks) takes one here and passes
+    /// it to [`Self::request_with_id`].
+    pub fn allocate_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Sends a request under an id from [`Self::allocate_id`], with `extra` headers on this one
+    /// request (a call's W3C trace context; Streamable HTTP only: the other transports have no
+    /// per-request headers).
+    pub async fn request_with_id(&self, id: u64, method: &str, params: Option<&str>, extra: Option<&HeaderMap>) -> Result<Exchange, UpstreamError> {
         let mut w = ObjectWriter::with_capacity(params.map_or(0, str::len) + method.len() + 48);
         w.string("jsonrpc", "2.0").raw("id", &id.to_string()).raw("method", &json_string(method));
         if let Some(p) = params {
@@ -120,7 +162,7 @@ impl Connection {
         }
         let body = w.finish();
         match &self.link {
-            Link::Http(h) => h.request(id, body).await,
+            Link::Http(h) => h.request(id, body, extra).await,
             Link::Mux(m) => m.request(id, body, params).await,
         }
     }
@@ -139,11 +181,14 @@ impl Connection {
     }
 
     /// Messages the backend sends outside any request. Taken once; for Streamable HTTP this
-    /// also opens the backend's GET stream.
-    pub async fn take_events(&self) -> Option<mpsc::UnboundedReceiver<Bytes>> {
+    /// also opens the backend's GET stream and waits (at most `wait`) until the backend has
+    /// answered it: a backend may send a server request on that stream as soon as the next
+    /// call reaches it, and a message sent before the stream exists is lost.
+    pub async fn take_events(&self, wait: std::time::Duration) -> Option<mpsc::UnboundedReceiver<Bytes>> {
         let rx = self.events.lock().await.take()?;
         if let Link::Http(h) = &self.link {
-            h.open_event_stream();
+            let opened = h.open_event_stream();
+            let _ = tokio::time::timeout(wait, opened).await;
         }
         Some(rx)
     }
@@ -155,6 +200,20 @@ impl Connection {
             Link::Mux(m) => m.close(),
         }
     }
+}
+
+/// The first id this process gives requests on a backend session: a random 20-bit prefix per
+/// process, so that replicas sharing one backend session never send the same id (ids stay
+/// below 2^53, exact in every JSON implementation).
+fn first_request_id() -> u64 {
+    static PREFIX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *PREFIX.get_or_init(|| (u64::from(rand_u32()) & 0xF_FFFF).max(1) << 32) + 1
+}
+
+fn rand_u32() -> u32 {
+    // Seeded from the clock and the process id: uniqueness between a few replicas, not secrecy.
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    nanos ^ std::process::id().rotate_left(16)
 }
 
 fn parse_init_response(bytes: &[u8]) -> Result<InitResult, UpstreamError> {

@@ -53,6 +53,28 @@ impl HttpLink {
         Ok((link, response.to_vec()))
     }
 
+    /// A link on a session someone else initialised (another gateway replica): the backend
+    /// knows it by `session_id`; nothing is sent until the first request.
+    pub(crate) fn attach(
+        client: reqwest::Client,
+        url: url::Url,
+        mut headers: HeaderMap,
+        session_id: &str,
+        events: mpsc::UnboundedSender<Bytes>,
+    ) -> Result<Self, UpstreamError> {
+        headers.insert(ACCEPT, ACCEPT_BOTH);
+        headers.insert(CONTENT_TYPE, JSON);
+        let sid = HeaderValue::from_str(session_id).map_err(|_| UpstreamError::Protocol("a stored backend session id is not a valid header value".into()))?;
+        headers.insert(SESSION_HEADER, sid);
+        let fast = h1::pool_for(&url).map(|p| (p, h1::target_of(&url)));
+        Ok(Self { client, url, fast, headers, has_session: true, events, get_task: Mutex::new(None) })
+    }
+
+    /// The backend's id for this session (`Mcp-Session-Id`), when it gave one.
+    pub(crate) fn session_id(&self) -> Option<&str> {
+        self.headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok())
+    }
+
     pub(crate) fn set_protocol_version(&mut self, version: &str) {
         if let Ok(v) = HeaderValue::from_str(version) {
             self.headers.insert(VERSION_HEADER, v);
@@ -60,11 +82,21 @@ impl HttpLink {
     }
 
     async fn post(&self, body: Vec<u8>) -> Result<Answer, UpstreamError> {
+        self.post_with(body, None).await
+    }
+
+    /// POSTs `body` with the link's headers plus `extra` (a request's trace context).
+    async fn post_with(&self, body: Vec<u8>, extra: Option<&HeaderMap>) -> Result<Answer, UpstreamError> {
+        let mut headers = self.headers.clone();
+        if let Some(extra) = extra {
+            for (k, v) in extra {
+                headers.insert(k, v.clone());
+            }
+        }
         let answer = match &self.fast {
-            Some((pool, target)) => pool.post(target, self.headers.clone(), body).await?,
+            Some((pool, target)) => pool.post(target, headers, body).await?,
             None => {
-                let resp =
-                    self.client.post(self.url.clone()).headers(self.headers.clone()).body(body).send().await.map_err(|e| UpstreamError::from_reqwest(&e))?;
+                let resp = self.client.post(self.url.clone()).headers(headers).body(body).send().await.map_err(|e| UpstreamError::from_reqwest(&e))?;
                 answer_of(resp).await?
             }
         };
@@ -91,8 +123,8 @@ impl HttpLink {
         }
     }
 
-    pub(crate) async fn request(&self, id: u64, body: Vec<u8>) -> Result<Exchange, UpstreamError> {
-        let resp = self.post(body).await?;
+    pub(crate) async fn request(&self, id: u64, body: Vec<u8>, extra: Option<&HeaderMap>) -> Result<Exchange, UpstreamError> {
+        let resp = self.post_with(body, extra).await?;
         self.exchange(id, resp).await
     }
 
@@ -101,16 +133,21 @@ impl HttpLink {
         self.post(body).await.map(drop)
     }
 
-    /// Opens the GET stream for messages outside any request (once).
-    pub(crate) fn open_event_stream(&self) {
+    /// Opens the GET stream for messages outside any request (once). The returned receiver
+    /// resolves when the backend has answered the GET (stream open, or refused with 405).
+    pub(crate) fn open_event_stream(&self) -> tokio::sync::oneshot::Receiver<()> {
+        let (answered, rx) = tokio::sync::oneshot::channel();
         let mut slot = self.get_task.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_some() {
-            return;
+            let _ = answered.send(());
+            return rx;
         }
         let req = self.client.get(self.url.clone()).headers(self.headers.clone()).header(ACCEPT, "text/event-stream");
         let events = self.events.clone();
         let task = tokio::spawn(async move {
-            let Ok(resp) = req.send().await else { return };
+            let resp = req.send().await;
+            let _ = answered.send(());
+            let Ok(resp) = resp else { return };
             let is_sse = resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/event-stream"));
             if !resp.status().is_success() || !is_sse {
                 return; // 405: the backend has no GET stream
@@ -127,6 +164,7 @@ impl HttpLink {
             }
         });
         *slot = Some(task.abort_handle());
+        rx
     }
 
     pub(crate) async fn close(&self) {

@@ -68,12 +68,48 @@ pub struct DemoArgs {
     pub vault_token: Option<String>,
 }
 
-pub fn init_logging(cli: &Cli) {
+/// Logs on stderr, filtered by `RUST_LOG` (default `info`); with a tracer, the request
+/// path's spans (target `mcpgate::otel`) also go to the trace exporter, and JSON log lines
+/// carry `trace_id` and `span_id`.
+pub fn init_logging(format: LogFormat, tracer: Option<opentelemetry_sdk::trace::SdkTracer>) {
+    use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
-    match cli.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+    let otel = tracer.map(|t| {
+        let only_ours = tracing_subscriber::filter::Targets::new().with_target(mcpgate_gateway::observe::trace::TARGET, tracing::Level::TRACE);
+        tracing_opentelemetry::layer().with_tracer(t).with_filter(only_ours)
+    });
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi);
+    match format {
+        LogFormat::Json => {
+            let fmt = fmt.json().event_format(TraceIds(tracing_subscriber::fmt::format().json()));
+            tracing_subscriber::registry().with(otel).with(fmt.with_filter(filter)).init()
+        }
+        LogFormat::Text => tracing_subscriber::registry().with(otel).with(fmt.with_filter(filter)).init(),
+    }
+}
+
+/// A JSON event format that puts the current `trace_id` and `span_id` first.
+struct TraceIds<F>(F);
+
+impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for TraceIds<F>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+    F: tracing_subscriber::fmt::FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let Some((trace_id, span_id)) = mcpgate_gateway::observe::trace::current_ids() else { return self.0.format_event(ctx, writer, event) };
+        let mut line = String::new();
+        self.0.format_event(ctx, tracing_subscriber::fmt::format::Writer::new(&mut line), event)?;
+        match line.strip_prefix('{') {
+            Some(rest) => write!(writer, "{{\"trace_id\":\"{trace_id}\",\"span_id\":\"{span_id}\",{rest}"),
+            None => writer.write_str(&line),
+        }
     }
 }

@@ -11,7 +11,10 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    cli::init_logging(&cli);
+    // `serve` sets logging up once its config is read (it may add the trace exporter).
+    if !matches!(cli.command, cli::Command::Serve(_)) {
+        cli::init_logging(cli.log_format, None);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -21,7 +24,7 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async move {
         match cli.command {
-            cli::Command::Serve(args) => serve::serve(args).await,
+            cli::Command::Serve(args) => serve::serve(args, cli.log_format).await,
             cli::Command::Check(args) => serve::check(&args.config),
             cli::Command::Demo(args) => demo::run(args).await,
             cli::Command::Pins(args) => pins::run(args).await,

@@ -6,19 +6,55 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use mcpgate_gateway::config::{ConfigError, GatewayConfig, ServerConfig, Transport, load_file, validate};
-use mcpgate_gateway::{Shared, front, reload};
+use std::time::Duration;
 
-use crate::cli::ServeArgs;
+use mcpgate_gateway::cluster::Cluster;
+use mcpgate_gateway::{Shared, front, reload, replicas};
 
-pub async fn serve(args: ServeArgs) -> ExitCode {
+use mcpgate_gateway::observe::Series;
+use mcpgate_gateway::observe::otel::Telemetry;
+
+use crate::cli::{LogFormat, ServeArgs};
+
+pub async fn serve(args: ServeArgs, log: LogFormat) -> ExitCode {
     let config = match config_from_args(&args) {
         Ok(c) => c,
         Err(e) => {
+            crate::cli::init_logging(log, None);
             eprintln!("{e}");
             return ExitCode::FAILURE;
         }
     };
-    let shared = match Shared::start(config.clone()) {
+    let series = Arc::new(Series::default());
+    let telemetry = match &config.telemetry.otlp {
+        None => None,
+        Some(otlp) => {
+            let http = reqwest::Client::builder().no_proxy().build().unwrap_or_default();
+            match Telemetry::start(otlp, series.clone(), http) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    crate::cli::init_logging(log, None);
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    };
+    crate::cli::init_logging(log, telemetry.as_ref().map(|t| t.tracer.clone()));
+    if let Some(otlp) = &config.telemetry.otlp {
+        tracing::info!(protocol = ?otlp.protocol, sampling_ratio = otlp.sampling_ratio, "exporting traces over OTLP");
+    }
+    let cluster = match &config.cluster {
+        Some(c) => match Cluster::connect(c, STORE_PATIENCE).await {
+            Ok(cluster) => Some(cluster),
+            Err(e) => {
+                eprintln!("error: cluster.store: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    let shared = match Shared::start_with(config.clone(), cluster.clone(), series) {
         Ok(s) => s,
         Err(errors) => {
             for e in errors {
@@ -27,10 +63,24 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(cluster) = &cluster {
+        match cluster.store.subscribe_bus(&cluster.replica).await {
+            Ok(inbox) => replicas::listen(&shared, inbox),
+            Err(e) => {
+                eprintln!("error: cluster.store: cannot subscribe to the replicas' bus: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        tracing::info!(replica = %cluster.replica, "joined the cluster");
+    }
     if let Some(path) = &args.config {
         reload::watch(path.clone(), shared.clone());
     }
-    match run(shared, &config).await {
+    let result = run(shared, &config).await;
+    if let Some(t) = &telemetry {
+        t.flush(std::time::Duration::from_secs(2)).await;
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -39,15 +89,23 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
     }
 }
 
-/// Serves until SIGINT/SIGTERM; the admin listener (if configured) beside the MCP one.
+/// How long a starting replica waits for the session store.
+const STORE_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Serves until SIGINT/SIGTERM, then leaves gracefully: `/readyz` answers 503 at once, the
+/// listener keeps accepting for `shutdown.grace` (load balancers notice and stop sending), then
+/// closes; in-flight calls get `shutdown.drain` to finish, and open streams are ended so their
+/// clients reconnect to another replica.
 pub async fn run(shared: Arc<Shared>, config: &GatewayConfig) -> std::io::Result<()> {
     if let Some(admin) = &config.admin {
         let listener =
             tokio::net::TcpListener::bind(&admin.listen).await.map_err(|e| std::io::Error::new(e.kind(), format!("admin.listen {}: {e}", admin.listen)))?;
-        tracing::info!("admin endpoint on http://{}", listener.local_addr()?);
-        let app = front::admin_router(shared.clone());
+        tracing::info!("admin listener on http://{} (/metrics, /admin/pins)", listener.local_addr()?);
+        let router = front::admin::admin_router(shared.clone());
+        // Up until the listener closes: metrics stay readable while the replica drains.
+        let stopping = shared.stopping.clone();
         tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown()).await {
+            if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(async move { stopping.cancelled().await }).await {
                 tracing::error!("admin listener failed: {e}");
             }
         });
@@ -61,7 +119,30 @@ pub async fn run(shared: Arc<Shared>, config: &GatewayConfig) -> std::io::Result
             tracing::debug!("TCP_NODELAY: {e}");
         }
     });
-    axum::serve(listener, front::router(shared)).with_graceful_shutdown(shutdown()).await
+    let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
+    let settings = config.shutdown;
+    let leaving = shared.clone();
+    let drained = tokio::spawn(async move {
+        shutdown().await;
+        leaving.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(grace = ?settings.grace, "draining: /readyz is 503; still accepting for the grace period");
+        tokio::time::sleep(settings.grace).await;
+        let _ = stop_accepting.send(());
+        tracing::info!(drain = ?settings.drain, "listener closed; ending open streams, waiting for calls");
+        leaving.stopping.cancel();
+        tokio::time::sleep(settings.drain).await;
+    });
+    let server = axum::serve(listener, front::router(shared)).with_graceful_shutdown(async move {
+        let _ = stopped.await;
+    });
+    tokio::select! {
+        served = server => served,
+        // The drain timeout passed with connections still open: they are cut.
+        _ = drained => {
+            tracing::warn!("drain timeout reached; closing the remaining connections");
+            Ok(())
+        }
+    }
 }
 
 async fn shutdown() {

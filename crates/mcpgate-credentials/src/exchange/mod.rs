@@ -18,7 +18,7 @@ pub(crate) use source::ExchangeSource;
 
 use crate::caller::Caller;
 use crate::config::{ExchangeClientConfig, check_url};
-use crate::memo::{Answer, Memo};
+use crate::memo::Memo;
 use crate::oauth::TokenClient;
 use crate::stats::{Counters, bump};
 use crate::wire::{describe, read_json};
@@ -88,7 +88,7 @@ impl Exchanger {
             tracing::warn!("token exchange may use plain http IdP URLs (allow_insecure_http)");
         }
         Ok(Self {
-            client: TokenClient::new(http.clone(), cfg.client_id.clone(), secret, cfg.auth_method, cfg.timeout),
+            client: TokenClient::new(http.clone(), cfg.client_id.clone(), secret, cfg.auth_method, cfg.timeout).counted(counters.clone()),
             checker: Checker::new(cfg, http.clone()),
             http,
             token_endpoint,
@@ -117,9 +117,7 @@ impl Exchanger {
             requested_token_type: req.requested_token_type.map(str::to_owned),
         };
         let (result, answer) = self.tokens.get_or_fetch(&key, || self.exchange(caller, req)).await;
-        if answer == Answer::Shared {
-            bump(&self.counters.exchange_cache_hits);
-        }
+        crate::memo::count_shared(&self.counters, answer, &self.counters.exchange_cache_hits);
         result
     }
 
@@ -158,14 +156,8 @@ impl Exchanger {
     async fn discover(&self, issuer: &str) -> Result<(url::Url, Duration), String> {
         check_url(issuer, self.allow_insecure_http).map_err(|e| format!("issuer {e}"))?;
         let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
-        let resp = self
-            .http
-            .get(&url)
-            .header(http::header::ACCEPT, "application/json")
-            .timeout(self.timeout)
-            .send()
-            .await
-            .map_err(|e| format!("discovery at {url}: {}", describe(&e)))?;
+        let req = self.http.get(&url).header(http::header::ACCEPT, "application/json").timeout(self.timeout);
+        let resp = crate::wire::send(req, &self.counters.idp).await.map_err(|e| format!("discovery at {url}: {}", describe(&e)))?;
         let status = resp.status();
         if !status.is_success() {
             return Err(format!("discovery at {url}: HTTP {}", status.as_u16()));

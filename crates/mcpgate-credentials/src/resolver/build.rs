@@ -41,9 +41,8 @@ struct Clients {
 
 type Built = (HashMap<String, Chain>, Arc<Counters>, Fingerprinter);
 
-pub(super) fn build(cfg: &CredentialsConfig, servers: &[ServerInfo], http: &reqwest::Client) -> Result<Built, Vec<String>> {
+pub(super) fn build(cfg: &CredentialsConfig, servers: &[ServerInfo], http: &reqwest::Client, counters: Arc<Counters>) -> Result<Built, Vec<String>> {
     cfg.validate()?;
-    let counters = Arc::new(Counters::default());
     let fingerprints = Fingerprinter::new().map_err(|e| vec![e])?;
     let mut errors = Vec::new();
     let clients = clients(cfg, servers, http, &counters, &mut errors);

@@ -122,7 +122,13 @@ impl Resolver {
     /// only `Authorization` on cross-host redirects) nor take proxies from the environment:
     /// `mcpgate_auth::default_http_client()` is such a client.
     pub fn new(cfg: &CredentialsConfig, servers: &[ServerInfo], http: reqwest::Client) -> Result<Self, Vec<String>> {
-        let (chains, counters, fingerprints) = build::build(cfg, servers, &http)?;
+        Self::with_counters(cfg, servers, http, Arc::new(Counters::default()))
+    }
+
+    /// [`Resolver::new`], counting in `counters` (which may outlive this resolver: the
+    /// gateway keeps one set across config reloads so its metrics never go backwards).
+    pub fn with_counters(cfg: &CredentialsConfig, servers: &[ServerInfo], http: reqwest::Client, counters: Arc<Counters>) -> Result<Self, Vec<String>> {
+        let (chains, counters, fingerprints) = build::build(cfg, servers, &http, counters)?;
         Ok(Self { inner: Arc::new(Inner { chains, counters, fingerprints }) })
     }
 

@@ -16,9 +16,9 @@ use serde_json::Value;
 pub(crate) use source::VaultSource;
 
 use crate::config::{VaultAuth, VaultConfig, check_url, is_loopback};
-use crate::memo::{Answer, Memo};
+use crate::memo::{Memo, count_shared};
 use crate::stats::{Counters, bump};
-use crate::wire::{describe, error_message, read_json};
+use crate::wire::{describe, error_message, read_json, send};
 use session::Session;
 
 /// Vault's address and the request basics every call shares.
@@ -98,9 +98,7 @@ impl VaultClient {
         let key = format!("{}#{field}", segments.join("/"));
         let counters = &self.endpoint.counters;
         let (result, answer) = self.cache.get_or_fetch(&key, || self.fetch(&segments, field)).await;
-        if answer == Answer::Shared {
-            bump(&counters.vault_cache_hits);
-        }
+        count_shared(counters, answer, &counters.vault_cache_hits);
         result
     }
 
@@ -110,12 +108,8 @@ impl VaultClient {
         loop {
             bump(&self.endpoint.counters.vault_reads);
             bump(&self.endpoint.counters.vault_requests);
-            let resp = self
-                .endpoint
-                .authed(reqwest::Method::GET, segments, &state.token)
-                .send()
-                .await
-                .map_err(|e| format!("Vault is unreachable: {}", describe(&e)))?;
+            let req = self.endpoint.authed(reqwest::Method::GET, segments, &state.token);
+            let resp = send(req, &self.endpoint.counters.vault).await.map_err(|e| format!("Vault is unreachable: {}", describe(&e)))?;
             let status = resp.status();
             let at = segments.join("/");
             let body = read_json(resp).await.map_err(|e| format!("reading {at}: {e}"))?;

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use super::Endpoint;
 use crate::config::{SecretSource, VaultAuth};
 use crate::stats::bump;
-use crate::wire::{describe, error_message, read_json};
+use crate::wire::{describe, error_message, read_json, send};
 
 /// Least time between two replacements forced by a refused token (a policy that denies a
 /// path must not turn every call into a login).
@@ -167,7 +167,7 @@ impl Session {
         segments.extend(mount.split('/'));
         segments.push("login");
         let at = segments.join("/");
-        let resp = self.endpoint.request(reqwest::Method::POST, &segments).json(&body).send().await;
+        let resp = send(self.endpoint.request(reqwest::Method::POST, &segments).json(&body), &counters.vault).await;
         let auth = auth_section(resp, &format!("login at {at}")).await?;
         let token = auth.get("client_token").and_then(Value::as_str).filter(|t| !t.is_empty());
         let token = token.ok_or_else(|| format!("login at {at}: the answer has no client_token"))?;
@@ -181,7 +181,7 @@ impl Session {
     /// its remaining TTL from `lookup-self`.
     async fn lookup(&self, source: &SecretSource) -> Result<TokenState, String> {
         let token = load(source, "vault token")?;
-        let resp = self.endpoint.authed(reqwest::Method::GET, &["auth", "token", "lookup-self"], &token).send().await;
+        let resp = send(self.endpoint.authed(reqwest::Method::GET, &["auth", "token", "lookup-self"], &token), &self.endpoint.counters.vault).await;
         let resp = resp.map_err(|e| format!("looking up the gateway's token: {}", describe(&e)))?;
         let status = resp.status();
         let body = read_json(resp).await.unwrap_or(Value::Null);
@@ -200,12 +200,8 @@ impl Session {
         let counters = &self.endpoint.counters;
         bump(&counters.vault_renewals);
         bump(&counters.vault_requests);
-        let resp = self
-            .endpoint
-            .authed(reqwest::Method::POST, &["auth", "token", "renew-self"], &cur.token)
-            .json(&json!({ "increment": format!("{}s", cur.original.as_secs()) }))
-            .send()
-            .await;
+        let req = self.endpoint.authed(reqwest::Method::POST, &["auth", "token", "renew-self"], &cur.token);
+        let resp = send(req.json(&json!({ "increment": format!("{}s", cur.original.as_secs()) })), &counters.vault).await;
         let auth = auth_section(resp, "renew-self").await?;
         let lease = Duration::from_secs(auth.get("lease_duration").and_then(Value::as_u64).unwrap_or(0));
         let renewable = auth.get("renewable").and_then(Value::as_bool).unwrap_or(false);

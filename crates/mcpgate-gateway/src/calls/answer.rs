@@ -30,7 +30,7 @@ pub(crate) async fn respond_inline(
     };
     // A finished future must not be polled again; an unfinished one runs on its own.
     if !done {
-        tokio::spawn(work);
+        tokio::spawn(tracing::Instrument::instrument(work, tracing::Span::current()));
     }
     match first {
         Some((bytes, true)) => json(status_of(&bytes), bytes.to_vec()),
@@ -119,12 +119,20 @@ fn stream_from(first: Bytes, rx: mpsc::Receiver<(Bytes, bool)>) -> Response {
         let (bytes, is_final) = rx.recv().await?;
         Some((bytes, (rx, is_final)))
     });
-    let stream = futures::stream::iter([first]).chain(rest).map(|m| Ok::<_, std::convert::Infallible>(Bytes::from(encode_message(&m))));
-    crate::reply::sse_response(Body::from_stream(stream))
+    let (messages, watch) = crate::observe::outcome::watch(futures::stream::iter([first]).chain(rest).boxed());
+    let stream = messages.map(|m| Ok::<_, std::convert::Infallible>(Bytes::from(encode_message(&m))));
+    let mut resp = crate::reply::sse_response(Body::from_stream(stream));
+    resp.extensions_mut().insert(watch);
+    resp
 }
 
 pub(crate) fn json(status: StatusCode, body: Vec<u8>) -> Response {
-    (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+    let answered = crate::observe::outcome::classify(&body);
+    let mut resp = (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response();
+    if let Some(a) = answered {
+        resp.extensions_mut().insert(a);
+    }
+    resp
 }
 
 pub(crate) fn error(status: StatusCode, id: Option<&str>, e: &RpcError) -> Response {

@@ -1,74 +1,224 @@
-//! Forwarding one client request to the backend that owns it, and translating everything the
-//! backend sends back: ids restored, server-initiated requests re-numbered for the client,
-//! resource URIs re-namespaced. Bounded by the backend's call timeout; never hangs.
+//! Legacy backends: a call goes out on the client's own backend session, and everything the
+//! backend sends back is translated: ids restored, server-initiated requests re-numbered for
+//! the client, resource URIs re-namespaced. Bounded by the backend's call timeout; never hangs.
+//!
+//! A [`BackendCall`] is registered with the session *before* it is sent, so from the first
+//! byte on it can be cancelled, and a server request the backend sends for it on its GET stream
+//! (instead of the call's own stream) reaches it.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::StreamExt;
+use mcpgate_credentials::Resolved;
 use mcpgate_protocol::envelope::{Envelope, Kind, json_string};
 use mcpgate_protocol::errors::notification;
 use mcpgate_upstream::{Connection, Exchange, Inbound, UpstreamError};
-use tokio::time::{Instant, timeout_at};
-
-use mcpgate_credentials::Resolved;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until, timeout_at};
+use tracing::Instrument;
 
 use super::{rewrite_contents, unavailable};
 use crate::backend::Backend;
 use crate::core::{ResultRewrite, Target, credential};
 use crate::identity::Access;
+use crate::observe::{RequestMeter, trace};
 use crate::reply::Reply;
 use crate::session::ClientSession;
 use crate::state::Shared;
 
 pub async fn forward(shared: &Arc<Shared>, session: &Arc<ClientSession>, access: &Access, target: Target, client_id: String) -> Reply {
-    let server = target.backend.name.clone();
     let deadline = Instant::now() + target.backend.timeouts.call;
     let credential = match timeout_at(deadline, credential(shared, access, &target.backend, target.tool.as_deref())).await {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => return Reply::Json(e.response(Some(&client_id))),
         Err(_) => return Reply::Json(unavailable(&target.backend, &UpstreamError::Timeout).response(Some(&client_id))),
     };
-    let (conn, mut exchange) = match timeout_at(deadline, open(shared, session, &target, credential.as_ref())).await {
-        Ok(Ok(pair)) => pair,
-        Ok(Err(e)) => return Reply::Json(unavailable(&target.backend, &e).response(Some(&client_id))),
-        Err(_) => return Reply::Json(unavailable(&target.backend, &UpstreamError::Timeout).response(Some(&client_id))),
+    let (rewrite, backend) = (target.rewrite, target.backend.clone());
+    let meter = access.meter.clone();
+    meter.upstream_sent();
+    let mut call = match timeout_at(deadline, BackendCall::open(shared, session, target, credential, &client_id)).await {
+        Ok(Ok(call)) => call,
+        Ok(Err(e)) => return Reply::Json(unavailable(&backend, &e).response(Some(&client_id))),
+        Err(_) => return Reply::Json(unavailable(&backend, &UpstreamError::Timeout).response(Some(&client_id))),
     };
-    session.start_call(&client_id, &server, exchange.backend_id());
-    let ctx = Arc::new(Ctx { session: session.clone(), backend: target.backend.clone(), client_id, rewrite: target.rewrite, conn });
-    let first = next(&ctx, &mut exchange, deadline).await;
+    let first = next(&mut call, rewrite, deadline, &meter).await;
     if first.is_final {
         return Reply::Json(first.bytes.to_vec());
     }
     // Something came before the response: answer as a stream and keep relaying.
-    let stream = futures::stream::unfold((Some(first), exchange, ctx, deadline), |(pending, mut ex, ctx, deadline)| async move {
+    let stream = futures::stream::unfold((Some(first), call, meter), move |(pending, mut call, meter)| async move {
         let item = match pending {
             Some(item) => item,
-            None => next(&ctx, &mut ex, deadline).await,
+            None => next(&mut call, rewrite, deadline, &meter).await,
         };
         if item.bytes.is_empty() {
             return None;
         }
         let out = item.bytes.clone();
         let follow = item.is_final.then(|| Out { bytes: Bytes::new(), is_final: true });
-        Some((out, (follow, ex, ctx, deadline)))
+        Some((out, (follow, call, meter)))
     });
     Reply::Stream(stream.boxed())
 }
 
-struct Ctx {
-    session: Arc<ClientSession>,
-    backend: Arc<Backend>,
-    client_id: String,
-    rewrite: ResultRewrite,
-    conn: Arc<Connection>,
+type Sending = Pin<Box<dyn Future<Output = Result<Exchange, UpstreamError>> + Send>>;
+
+enum Phase {
+    /// Sent (or being sent); the backend has not started answering.
+    Sending(Sending),
+    /// The backend's answer is being read.
+    Receiving(Exchange),
 }
 
-/// The call stays cancellable until its context is gone (response sent or client gone).
-impl Drop for Ctx {
-    fn drop(&mut self) {
+/// One call on a client's legacy backend session, from before it is sent until its response.
+pub(crate) struct BackendCall {
+    pub(crate) session: Arc<ClientSession>,
+    pub(crate) backend: Arc<Backend>,
+    pub(crate) conn: Arc<Connection>,
+    pub(crate) client_id: String,
+    backend_id: u64,
+    phase: Phase,
+    /// Messages for this call that arrived on the backend session's GET stream.
+    inbox: mpsc::UnboundedReceiver<Bytes>,
+    finished: bool,
+    /// To send it again once on a fresh backend session when the backend lost the old one.
+    retry: Option<Retry>,
+}
+
+struct Retry {
+    shared: Arc<Shared>,
+    method: String,
+    params: String,
+    credential: Option<Resolved>,
+}
+
+impl BackendCall {
+    /// Gets the client's backend session for the call's credential, registers the call, and
+    /// starts sending it.
+    pub(crate) async fn open(
+        shared: &Arc<Shared>,
+        session: &Arc<ClientSession>,
+        target: Target,
+        credential: Option<Resolved>,
+        client_id: &str,
+    ) -> Result<Self, UpstreamError> {
+        let backend = target.backend.clone();
+        let conn = session.backend(&backend, &shared.http, credential.as_ref()).await?;
+        let retry = Retry { shared: shared.clone(), method: target.method, params: target.params, credential };
+        let (backend_id, inbox, phase) = start(session, &backend, &conn, client_id, &retry.method, &retry.params);
+        Ok(Self { session: session.clone(), backend, conn, client_id: client_id.to_owned(), backend_id, phase, inbox, finished: false, retry: Some(retry) })
+    }
+
+    /// Whether the response has been read.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// The next raw message from the backend for this call (from the call's stream or the
+    /// session's GET stream), until the response (`is_final`). Waits until `deadline`.
+    pub(crate) async fn next_raw(&mut self, deadline: Instant) -> Result<Inbound, UpstreamError> {
+        if self.finished {
+            return Err(UpstreamError::Closed);
+        }
+        loop {
+            let got = match &mut self.phase {
+                Phase::Sending(send) => tokio::select! {
+                    sent = send => match sent {
+                        Ok(ex) => {
+                            self.phase = Phase::Receiving(ex);
+                            continue;
+                        }
+                        Err(UpstreamError::SessionExpired | UpstreamError::Closed) if self.retry.is_some() => {
+                            self.reopen().await?;
+                            continue;
+                        }
+                        Err(e) => Err(e),
+                    },
+                    Some(bytes) = self.inbox.recv() => Ok(Inbound { bytes, is_final: false }),
+                    () = sleep_until(deadline) => Err(UpstreamError::Timeout),
+                },
+                Phase::Receiving(ex) => tokio::select! {
+                    next = ex.next() => match next {
+                        Ok(Some(m)) => Ok(m),
+                        Ok(None) => Err(UpstreamError::Closed),
+                        Err(e) => Err(e),
+                    },
+                    Some(bytes) = self.inbox.recv() => Ok(Inbound { bytes, is_final: false }),
+                    () = sleep_until(deadline) => Err(UpstreamError::Timeout),
+                },
+            };
+            match &got {
+                Ok(m) if m.is_final => self.finish(),
+                Ok(_) => {}
+                Err(UpstreamError::Timeout) => {
+                    self.cancel_upstream("gateway timeout");
+                    self.finish();
+                }
+                Err(e) => {
+                    if matches!(e, UpstreamError::Closed | UpstreamError::Connect(_) | UpstreamError::SessionExpired) {
+                        self.session.forget_backend(&self.backend.name, &self.conn);
+                    }
+                    self.finish();
+                }
+            }
+            return got;
+        }
+    }
+
+    fn finish(&mut self) {
+        self.finished = true;
         self.session.end_call(&self.client_id);
     }
+
+    /// The backend lost the session the call went out on: a fresh one, once, and send again.
+    async fn reopen(&mut self) -> Result<(), UpstreamError> {
+        let Some(retry) = self.retry.take() else { return Err(UpstreamError::Closed) };
+        tracing::info!(server = %self.backend.name, "backend session lost; re-initialising");
+        self.session.forget_backend(&self.backend.name, &self.conn);
+        // Boxed: opening a backend session is rare, and its state would enlarge every call.
+        self.conn = Box::pin(self.session.backend(&self.backend, &retry.shared.http, retry.credential.as_ref())).await?;
+        let (backend_id, inbox, phase) = start(&self.session, &self.backend, &self.conn, &self.client_id, &retry.method, &retry.params);
+        (self.backend_id, self.inbox, self.phase) = (backend_id, inbox, phase);
+        Ok(())
+    }
+
+    /// Tells the backend to stop working on the call (in the background).
+    pub(crate) fn cancel_upstream(&self, reason: &str) {
+        let msg = notification("notifications/cancelled", Some(&format!(r#"{{"requestId":{},"reason":{}}}"#, self.backend_id, json_string(reason))));
+        let conn = self.conn.clone();
+        tokio::spawn(async move {
+            let _ = conn.notify(msg).await;
+        });
+    }
+}
+
+impl Drop for BackendCall {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.session.end_call(&self.client_id);
+        }
+    }
+}
+
+/// Registers the call under a fresh backend id and starts sending it.
+fn start(
+    session: &ClientSession,
+    backend: &Backend,
+    conn: &Arc<Connection>,
+    client_id: &str,
+    method: &str,
+    params: &str,
+) -> (u64, mpsc::UnboundedReceiver<Bytes>, Phase) {
+    let backend_id = conn.allocate_id();
+    let inbox = session.start_call(client_id, &backend.name, conn, backend_id);
+    let (conn, method, params) = (conn.clone(), method.to_owned(), params.to_owned());
+    let span = crate::stage_span!("upstream", otel.kind = "client", mcp.server = %backend.name, mcp.method.name = %method);
+    let trace = span.in_scope(trace::outbound);
+    let send: Sending = Box::pin(async move { conn.request_with_id(backend_id, &method, Some(&params), trace.as_ref()).await }.instrument(span));
+    (backend_id, inbox, Phase::Sending(send))
 }
 
 struct Out {
@@ -76,87 +226,52 @@ struct Out {
     is_final: bool,
 }
 
-/// Gets the client's backend session and sends the request; a lost backend session is
-/// re-initialised once, transparently.
-pub(crate) async fn open(
-    shared: &Arc<Shared>,
-    session: &ClientSession,
-    target: &Target,
-    credential: Option<&Resolved>,
-) -> Result<(Arc<Connection>, Exchange), UpstreamError> {
-    let mut retried = false;
-    loop {
-        let conn = session.backend(&target.backend, &shared.http, credential).await?;
-        match conn.request(&target.method, Some(&target.params)).await {
-            Ok(ex) => return Ok((conn, ex)),
-            Err(UpstreamError::SessionExpired | UpstreamError::Closed) if !retried => {
-                tracing::info!(server = %target.backend.name, "backend session lost; re-initialising");
-                session.forget_backend(&target.backend.name, &conn);
-                retried = true;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
 /// The next message for the client, already translated; errors become the final response.
-async fn next(ctx: &Ctx, ex: &mut Exchange, deadline: Instant) -> Out {
-    let item = match timeout_at(deadline, ex.next()).await {
-        Ok(Ok(Some(m))) => m,
-        Ok(Ok(None)) => return final_error(ctx, &UpstreamError::Closed),
-        Ok(Err(e)) => {
-            if matches!(e, UpstreamError::Closed | UpstreamError::Connect(_) | UpstreamError::SessionExpired) {
-                ctx.session.forget_backend(&ctx.backend.name, &ctx.conn);
+async fn next(call: &mut BackendCall, rewrite: ResultRewrite, deadline: Instant, meter: &RequestMeter) -> Out {
+    loop {
+        let item = match call.next_raw(deadline).await {
+            Ok(m) => {
+                if m.is_final {
+                    meter.upstream_answered();
+                }
+                m
             }
-            return final_error(ctx, &e);
+            Err(e) => return Out { bytes: Bytes::from(unavailable(&call.backend, &e).response(Some(&call.client_id))), is_final: true },
+        };
+        match translate(call, rewrite, &item) {
+            Some(bytes) => return Out { bytes, is_final: item.is_final },
+            None if item.is_final => {
+                let e = UpstreamError::Protocol("unreadable response".into());
+                return Out { bytes: Bytes::from(unavailable(&call.backend, &e).response(Some(&call.client_id))), is_final: true };
+            }
+            // Not something to show the client; wait for the next message.
+            None => {}
         }
-        Err(_) => {
-            cancel_upstream(ctx, ex.backend_id(), "gateway timeout");
-            return final_error(ctx, &UpstreamError::Timeout);
-        }
-    };
-    match translate(ctx, &item) {
-        Some(bytes) => Out { bytes, is_final: item.is_final },
-        None if item.is_final => final_error(ctx, &UpstreamError::Protocol("unreadable response".into())),
-        // Not something to show the client; wait for the next message.
-        None => Box::pin(next(ctx, ex, deadline)).await,
     }
 }
 
-fn final_error(ctx: &Ctx, e: &UpstreamError) -> Out {
-    Out { bytes: Bytes::from(unavailable(&ctx.backend, e).response(Some(&ctx.client_id))), is_final: true }
-}
-
-fn cancel_upstream(ctx: &Ctx, backend_id: u64, reason: &str) {
-    let msg = notification("notifications/cancelled", Some(&format!(r#"{{"requestId":{backend_id},"reason":{}}}"#, json_string(reason))));
-    let conn = ctx.conn.clone();
-    tokio::spawn(async move {
-        let _ = conn.notify(msg).await;
-    });
-}
-
-fn translate(ctx: &Ctx, item: &Inbound) -> Option<Bytes> {
+fn translate(call: &BackendCall, rewrite: ResultRewrite, item: &Inbound) -> Option<Bytes> {
     let env = Envelope::parse(&item.bytes).ok()?;
     match env.kind()? {
         Kind::Response if item.is_final => {
-            let result = match (ctx.rewrite, env.get("result")) {
-                (ResultRewrite::ResourceContents, Some(r)) => Some(rewrite_contents(&ctx.backend.name, &ctx.backend.prefix, r)?),
+            let result = match (rewrite, env.get("result")) {
+                (ResultRewrite::ResourceContents, Some(r)) => Some(rewrite_contents(&call.backend.name, &call.backend.prefix, r)?),
                 _ => None,
             };
-            let mut replace = vec![("id", Some(ctx.client_id.as_str()))];
+            let mut replace = vec![("id", Some(call.client_id.as_str()))];
             if let Some(r) = &result {
                 replace.push(("result", Some(r.as_str())));
             }
             Some(Bytes::from(env.rewrite(&replace)))
         }
         Kind::Response => None,
-        Kind::Request if ctx.session.refuse_unsupported(&ctx.conn, &env) => None,
+        Kind::Request if call.session.refuse_unsupported(&call.conn, &env) => None,
         Kind::Request => {
-            let id = ctx.session.register_server_request(&ctx.backend.name, env.id()?.get());
+            let id = call.session.mint_server_request_id(&call.backend.name, env.id()?.get());
             Some(Bytes::from(env.rewrite(&[("id", Some(&id))])))
         }
         Kind::Notification if mcpgate_protocol::errors::is_list_changed(&env) => {
-            ctx.backend.request_relist();
+            call.session.list_changed_by(&call.backend, &env.method().unwrap_or_default());
             None
         }
         Kind::Notification => Some(item.bytes.clone()),

@@ -10,6 +10,7 @@ pub mod bridge;
 pub mod legacy;
 pub mod modern;
 pub mod rounds;
+pub mod subscriptions;
 pub mod tasks;
 
 use mcpgate_protocol::envelope::{Envelope, json_string};
@@ -25,6 +26,15 @@ pub fn unavailable(backend: &Backend, e: &UpstreamError) -> RpcError {
     if !matches!(e, UpstreamError::Timeout) {
         backend.nudge();
     }
+    let cause = match e {
+        UpstreamError::Timeout => 0,
+        UpstreamError::Connect(_) => 1,
+        UpstreamError::Closed => 2,
+        UpstreamError::SessionExpired => 3,
+        UpstreamError::Protocol(_) => 4,
+        _ => 5,
+    };
+    crate::observe::series::bump(&backend.series.backend_errors[cause]);
     let what = match e {
         UpstreamError::Timeout => format!("did not answer within {}", humantime::format_duration(backend.timeouts.call)),
         other => format!("is unavailable: {other}"),

@@ -21,8 +21,10 @@ use super::unavailable;
 use crate::backend::Backend;
 use crate::core::{ResultRewrite, Target, credential};
 use crate::identity::Access;
+use crate::observe::{RequestMeter, trace};
 use crate::request::ModernRequest;
 use crate::state::Shared;
+use tracing::Instrument;
 
 /// `Mcp-Name` and `Mcp-Param-*` for the request as the backend will see it.
 fn request_headers(target: &Target) -> RequestHeaders {
@@ -48,8 +50,13 @@ pub(crate) async fn send_modern(shared: &Shared, access: &Access, target: &Targe
         .backend
         .modern_link(&shared.http)
         .ok_or_else(|| unavailable(&target.backend, &UpstreamError::Protocol("a modern backend must use Streamable HTTP".into())))?;
-    let extra = credential.as_ref().map_or(&[][..], |c| c.headers.as_slice());
-    match timeout_at(deadline, link.request_with(&target.method, params, &request_headers(target), extra)).await {
+    let span = crate::stage_span!("upstream", otel.kind = "client", mcp.server = %target.backend.name, mcp.method.name = %target.method);
+    let mut extra: Vec<(http::HeaderName, http::HeaderValue)> = credential.as_ref().map_or_else(Vec::new, |c| c.headers.clone());
+    if let Some(t) = span.in_scope(trace::outbound) {
+        extra.extend(t.into_iter().filter_map(|(k, v)| Some((k?, v))));
+    }
+    access.meter.upstream_sent();
+    match timeout_at(deadline, link.request_with(&target.method, params, &request_headers(target), &extra).instrument(span)).await {
         Ok(Ok(ex)) => Ok(ex),
         Ok(Err(e)) => Err(unavailable(&target.backend, &e)),
         Err(_) => Err(unavailable(&target.backend, &UpstreamError::Timeout)),
@@ -91,9 +98,10 @@ async fn relay_modern(
     let backend = target.backend.clone();
     let client_id = req.id.clone();
     let rewrite = target.rewrite;
+    let meter = access.meter.clone();
     // The first message is read here: a call answered with one JSON body (the common case)
     // needs no channel and no task.
-    let first = match next_step(&backend, rewrite, &client_id, &map_final, timeout_at(deadline, ex.next()).await) {
+    let first = match next_step(&backend, rewrite, &client_id, &map_final, &meter, timeout_at(deadline, ex.next()).await) {
         Step::Final(out) => return json(status_of(&out), out),
         Step::Relay(bytes) => Some(bytes),
         Step::Skip => None,
@@ -111,7 +119,7 @@ async fn relay_modern(
                 () = tx.closed() => return,
                 n = timeout_at(deadline, ex.next()) => n,
             };
-            match next_step(&backend, rewrite, &client_id, &map_final, next) {
+            match next_step(&backend, rewrite, &client_id, &map_final, &meter, next) {
                 Step::Final(out) => return send_final(&tx, out).await,
                 Step::Relay(bytes) => {
                     if tx.send((bytes, false)).await.is_err() {
@@ -140,6 +148,7 @@ fn next_step(
     rewrite: ResultRewrite,
     client_id: &str,
     map_final: &impl Fn(Vec<u8>) -> Vec<u8>,
+    meter: &RequestMeter,
     next: Result<Result<Option<mcpgate_upstream::Inbound>, UpstreamError>, tokio::time::error::Elapsed>,
 ) -> Step {
     let msg = match next {
@@ -149,6 +158,7 @@ fn next_step(
         Err(_) => return Step::Final(unavailable(backend, &UpstreamError::Timeout).response(Some(client_id))),
     };
     if msg.is_final {
+        meter.upstream_answered();
         let out = final_response(backend, rewrite, &msg.bytes, client_id, false)
             .map(map_final)
             .unwrap_or_else(|| unavailable(backend, &UpstreamError::Protocol("unreadable response".into())).response(Some(client_id)));

@@ -45,19 +45,23 @@ pub async fn for_session(shared: &Arc<Shared>, session: &Arc<ClientSession>, acc
         .unwrap_or(meta);
     let base = with_meta(Some(&target.params), &meta);
     let (tx, rx) = mpsc::channel(16);
-    let cancel = session.start_cancellable(&client_id);
+    let cancel = session.start_driven_call(&client_id, &target.backend.name);
     let shared = shared.clone();
     let session = session.clone();
     let access = access.clone();
-    tokio::spawn(async move {
-        let id = client_id.clone();
-        tokio::select! {
-            () = legacy_rounds(&shared, &session, &access, &target, &base, &client_id, &tx) => {}
-            () = cancel.notified() => tracing::debug!(server = %target.backend.name, "call cancelled by the client"),
-            () = tx.closed() => {}
-        }
-        session.end_cancellable(&id);
-    });
+    let span = tracing::Span::current();
+    tokio::spawn(tracing::Instrument::instrument(
+        async move {
+            let id = client_id.clone();
+            tokio::select! {
+                () = legacy_rounds(&shared, &session, &access, &target, &base, &client_id, &tx) => {}
+                () = cancel.notified() => tracing::debug!(server = %target.backend.name, "call cancelled by the client"),
+                () = tx.closed() => {}
+            }
+            session.end_call(&id);
+        },
+        span,
+    ));
     let mut rx = rx;
     match rx.recv().await {
         None => Reply::Json(RpcError::new(ErrorCode::Internal, "the call ended without an answer").response(Some(&id_of_nothing()))),
@@ -98,6 +102,7 @@ async fn legacy_rounds(
                 Err(_) => return send_final(tx, unavailable(backend, &UpstreamError::Timeout).response(Some(client_id))).await,
             };
             if msg.is_final {
+                access.meter.upstream_answered();
                 break msg.bytes;
             }
             if let Ok(env) = Envelope::parse(&msg.bytes)

@@ -22,7 +22,7 @@ pub fn expose_created(shared: &Shared, server: &ServerName, principal: &str, res
     }
     let Some(backend_task) = result.get("taskId").and_then(raw_str) else { return response };
     let ttl = result.get("ttlMs").and_then(|t| t.get().parse::<u64>().ok());
-    let id = shared.tasks.mint(server, &backend_task, principal, ttl);
+    let id = crate::session::tasks::mint(&shared.keys.load(), server, &backend_task, principal, ttl, crate::session::now_ms());
     let result = String::from_utf8(result.rewrite(&[("taskId", Some(&json_string(&id)))])).unwrap_or_default();
     env.rewrite(&[("result", Some(&result))])
 }

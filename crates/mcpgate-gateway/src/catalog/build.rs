@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use mcpgate_protocol::names::ServerName;
 
+use super::ServerRules;
 use super::{BackendCaps, Catalog, ItemKind, Listing, expose, names};
-use crate::governance::ServerRules;
 use crate::pins::PinSet;
 
 /// A server as the catalog sees it: its name, prefix, naming/pinning rules and current

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use mcpgate_protocol::names::ServerName;
 use serde_json::value::RawValue;
 
+use super::ServerRules;
 use super::{BackendCaps, Catalog, Listing, ServerEntry, build};
 use crate::config::parse_str;
-use crate::governance::ServerRules;
 use crate::pins::{Change, PinSet, Selection, Verdict};
 
 fn raw(s: &str) -> Box<RawValue> {

@@ -12,9 +12,15 @@ mod expose;
 mod governance_tests;
 mod names;
 mod page;
+mod personal;
+mod rules;
 
+pub use crate::kind::ItemKind;
+pub use crate::pins::{ChangedServed, PinReport, Quarantined};
 pub use build::{ServerEntry, build};
 pub use page::{Cursor, CursorError, page};
+pub use personal::Personal;
+pub use rules::ServerRules;
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -101,46 +107,6 @@ pub struct BackendCaps {
     pub tasks: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ItemKind {
-    Tool,
-    Prompt,
-    Resource,
-    ResourceTemplate,
-}
-
-impl ItemKind {
-    pub const ALL: [ItemKind; 4] = [ItemKind::Tool, ItemKind::Prompt, ItemKind::Resource, ItemKind::ResourceTemplate];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ItemKind::Tool => "tool",
-            ItemKind::Prompt => "prompt",
-            ItemKind::Resource => "resource",
-            ItemKind::ResourceTemplate => "resource_template",
-        }
-    }
-
-    /// The member of a list result holding the items.
-    pub fn list_key(self) -> &'static str {
-        match self {
-            ItemKind::Tool => "tools",
-            ItemKind::Prompt => "prompts",
-            ItemKind::Resource => "resources",
-            ItemKind::ResourceTemplate => "resourceTemplates",
-        }
-    }
-
-    /// The member of an item that names it.
-    pub fn name_key(self) -> &'static str {
-        match self {
-            ItemKind::Tool | ItemKind::Prompt => "name",
-            ItemKind::Resource => "uri",
-            ItemKind::ResourceTemplate => "uriTemplate",
-        }
-    }
-}
-
 /// One exposed item.
 #[derive(Debug)]
 pub struct Entry {
@@ -153,39 +119,9 @@ pub struct Entry {
     pub annotations: Option<serde_json::Value>,
     /// A tool's `x-mcp-header` declarations (SEP-2243), checked and re-sent per call.
     pub param_headers: Vec<mcpgate_protocol::modern::ParamHeader>,
-}
-
-/// An item held back by pinning (`enforce`) until its definition is approved.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Quarantined {
-    pub kind: &'static str,
-    /// The backend's own name.
-    pub name: String,
-    /// The name it would be exposed under.
-    pub exposed: String,
-    pub reason: &'static str,
-    /// The hash of the definition the backend lists now.
-    pub hash: String,
-    /// The hash of the approved definition, if any.
-    pub approved: Option<String>,
-}
-
-/// A definition served in `record` mode although it differs from its pin.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChangedServed {
-    pub server: String,
-    pub kind: &'static str,
-    pub name: String,
-    pub hash: String,
-    pub approved: String,
-}
-
-/// What pinning found in one catalog build, for the pin store and the audit log.
-#[derive(Debug, Default)]
-pub struct PinReport {
-    /// Definitions to record (pending, or pinned on first use).
-    pub observations: Vec<crate::pins::Observation>,
-    pub changed_served: Vec<ChangedServed>,
+    /// This item's call series, found on its first call (kept across catalog rebuilds by
+    /// `observe::Series`).
+    pub series: std::sync::OnceLock<Arc<crate::observe::series::ItemSeries>>,
 }
 
 /// An item kept out of the catalog, and why.
@@ -244,11 +180,10 @@ impl Catalog {
         }
     }
 
-    /// The combined instructions an endpoint shows: all servers' on the main endpoint; on a
-    /// virtual server only those of servers it shows something of.
-    pub fn instructions_within(&self, scope: Option<&crate::governance::VirtualServer>) -> Option<String> {
-        let Some(v) = scope else { return self.instructions.clone() };
-        let shown = |server: &ServerName| ItemKind::ALL.iter().any(|k| self.items(*k).iter().any(|e| &e.server == server && v.admits_entry(*k, e)));
+    /// The combined instructions of the servers `shows` admits something of (a virtual
+    /// server's selection; the main endpoint shows [`Catalog::instructions`] whole).
+    pub fn instructions_where(&self, shows: impl Fn(ItemKind, &Entry) -> bool) -> Option<String> {
+        let shown = |server: &ServerName| ItemKind::ALL.iter().any(|k| self.items(*k).iter().any(|e| &e.server == server && shows(*k, e)));
         let parts: Vec<String> = self.server_instructions.iter().filter(|(s, _)| shown(s)).map(|(s, t)| format!("## {s}\n{t}")).collect();
         (!parts.is_empty()).then(|| parts.join("\n\n"))
     }

@@ -119,5 +119,13 @@ fn entry(kind: ItemKind, exposed: String, c: Candidate<'_>) -> Option<Entry> {
         replace.push(("annotations", Some(a)));
     }
     let json = String::from_utf8(c.env.rewrite(&replace)).ok().and_then(|j| RawValue::from_string(j).ok())?;
-    Some(Entry { exposed, server: c.server, backend_name: c.backend_name, json, annotations: c.annotations, param_headers: c.param_headers })
+    Some(Entry {
+        exposed,
+        server: c.server,
+        backend_name: c.backend_name,
+        json,
+        annotations: c.annotations,
+        param_headers: c.param_headers,
+        series: Default::default(),
+    })
 }

@@ -62,6 +62,7 @@ mod tests {
                 json: RawValue::from_string("{}".into()).expect("json"),
                 annotations: None,
                 param_headers: Vec::new(),
+                series: Default::default(),
             })
             .collect()
     }

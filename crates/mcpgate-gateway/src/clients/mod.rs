@@ -4,3 +4,4 @@
 
 pub mod legacy;
 pub mod modern;
+mod subscribe;

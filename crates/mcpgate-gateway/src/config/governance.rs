@@ -1,13 +1,12 @@
-//! The tool-governance part of the configuration tree: definition pinning, the admin listener,
-//! virtual servers, and per-server naming rules (prefix modes, renames, overrides, hiding).
-//! Defaults live here; checks live in `validate_governance`.
+//! The tool-governance part of the configuration tree: definition pinning, virtual servers,
+//! and per-server naming rules (prefix modes, renames, overrides, hiding). The admin listener
+//! that serves pin approvals is `admin:` (config `observe`). Defaults live here; checks live in
+//! `validate_governance`.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
-
-use mcpgate_auth::Secret;
 
 /// Where approved tool and prompt definitions are kept (`pins:`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -16,19 +15,6 @@ pub struct PinsConfig {
     /// The pin file (YAML). Written atomically by the gateway and by `mcpgate pins`; a
     /// missing file is an empty pin set.
     pub file: PathBuf,
-}
-
-/// The admin listener (`admin:`): pin approvals and other operator endpoints, on their own
-/// address (never the MCP port).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AdminConfig {
-    /// Address of the admin listener, e.g. `127.0.0.1:9091`.
-    pub listen: String,
-    /// Bearer token every admin request must carry (`Authorization: Bearer <token>`); without
-    /// it the listener must be on loopback and endpoints that change state are refused.
-    #[serde(default)]
-    pub token: Option<Secret>,
 }
 
 /// How a server's tools and prompts are checked against their approved definitions.

@@ -4,15 +4,20 @@
 //! `validate` checks everything that serde cannot and reports every problem with its key path
 //! and a fix. Nothing here touches the network.
 
-mod duration;
+mod cluster;
+pub(crate) mod duration;
 mod env;
 mod governance;
 mod load;
+mod observe;
+pub mod rate_limits;
 mod types;
 mod validate;
 mod validate_governance;
 
+pub use cluster::{ClusterConfig, ClusterKey, ShutdownConfig, StoreConfig};
 pub use load::{ConfigError, load_file, parse_str};
 pub use mcpgate_auth::Secret;
+pub use observe::*;
 pub use types::*;
 pub use validate::{Problem, validate};

@@ -47,9 +47,6 @@ pub struct GatewayConfig {
     /// Where approved tool and prompt definitions are kept (servers with `pinning`).
     #[serde(default)]
     pub pins: Option<PinsConfig>,
-    /// The admin listener (pin approvals); absent: none.
-    #[serde(default)]
-    pub admin: Option<AdminConfig>,
     /// Extra MCP paths, each exposing a chosen subset of the catalog.
     #[serde(default)]
     pub virtual_servers: Vec<VirtualServerConfig>,
@@ -57,6 +54,49 @@ pub struct GatewayConfig {
     /// virtual servers only.
     #[serde(default = "yes")]
     pub expose_full_catalog: bool,
+    /// Several replicas behind a load balancer, sharing session state through a store (see
+    /// docs/deployment.md). Absent: one process, everything in memory.
+    #[serde(default)]
+    pub cluster: Option<super::ClusterConfig>,
+    /// How the process leaves on SIGTERM.
+    #[serde(default)]
+    pub shutdown: super::ShutdownConfig,
+    /// A second listener for operators (`/metrics`).
+    #[serde(default)]
+    pub admin: Option<super::AdminConfig>,
+    #[serde(default)]
+    pub metrics: super::MetricsConfig,
+    /// Traces over OTLP (off by default).
+    #[serde(default)]
+    pub telemetry: super::TelemetryConfig,
+    /// Where audit lines go (access decisions, credential decisions, reloads).
+    #[serde(default)]
+    pub audit: super::AuditConfig,
+    /// Token buckets per caller, server, tool or group of callers (docs/observability.md).
+    #[serde(default)]
+    pub rate_limits: super::rate_limits::RateLimitsConfig,
+}
+
+/// The session pool's limits, as the session registry applies them (from `limits:`).
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimits {
+    pub max_total: usize,
+    /// Per authenticated principal (sessions without a principal count only towards the total).
+    pub max_per_principal: usize,
+    pub evict_idle_after: Duration,
+    /// A session unused this long is gone.
+    pub idle_timeout: Duration,
+}
+
+impl Limits {
+    pub fn sessions(&self) -> SessionLimits {
+        SessionLimits {
+            max_total: self.max_sessions,
+            max_per_principal: self.max_sessions_per_principal,
+            evict_idle_after: self.evict_idle_after,
+            idle_timeout: self.session_idle_timeout,
+        }
+    }
 }
 
 impl GatewayConfig {
@@ -91,16 +131,38 @@ impl GatewayConfig {
 pub struct Limits {
     /// Largest request body accepted (413 above).
     pub max_body_bytes: usize,
-    /// Most client sessions held at once (503 for new ones above).
+    /// Most client sessions held at once (503 for new ones above, unless an idle one can make
+    /// room).
     pub max_sessions: usize,
+    /// Most sessions one authenticated principal may hold (429 above, unless one of its own is
+    /// idle long enough to make room). Unauthenticated sessions count only towards `max_sessions`.
+    pub max_sessions_per_principal: usize,
+    /// A session idle at least this long may be closed to make room for a new one when a limit
+    /// is reached: the newcomer's principal's own first, else one of the principal holding the
+    /// most sessions.
+    #[serde(with = "humantime_field")]
+    pub evict_idle_after: Duration,
+    /// Refuse `initialize` (403) from callers whose permissions let them see no tool, prompt or
+    /// resource at all.
+    pub refuse_sessions_without_access: bool,
     /// A session unused this long is closed with its backend sessions.
     #[serde(with = "humantime_field")]
     pub session_idle_timeout: Duration,
+    /// Most `subscriptions/listen` streams one principal may hold open at once (429 above).
+    pub max_listen_streams_per_principal: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_body_bytes: 4 * 1024 * 1024, max_sessions: 10_000, session_idle_timeout: Duration::from_secs(30 * 60) }
+        Self {
+            max_body_bytes: 4 * 1024 * 1024,
+            max_sessions: 10_000,
+            max_sessions_per_principal: 100,
+            evict_idle_after: Duration::from_secs(120),
+            refuse_sessions_without_access: false,
+            session_idle_timeout: Duration::from_secs(30 * 60),
+            max_listen_streams_per_principal: 32,
+        }
     }
 }
 

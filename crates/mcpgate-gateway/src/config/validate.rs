@@ -43,6 +43,15 @@ pub fn validate(c: &GatewayConfig) -> Result<(), Vec<Problem>> {
     if c.limits.max_sessions == 0 {
         p.push(Problem::new("limits.max_sessions", "must be at least 1", "raise it (default 10000)"));
     }
+    if c.limits.max_sessions_per_principal == 0 {
+        p.push(Problem::new("limits.max_sessions_per_principal", "must be at least 1", "raise it (default 100)"));
+    }
+    if c.limits.max_listen_streams_per_principal == 0 {
+        p.push(Problem::new("limits.max_listen_streams_per_principal", "must be at least 1", "raise it (default 32)"));
+    }
+    if let Some(cluster) = &c.cluster {
+        super::cluster::validate(cluster, &mut p);
+    }
     if !(1..=10_000).contains(&c.catalog.page_size) {
         p.push(Problem::new("catalog.page_size", "must be between 1 and 10000", "use e.g. 500"));
     }
@@ -61,6 +70,7 @@ pub fn validate(c: &GatewayConfig) -> Result<(), Vec<Problem>> {
     check_names_and_prefixes(c, &mut p);
     check_auth(c, &mut p);
     check_credentials(c, &mut p);
+    check_observability(c, &mut p);
     super::validate_governance::check(c, &mut p);
     if p.is_empty() { Ok(()) } else { Err(p) }
 }
@@ -89,6 +99,61 @@ fn check_auth(c: &GatewayConfig, p: &mut Vec<Problem>) {
     }
     if let Err(errors) = mcpgate_auth::Policy::compile(&auth.permissions, &c.server_auth_infos()) {
         p.extend(errors.into_iter().map(split));
+    }
+}
+
+fn check_observability(c: &GatewayConfig, p: &mut Vec<Problem>) {
+    if let Some(a) = &c.admin {
+        match a.listen.parse::<SocketAddr>() {
+            Err(_) => p.push(Problem::new("admin.listen", format!("{:?} is not an address", a.listen), "write host:port, e.g. 127.0.0.1:9090")),
+            Ok(_) if a.listen == c.listen => {
+                p.push(Problem::new("admin.listen", "is the MCP listener's address", "give the admin listener its own port (or use metrics.on_main_listener)"))
+            }
+            // Open to anyone who can reach it, and pins can be read there: loopback only.
+            Ok(addr) if a.token.is_none() && !addr.ip().is_loopback() => p.push(Problem::new(
+                "admin.token",
+                format!("the admin listener on non-loopback address {} needs a token", a.listen),
+                "set admin.token (e.g. token: ${MCPGATE_ADMIN_TOKEN}) or listen on 127.0.0.1",
+            )),
+            Ok(_) => {}
+        }
+        if a.token.as_ref().is_some_and(|t| t.expose().len() < 16) {
+            p.push(Problem::new("admin.token", "is shorter than 16 characters", "use a long random token, e.g. from `openssl rand -hex 32`"));
+        }
+    }
+    if let Some(o) = &c.telemetry.otlp {
+        if !url::Url::parse(&o.endpoint).map(|u| matches!(u.scheme(), "http" | "https")).unwrap_or(false) {
+            p.push(Problem::new(
+                "telemetry.otlp.endpoint",
+                format!("{:?} is not an http(s) URL", o.endpoint),
+                "write e.g. http://127.0.0.1:4317 (grpc) or http://127.0.0.1:4318/v1/traces (http)",
+            ));
+        }
+        if !(0.0..=1.0).contains(&o.sampling_ratio) {
+            p.push(Problem::new(
+                "telemetry.otlp.sampling_ratio",
+                format!("{} is not between 0 and 1", o.sampling_ratio),
+                "write e.g. 0.1 for one trace in ten",
+            ));
+        }
+        if o.queue_size == 0 || o.batch_size == 0 {
+            p.push(Problem::new("telemetry.otlp.queue_size", "queue_size and batch_size must be at least 1", "leave them out for the defaults (2048, 512)"));
+        }
+        for (k, v) in &o.headers {
+            if http::HeaderName::from_bytes(k.as_bytes()).is_err() || http::HeaderValue::from_str(v.expose()).is_err() {
+                p.push(Problem::new(format!("telemetry.otlp.headers.{k}"), "is not a valid header", "use a header name and a printable value"));
+            }
+        }
+    }
+    if c.audit.sink == super::AuditSinkKind::File && c.audit.path.is_none() {
+        p.push(Problem::new("audit.path", "missing (sink: file)", "give the audit file, e.g. /var/log/mcpgate/audit.log"));
+    }
+    if c.audit.max_bytes < 4096 {
+        p.push(Problem::new("audit.max_bytes", "must be at least 4096", "leave it out for 100 MiB"));
+    }
+    let servers: Vec<String> = c.servers.iter().map(|s| s.name.clone()).collect();
+    for (path, problem, fix) in super::rate_limits::check(&c.rate_limits, &servers, c.cluster.is_some()) {
+        p.push(Problem::new(path, problem, fix));
     }
 }
 

@@ -1,8 +1,7 @@
-//! Checks of the governance keys (pinning, admin listener, virtual servers, naming rules),
+//! Checks of the governance keys (pinning, virtual servers, naming rules),
 //! every problem with its key path and a fix.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
 use mcpgate_protocol::names::{ServerName, is_valid_exposed_name};
 
@@ -10,11 +9,10 @@ use super::types::{CatalogMode, GatewayConfig, ItemOverride, PinMode, PrefixMode
 use super::validate::Problem;
 
 /// Paths the gateway serves itself; no virtual server may take one.
-pub(crate) const RESERVED_PATHS: [&str; 5] = ["/healthz", "/readyz", "/status", "/authorize", "/.well-known"];
+pub(crate) const RESERVED_PATHS: [&str; 6] = ["/healthz", "/readyz", "/status", "/metrics", "/authorize", "/.well-known"];
 
 pub(crate) fn check(c: &GatewayConfig, p: &mut Vec<Problem>) {
     check_pins(c, p);
-    check_admin(c, p);
     for (i, s) in c.servers.iter().enumerate() {
         check_naming(&format!("servers[{i}]"), s, p);
         check_catalog_mode(&format!("servers[{i}]"), s, p);
@@ -37,28 +35,6 @@ fn check_pins(c: &GatewayConfig, p: &mut Vec<Problem>) {
         && pins.file.as_os_str().is_empty()
     {
         p.push(Problem::new("pins.file", "is empty", "give the path of the pin file, e.g. /var/lib/mcpgate/pins.yaml"));
-    }
-}
-
-fn check_admin(c: &GatewayConfig, p: &mut Vec<Problem>) {
-    let Some(admin) = &c.admin else { return };
-    let Ok(addr) = admin.listen.parse::<SocketAddr>() else {
-        p.push(Problem::new("admin.listen", format!("{:?} is not an address", admin.listen), "write host:port, e.g. 127.0.0.1:9091"));
-        return;
-    };
-    if admin.listen == c.listen {
-        p.push(Problem::new("admin.listen", "is the MCP listener's address", "give the admin listener its own port, e.g. 127.0.0.1:9091"));
-    }
-    match &admin.token {
-        Some(t) if t.expose().len() < 16 => {
-            p.push(Problem::new("admin.token", "is shorter than 16 characters", "use a long random token, e.g. from `openssl rand -hex 32`, via ${VAR}"))
-        }
-        None if !addr.ip().is_loopback() => p.push(Problem::new(
-            "admin.token",
-            format!("the admin listener on non-loopback address {} needs a token", admin.listen),
-            "set admin.token (e.g. token: ${MCPGATE_ADMIN_TOKEN}) or listen on 127.0.0.1",
-        )),
-        _ => {}
     }
 }
 

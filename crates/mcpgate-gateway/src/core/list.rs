@@ -31,10 +31,16 @@ pub fn list_response(
     let visible = shared.views.visible(catalog, kind, access);
     let mut items: Vec<_> = visible.iter().map(|i| &all[*i as usize]).collect();
     if let Some(personal) = access.personal() {
-        items = crate::per_user::merge(items, personal, kind, access);
+        items = super::personal::merge(items, personal, kind, access);
     }
     if access.is_restricted() && cursor.is_none() {
-        tracing::info!(target: "mcpgate::audit", subject = access.subject(), kind = kind.as_str(), visible = items.len(), total = all.len(), request_id = id, "list filtered");
+        shared.audit.record(crate::observe::audit::Event::List {
+            subject: access.subject(),
+            kind: kind.as_str(),
+            visible: items.len(),
+            total: all.len(),
+            request_id: id,
+        });
     }
     // The modern era allows an empty cursor for the first page.
     let cursor = cursor.filter(|c| !c.is_empty() || extra.is_empty());

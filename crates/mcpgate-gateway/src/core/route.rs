@@ -12,6 +12,8 @@ use std::sync::Arc;
 use crate::backend::Backend;
 use crate::catalog::{Catalog, ItemKind, ResultRewrite};
 use crate::identity::{Access, audit};
+use crate::observe::labels::{authz_reason_index, method_index};
+use crate::observe::series::bump;
 use crate::state::Shared;
 
 /// A routed request, ready to send.
@@ -38,10 +40,25 @@ pub struct Permit(());
 pub fn route(shared: &Shared, catalog: &Catalog, method: &str, params: Option<&Envelope<'_>>, access: &Access, request_id: &str) -> Result<Target, RpcError> {
     let params = params.ok_or_else(|| RpcError::new(ErrorCode::InvalidParams, "params are required"))?;
     // A denied item gets exactly the error an unknown one gets: no existence oracle.
+    let _span = crate::stage_span!("authorize", decision = tracing::field::Empty, reason = tracing::field::Empty).entered();
     let permit = |server: &ServerName, kind: ItemKind, name: &str, annotations: Option<&serde_json::Value>, not_found: RpcError| {
         let verdict = access.decide(server, kind, name, annotations);
+        _span.record("decision", if verdict.allowed { "allow" } else { "deny" });
+        _span.record("reason", verdict.code);
+        // Open gateways (no auth) decide nothing: counting `no_auth` would only add a lookup.
+        if access.meter.is_enabled()
+            && access.is_restricted()
+            && let Some(b) = shared.backend(server)
+        {
+            let k = match kind {
+                ItemKind::Tool => 0,
+                ItemKind::Prompt => 1,
+                ItemKind::Resource | ItemKind::ResourceTemplate => 2,
+            };
+            bump(&b.series.authz[k][authz_reason_index(verdict.code)]);
+        }
         if access.is_restricted() {
-            audit(access, server.as_str(), kind.as_str(), name, &verdict, request_id);
+            audit(&shared.audit, access, server.as_str(), kind.as_str(), name, &verdict, request_id);
         }
         if verdict.allowed { Ok(()) } else { Err(not_found) }
     };
@@ -52,7 +69,7 @@ pub fn route(shared: &Shared, catalog: &Catalog, method: &str, params: Option<&E
         "tools/call" | "prompts/get" => {
             let name = params.str("name").ok_or_else(|| RpcError::new(ErrorCode::InvalidParams, "params.name must be a string"))?;
             let (kind, what) = if method == "tools/call" { (ItemKind::Tool, "tool") } else { (ItemKind::Prompt, "prompt") };
-            let entry = crate::per_user::find(catalog, access, kind, &name);
+            let entry = super::personal::find(catalog, access, kind, &name);
             let unknown = || RpcError::new(ErrorCode::InvalidParams, format!("Unknown {what}: {name}"));
             // Outside the virtual server's selection: unknown here, like a name nobody has.
             let entry = entry.filter(|e| access.in_scope(kind, e)).ok_or_else(unknown)?;
@@ -61,6 +78,7 @@ pub fn route(shared: &Shared, catalog: &Catalog, method: &str, params: Option<&E
                 tool = Some(entry.backend_name.clone());
                 param_headers = entry.param_headers.clone();
             }
+            access.meter.routed(|s| entry.series.get_or_init(|| s.item(method_index(method), entry.server.as_str(), Some(&entry.backend_name))).clone());
             backend_name = Some(entry.backend_name.clone());
             (entry.server.clone(), "name", json_string(&entry.backend_name), ResultRewrite::None)
         }
@@ -82,7 +100,7 @@ pub fn route(shared: &Shared, catalog: &Catalog, method: &str, params: Option<&E
                     let name = r.str("name").unwrap_or_default();
                     let unknown = || RpcError::new(ErrorCode::InvalidParams, format!("Unknown prompt: {name}"));
                     let e =
-                        crate::per_user::find(catalog, access, ItemKind::Prompt, &name).filter(|e| access.in_scope(ItemKind::Prompt, e)).ok_or_else(unknown)?;
+                        super::personal::find(catalog, access, ItemKind::Prompt, &name).filter(|e| access.in_scope(ItemKind::Prompt, e)).ok_or_else(unknown)?;
                     permit(&e.server, ItemKind::Prompt, &e.backend_name, None, unknown())?;
                     (e.server.clone(), "name", json_string(&e.backend_name))
                 }
@@ -100,6 +118,16 @@ pub fn route(shared: &Shared, catalog: &Catalog, method: &str, params: Option<&E
         }
     };
     let backend = shared.backend(&server).ok_or_else(|| RpcError::new(ErrorCode::BackendUnavailable, format!("server '{server}' is not configured")))?;
+    if method != "tools/call" && method != "prompts/get" {
+        // Resources and completions are counted per server: their URIs are not a closed set.
+        let slot = match method {
+            "resources/read" => 0,
+            "resources/subscribe" => 1,
+            "resources/unsubscribe" => 2,
+            _ => 3,
+        };
+        access.meter.routed(|s| backend.series.per_server_items[slot].get_or_init(|| s.item(method_index(method), backend.name.as_str(), None)).clone());
+    }
     let params = String::from_utf8(params.rewrite(&[(replace_key, Some(&replace_value))])).unwrap_or_default();
     Ok(Target { backend, method: method.to_owned(), tool, params, rewrite, name: backend_name, param_headers, _permit: Permit(()) })
 }

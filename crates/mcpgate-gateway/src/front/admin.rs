@@ -1,41 +1,112 @@
-//! The admin listener's router (`admin.listen`, never the MCP port): pin review and approval.
+//! The admin listener's router (`admin.listen`, never the MCP port), for operators:
 //!
+//! - `GET  /metrics`: every series as OpenMetrics text (also on the MCP listener with
+//!   `metrics.on_main_listener`);
+//! - `GET  /healthz`: the process is up;
 //! - `GET  /admin/pins`: every pinned, pending and quarantined item with its state;
 //! - `GET  /admin/pins/diff?server=S&name=N[&kind=tool|prompt]`: approved vs observed, field by field;
 //! - `POST /admin/pins/approve` with `{"server","kind","name","hash"?}`, `{"server"}` or `{"all": true}`.
 //!
 //! With `admin.token` set, every request needs `Authorization: Bearer <token>` (compared in
 //! constant time). Without it (loopback only) reading works and changing state is refused.
-//! Other operator endpoints (e.g. `/metrics`) are added to [`admin_router`] the same way.
-//! Never logs the token or a definition's content.
+//! Other operator endpoints are added to [`admin_router`] the same way. Never shows
+//! configuration values, the token or a definition's content in logs; the metrics carry names
+//! and counts only.
 
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use subtle::ConstantTimeEq;
 
+use crate::backend::{Era, State as BackendState};
 use crate::catalog::ItemKind;
+use crate::observe::scrape::{Gauges, render};
 use crate::pins::diff::diff;
 use crate::pins::{Change, PinKind, PinSet, Selection};
 use crate::state::Shared;
 
 /// The admin endpoints; the caller binds it to `admin.listen`.
 pub fn admin_router(shared: Arc<Shared>) -> Router {
-    Router::new().route("/admin/pins", get(list)).route("/admin/pins/diff", get(show_diff)).route("/admin/pins/approve", post(approve)).with_state(shared)
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/admin/pins", get(list))
+        .route("/admin/pins/diff", get(show_diff))
+        .route("/admin/pins/approve", post(approve))
+        .with_state(shared)
+}
+
+async fn healthz(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if let Some(denied) = check_token(&shared, &headers) {
+        return denied;
+    }
+    "ok".into_response()
+}
+
+/// The OpenMetrics text of every series.
+pub async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if let Some(denied) = check_token(&shared, &headers) {
+        return denied;
+    }
+    let body = render(&shared.series, gauges(&shared));
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response()
+}
+
+/// `Some(401)` unless the request carries the configured admin token (none configured: open).
+fn check_token(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
+    (!token_ok(shared, headers)).then(unauthorized)
+}
+
+/// Whether the request carries the configured admin token (none configured: yes).
+fn token_ok(shared: &Shared, headers: &HeaderMap) -> bool {
+    let config = shared.config.load();
+    let Some(token) = config.admin.as_ref().and_then(|a| a.token.as_ref()) else { return true };
+    let sent = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let expected = token.expose().as_bytes();
+    // Constant time over the expected token's length: no early exit on the first difference.
+    sent.is_some_and(|s| s.len() == expected.len() && s.bytes().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0)
+}
+
+fn unauthorized() -> Response {
+    (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer realm=\"mcpgate-admin\"")], Json(json!({"error": "a valid admin bearer token is required"})))
+        .into_response()
+}
+
+fn gauges(shared: &Shared) -> Gauges {
+    let catalog = shared.catalog.load();
+    let mut g = Gauges {
+        client_sessions: shared.sessions.len(),
+        stateless_sessions: shared.stateless.len(),
+        parked_calls: shared.bridges.len(),
+        rate_limit_buckets: shared.buckets.len(),
+        ..Gauges::default()
+    };
+    for b in shared.backends.load().iter() {
+        let era = match b.era() {
+            Era::Legacy => "legacy",
+            Era::Modern => "modern",
+            Era::Dual => "dual",
+            Era::Unknown => "unknown",
+        };
+        g.backends.push((b.name.to_string(), era, b.health().state == BackendState::Ready));
+        for kind in ItemKind::ALL {
+            g.catalog.push((b.name.to_string(), kind.as_str(), catalog.count(&b.name, kind)));
+        }
+        g.withheld.push((b.name.to_string(), catalog.withheld.get(&b.name).map_or(0, Vec::len)));
+    }
+    g
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({"error": message.into()}))).into_response()
 }
 
-/// Why an admin request is refused before it is served; answered in one place.
+/// Why a pin request is refused before it is served; answered in one place.
 enum Refused {
     /// No or a wrong token (401 with a challenge).
     Token,
@@ -48,11 +119,7 @@ enum Refused {
 impl IntoResponse for Refused {
     fn into_response(self) -> Response {
         match self {
-            Refused::Token => {
-                let mut resp = error(StatusCode::UNAUTHORIZED, "a valid admin bearer token is required");
-                resp.headers_mut().insert(WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer realm=\"mcpgate-admin\""));
-                resp
-            }
+            Refused::Token => unauthorized(),
             Refused::NoToken => error(StatusCode::FORBIDDEN, "admin.token is not configured: the admin endpoint cannot change state (set admin.token)"),
             Refused::NoPins => error(StatusCode::NOT_FOUND, "pinning is not configured (pins.file)"),
         }
@@ -61,17 +128,10 @@ impl IntoResponse for Refused {
 
 /// Checks the admin token. `changes_state`: refused outright when no token is configured.
 fn authorize(shared: &Shared, headers: &HeaderMap, changes_state: bool) -> Result<(), Refused> {
-    let config = shared.config.load();
-    let Some(token) = config.admin.as_ref().and_then(|a| a.token.as_ref()) else {
-        return if changes_state { Err(Refused::NoToken) } else { Ok(()) };
-    };
-    let sent = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
-    // Digests compared, so neither the token's length nor its bytes leak through timing.
-    let digest = |s: &str| ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
-    if bool::from(digest(sent).as_ref().ct_eq(digest(token.expose()).as_ref())) && !sent.is_empty() {
-        return Ok(());
+    if changes_state && shared.config.load().admin.as_ref().and_then(|a| a.token.as_ref()).is_none() {
+        return Err(Refused::NoToken);
     }
-    Err(Refused::Token)
+    if token_ok(shared, headers) { Ok(()) } else { Err(Refused::Token) }
 }
 
 /// The admin token checked, then the pin store.

@@ -78,24 +78,33 @@ pub fn session_id(headers: &HeaderMap) -> Option<&str> {
     headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok())
 }
 
+/// A failed authentication: why (the metrics' `auth_failures` label) and the challenge to
+/// answer with.
+pub struct Denied {
+    pub reason: &'static str,
+    pub challenge: Response,
+}
+
 /// Who is calling, on which endpoint: identity and permissions, then a virtual server's own
-/// token requirements. `Err` is the challenge to answer with.
-pub async fn access(shared: &Shared, headers: &HeaderMap, scope: Option<Arc<VirtualServer>>) -> Result<Access, Response> {
+/// token requirements.
+pub async fn access(shared: &Shared, headers: &HeaderMap, scope: Option<Arc<VirtualServer>>) -> Result<Access, Denied> {
     let security = shared.security.load();
-    let access = security.access(headers).await.map_err(|e| security.challenge_for(&e, scope.as_deref()))?;
+    let denied = |e: &mcpgate_auth::AuthError, scope: Option<&VirtualServer>| Denied { reason: e.reason(), challenge: security.challenge_for(e, scope) };
+    let access = security.access(headers).await.map_err(|e| denied(&e, scope.as_deref()))?;
     match scope {
         None => Ok(access),
         Some(v) => {
-            v.check_token(access.identity.as_ref()).map_err(|e| security.challenge_for(&e, Some(&v)))?;
+            v.check_token(access.identity.as_ref()).map_err(|e| denied(&e, Some(&v)))?;
             Ok(access.within(v))
         }
     }
 }
 
-/// The session named by the client, on the endpoint it was created on: a session of another
-/// endpoint is unknown here (404), exactly like one that never existed.
-pub fn session(shared: &Shared, id: &str, access: &Access) -> Result<Arc<ClientSession>, Reject> {
-    let session = shared.sessions.get(id).ok_or(Reject::UnknownSession)?;
+/// The session named by the client (cached, or loaded from the shared store), on the endpoint
+/// it was created on: a session of another endpoint is unknown here (404), exactly like one
+/// that never existed.
+pub async fn session(shared: &Shared, id: &str, access: &Access) -> Result<Arc<ClientSession>, Reject> {
+    let session = shared.find_session(id).await?;
     if session.virtual_server() != access.scope().map(|v| &*v.name) {
         return Err(Reject::UnknownSession);
     }

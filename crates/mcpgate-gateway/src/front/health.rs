@@ -19,6 +19,9 @@ pub async fn healthz() -> &'static str {
 }
 
 pub async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+    if shared.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "not ready: shutting down").into_response();
+    }
     let ready = shared.backends.load().iter().any(|b| b.health().state == BackendState::Ready);
     if ready { (StatusCode::OK, "ready").into_response() } else { (StatusCode::SERVICE_UNAVAILABLE, "not ready: no backend is reachable").into_response() }
 }
@@ -48,6 +51,7 @@ pub async fn status(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value
                 "enabled": true,
                 "state": h.state,
                 "era": b.era(),
+                "eras": b.era().names(),
                 "tools": catalog.count(&b.name, ItemKind::Tool),
                 "prompts": catalog.count(&b.name, ItemKind::Prompt),
                 "resources": catalog.count(&b.name, ItemKind::Resource),
@@ -59,8 +63,21 @@ pub async fn status(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value
             })
         })
         .collect();
+    let cluster = match &shared.cluster {
+        Some(c) => {
+            let limits = shared.config.load().limits.sessions();
+            let count = c.store.session_count(limits.idle_timeout.as_millis() as u64, crate::session::now_ms()).await;
+            json!({
+                "replica": c.replica,
+                "store": if count.is_ok() { "up" } else { "down" },
+                "sessions": count.ok(),
+            })
+        }
+        None => serde_json::Value::Null,
+    };
     Json(json!({
         "servers": servers,
+        "cluster": cluster,
         "sessions": shared.sessions.len(),
         "stateless_backend_sessions": shared.stateless.len(),
         "parked_calls": shared.bridges.len(),

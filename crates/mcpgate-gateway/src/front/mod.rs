@@ -25,7 +25,10 @@ use crate::state::Shared;
 
 pub fn router(shared: Arc<Shared>) -> Router {
     let mcp_path = shared.config.load().mcp_path.clone();
-    Router::new()
+    let on_main = shared.config.load().metrics.on_main_listener;
+    let router = Router::new();
+    let router = if on_main { router.route("/metrics", get(admin::metrics)) } else { router };
+    let router = router
         .route(&mcp_path, get(stream::get).post(post::post).delete(stream::delete))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -35,6 +38,20 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/.well-known/mcpgate/wristband-jwks.json", get(health::wristband_jwks))
         .route("/authorize", axum::routing::post(authorize::authorize))
         .fallback(virtual_paths::dispatch)
-        .layer(DefaultBodyLimit::disable())
-        .with_state(shared)
+        .layer(DefaultBodyLimit::disable());
+    let router = match shared.cluster.as_ref().filter(|c| c.expose) {
+        // Which replica answered (for operators and tests behind a load balancer).
+        Some(c) => {
+            let name = axum::http::HeaderValue::from_str(&c.replica).unwrap_or_else(|_| axum::http::HeaderValue::from_static("unnamed"));
+            router.layer(axum::middleware::map_response(move |mut resp: axum::response::Response| {
+                let name = name.clone();
+                async move {
+                    resp.headers_mut().insert("x-mcpgate-replica", name);
+                    resp
+                }
+            }))
+        }
+        None => router,
+    };
+    router.with_state(shared)
 }

@@ -18,9 +18,13 @@ use super::checks;
 use crate::clients::legacy as dispatch;
 use crate::clients::modern::ModernParts;
 use crate::governance::VirtualServer;
+use crate::observe::labels::{ERAS, METHOD_INVALID, METHOD_NOTIFICATION, METHOD_RESPONSE, METHODS, OUTCOMES, method_index};
+use crate::observe::outcome::{Answered, End, Watch, classify};
+use crate::observe::{CallError, Era, Outcome, RequestMeter, trace};
 use crate::reject::Reject;
 use crate::reply::Reply;
 use crate::state::Shared;
+use tracing::Instrument;
 
 pub async fn post(State(shared): State<Arc<Shared>>, request: axum::extract::Request) -> Response {
     if !shared.governance.load().expose_full_catalog {
@@ -33,20 +37,92 @@ pub async fn post(State(shared): State<Arc<Shared>>, request: axum::extract::Req
 pub(crate) async fn serve(shared: Arc<Shared>, scope: Option<Arc<VirtualServer>>, request: axum::extract::Request) -> Response {
     // Split rather than extract `HeaderMap`: that extractor clones every header.
     let (parts, body) = request.into_parts();
+    let meter = if shared.config.load().metrics.enabled { RequestMeter::start(&shared.series) } else { RequestMeter::disabled() };
+    let span = trace::request_span(&parts.headers);
+    let mut seen = Seen { method: METHOD_INVALID, era: Era::Unknown };
     // Boxed: the handler's future is moved (copied) twice on its way to the connection, and
     // unboxed it would carry every state of the call, kilobytes.
-    match Box::pin(handle(&shared, &parts.headers, body, scope)).await {
-        Ok(resp) => resp,
-        Err(reject) => reject.into_response(),
+    let result = Box::pin(handle(&shared, &parts.headers, body, scope, &meter, &mut seen)).instrument(span.clone()).await;
+    let _entered = span.enter();
+    if !span.is_none() {
+        span.record("mcp.method.name", METHODS[seen.method as usize]);
+        span.record("mcp.protocol.era", ERAS[seen.era as usize]);
+    }
+    match result {
+        Ok(resp) => finish(resp, &meter, &seen, &span),
+        Err(reject) => {
+            meter.finish(seen.method, seen.era, Outcome::Rejected, None);
+            span.record("otel.status_code", "ERROR");
+            reject.into_response()
+        }
     }
 }
 
-async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, body: Body, scope: Option<Arc<VirtualServer>>) -> Result<Response, Reject> {
+/// What the request turned out to be, as far as it was read.
+struct Seen {
+    method: u8,
+    era: Era,
+}
+
+/// Records how the request ended: now for a JSON answer, at the stream's end for SSE.
+fn finish(mut resp: Response, meter: &RequestMeter, seen: &Seen, span: &tracing::Span) -> Response {
+    let (method, era) = (seen.method, seen.era);
+    if let Some(watch) = resp.extensions_mut().remove::<Watch>() {
+        let (meter, span) = (meter.clone(), span.clone());
+        let guard = meter.series().map(|s| crate::observe::series::stream_opened(s, 0));
+        watch.on_end(move |end| {
+            drop(guard);
+            let (outcome, error) = match end {
+                End::Answered(Ok(())) => (Outcome::Ok, None),
+                End::Answered(Err(e)) => (Outcome::Error, Some(e)),
+                End::Cancelled => (Outcome::Cancelled, None),
+            };
+            record_on_span(&span, outcome, meter.error_type(outcome, error));
+            meter.finish(method, era, outcome, error);
+        });
+        return resp;
+    }
+    let (outcome, error) = match resp.extensions().get::<Answered>() {
+        Some(Ok(())) => (Outcome::Ok, None),
+        Some(Err(e)) => (Outcome::Error, Some(*e)),
+        None if resp.status() == StatusCode::UNAUTHORIZED || resp.status() == StatusCode::FORBIDDEN => (Outcome::Unauthenticated, None),
+        None if resp.status().is_success() => (Outcome::Ok, None),
+        None => (Outcome::Rejected, None),
+    };
+    record_on_span(span, outcome, meter.error_type(outcome, error));
+    meter.finish(method, era, outcome, error);
+    resp
+}
+
+fn record_on_span(span: &tracing::Span, outcome: Outcome, error: Option<CallError>) {
+    if span.is_none() || outcome == Outcome::Ok {
+        return;
+    }
+    span.record("otel.status_code", "ERROR");
+    span.record("error.type", error.map_or(OUTCOMES[outcome as usize], |e| e.as_str()));
+}
+
+async fn handle(
+    shared: &Arc<Shared>,
+    headers: &HeaderMap,
+    body: Body,
+    scope: Option<Arc<VirtualServer>>,
+    meter: &RequestMeter,
+    seen: &mut Seen,
+) -> Result<Response, Reject> {
     let config = shared.config.load();
     checks::origin(&config, headers)?;
-    let access = match checks::access(shared, headers, scope).await {
-        Ok(a) => a,
-        Err(mut resp) => {
+    let access = crate::stage_span!("authenticate");
+    let access = match checks::access(shared, headers, scope).instrument(access).await {
+        Ok(mut a) => {
+            a.meter = meter.clone();
+            a
+        }
+        Err(denied) => {
+            if let Some(s) = meter.series() {
+                crate::observe::series::bump(&s.auth_failures[crate::observe::labels::auth_failure_index(denied.reason)]);
+            }
+            let mut resp = denied.challenge;
             // The body is left unread; tell the client not to reuse this connection for its
             // next request (it would race the server closing it).
             resp.headers_mut().insert(axum::http::header::CONNECTION, HeaderValue::from_static("close"));
@@ -66,13 +142,20 @@ async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, body: Body, scope: Op
     }
     let env = Envelope::parse(&bytes).map_err(|_| Reject::Invalid("the body must be a JSON-RPC object".into()))?;
     let kind = dispatch::kind_of(&env)?;
+    let method = env.method();
+    seen.method = match (kind, method.as_deref()) {
+        (Kind::Request, Some(m)) => method_index(m),
+        (Kind::Notification, _) => METHOD_NOTIFICATION,
+        _ => METHOD_RESPONSE,
+    };
     let modern = modern_parts(&bytes, &env);
     if modern.is_some() || announces_modern(&env, headers) {
+        seen.era = Era::Modern;
         return Ok(crate::clients::modern::handle(shared, headers, &env, modern, kind, access).await);
     }
-    let method = env.method();
+    seen.era = Era::Legacy;
     if method.as_deref() == Some("initialize") && checks::session_id(headers).is_none() {
-        let (session, body) = dispatch::initialize(shared, &env, &access)?;
+        let (session, body) = dispatch::initialize(shared, &env, &access).await?;
         let mut resp = json(body);
         if let Ok(v) = HeaderValue::from_str(&session.id) {
             resp.headers_mut().insert(checks::SESSION_HEADER, v);
@@ -81,12 +164,12 @@ async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, body: Body, scope: Op
     }
     checks::protocol_version(headers)?;
     let id = checks::session_id(headers).ok_or(Reject::MissingSession)?;
-    let session = checks::session(shared, id, &access)?;
+    let session = checks::session(shared, id, &access).await?;
     checks::same_identity(&session, &access)?;
     let reply = match (kind, method) {
         (Kind::Request, Some(m)) => dispatch::request(shared, &session, &env, &m, &access).await,
         (Kind::Notification, Some(m)) => dispatch::client_notification(&session, &env, &m).await,
-        _ => dispatch::client_response(&session, &env).await,
+        _ => dispatch::client_response(shared, &session, &env, &access).await,
     };
     Ok(into_response(reply))
 }
@@ -120,12 +203,22 @@ fn json(body: Vec<u8>) -> Response {
 
 pub fn into_response(reply: Reply) -> Response {
     match reply {
-        Reply::Json(body) => json(body),
+        Reply::Json(body) => {
+            let answered = classify(&body);
+            let mut resp = json(body);
+            if let Some(a) = answered {
+                resp.extensions_mut().insert(a);
+            }
+            resp
+        }
         Reply::Accepted => StatusCode::ACCEPTED.into_response(),
         Reply::Rejected(r) => r.into_response(),
         Reply::Stream(s) => {
+            let (s, watch) = crate::observe::outcome::watch(s);
             let body = Body::from_stream(s.map(|m| Ok::<_, std::convert::Infallible>(Bytes::from(encode_message(&m)))));
-            crate::reply::sse_response(body)
+            let mut resp = crate::reply::sse_response(body);
+            resp.extensions_mut().insert(watch);
+            resp
         }
     }
 }

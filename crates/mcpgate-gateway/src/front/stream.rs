@@ -32,7 +32,7 @@ pub(crate) async fn open(shared: Arc<Shared>, scope: Option<Arc<VirtualServer>>,
     }
     let access = match checks::access(&shared, &headers, scope).await {
         Ok(a) => a,
-        Err(challenge) => return challenge,
+        Err(denied) => return denied.challenge,
     };
     let result = async {
         if !checks::accepts(&headers, "text/event-stream") {
@@ -40,7 +40,7 @@ pub(crate) async fn open(shared: Arc<Shared>, scope: Option<Arc<VirtualServer>>,
         }
         checks::protocol_version(&headers)?;
         let id = checks::session_id(&headers).ok_or(Reject::MissingSession)?;
-        let session = checks::session(&shared, id, &access)?;
+        let session = checks::session(&shared, id, &access).await?;
         checks::same_identity(&session, &access)?;
         Ok(session)
     }
@@ -50,10 +50,16 @@ pub(crate) async fn open(shared: Arc<Shared>, scope: Option<Arc<VirtualServer>>,
         Err(r) => return r.into_response(),
     };
     let rx = session.open_stream();
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
+    // Tells the session (and, in a cluster, the store) when the client's stream is gone.
+    let open = StreamOpen(session);
+    let stopping = shared.stopping.clone();
+    let counted = shared.config.load().metrics.enabled.then(|| crate::observe::series::stream_opened(&shared.series, 1));
+    let stream = futures::stream::unfold((rx, (open, counted), stopping), |(mut rx, open, stopping)| async move {
         tokio::select! {
-            msg = rx.recv() => msg.map(|m| (Ok::<_, std::convert::Infallible>(Bytes::from(encode_message(&m))), rx)),
-            _ = tokio::time::sleep(KEEPALIVE) => Some((Ok(Bytes::from_static(b": keepalive\n\n")), rx)),
+            msg = rx.recv() => msg.map(|m| (Ok::<_, std::convert::Infallible>(Bytes::from(encode_message(&m))), (rx, open, stopping))),
+            _ = tokio::time::sleep(KEEPALIVE) => Some((Ok(Bytes::from_static(b": keepalive\n\n")), (rx, open, stopping))),
+            // The replica is leaving: the client reconnects (to another one).
+            () = stopping.cancelled() => None,
         }
     });
     sse_response(Body::from_stream(stream))
@@ -73,20 +79,30 @@ pub(crate) async fn end(shared: Arc<Shared>, scope: Option<Arc<VirtualServer>>, 
     }
     let access = match checks::access(&shared, &headers, scope).await {
         Ok(a) => a,
-        Err(challenge) => return challenge,
+        Err(denied) => return denied.challenge,
     };
     let Some(id) = checks::session_id(&headers) else { return Reject::MissingSession.into_response() };
-    match checks::session(&shared, id, &access) {
+    let session = match checks::session(&shared, id, &access).await {
+        Ok(s) => s,
         Err(r) => return r.into_response(),
-        Ok(s) if checks::same_identity(&s, &access).is_err() => return Reject::SessionIdentity.into_response(),
-        Ok(_) => {}
+    };
+    if checks::same_identity(&session, &access).is_err() {
+        return Reject::SessionIdentity.into_response();
     }
-    match shared.sessions.remove(id) {
-        Some(session) => {
-            session.close().await;
-            tracing::info!(session = %crate::session::short(&session.id), "session deleted by client");
+    match shared.sessions.delete(id, &shared.session_ctx(), &shared.backends.load(), &shared.http).await {
+        Ok(()) => {
+            tracing::info!(session = %crate::session::short(id), "session deleted by client");
             StatusCode::NO_CONTENT.into_response()
         }
-        None => Reject::UnknownSession.into_response(),
+        Err(r) => crate::state::refusal(r).into_response(),
+    }
+}
+
+/// The client's GET stream, alive; dropped when the client goes away.
+struct StreamOpen(std::sync::Arc<crate::session::ClientSession>);
+
+impl Drop for StreamOpen {
+    fn drop(&mut self) {
+        self.0.stream_closed();
     }
 }

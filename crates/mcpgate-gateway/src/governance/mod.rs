@@ -1,15 +1,14 @@
 //! Tool governance compiled from the config: how each server's items are named and
-//! overridden ([`rules`]), and the virtual servers ([`virtual_server`]). Definition pinning is
+//! overridden (`catalog::ServerRules`, compiled here per server), and the virtual servers ([`virtual_server`]). Definition pinning is
 //! in `crate::pins`. Rebuilt whole on every config (re)load; never touches the network.
 
 pub mod glob;
-pub mod rules;
 pub mod virtual_server;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-pub use rules::ServerRules;
+pub use crate::catalog::ServerRules;
 pub use virtual_server::VirtualServer;
 
 use crate::config::{CatalogMode, GatewayConfig};
@@ -57,5 +56,17 @@ impl Governance {
     pub fn virtual_metadata_at(&self, path: &str) -> Option<&Arc<VirtualServer>> {
         let rest = path.strip_prefix("/.well-known/oauth-protected-resource")?;
         self.virtual_at(rest)
+    }
+}
+
+/// The RFC 9728 metadata URL of a protected resource: the well-known path inserted before the
+/// resource's path (the main endpoint's and every virtual server's).
+pub fn metadata_url(resource: &str) -> String {
+    match url::Url::parse(resource) {
+        Ok(u) => {
+            let path = u.path().trim_end_matches('/');
+            format!("{}/.well-known/oauth-protected-resource{path}", u.origin().ascii_serialization())
+        }
+        Err(_) => format!("{resource}/.well-known/oauth-protected-resource"),
     }
 }

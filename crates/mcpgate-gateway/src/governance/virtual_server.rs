@@ -72,7 +72,7 @@ impl VirtualServer {
         let origin = config.public_url.as_deref().and_then(|u| url::Url::parse(u).ok()).map(|u| u.origin().ascii_serialization());
         let origin = origin.unwrap_or_else(|| format!("http://{}", config.listen));
         let resource = v.public_url.clone().unwrap_or_else(|| format!("{origin}{path}"));
-        let metadata_url = crate::identity::metadata_url(&resource);
+        let metadata_url = super::metadata_url(&resource);
         let auth = v.auth.clone().unwrap_or_default();
         Ok(Self {
             name: Arc::from(v.name.as_str()),

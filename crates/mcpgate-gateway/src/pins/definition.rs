@@ -9,7 +9,7 @@
 //! The hash is `sha256:` followed by the lower-case hex SHA-256 of those bytes.
 
 use super::canonical;
-use crate::catalog::ItemKind;
+use crate::kind::ItemKind;
 use mcpgate_protocol::envelope::Envelope;
 
 /// The fields of a tool definition that are pinned.

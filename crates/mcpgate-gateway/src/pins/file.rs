@@ -130,7 +130,7 @@ pub fn write_atomically(path: &Path, text: &str) -> Result<(), PinFileError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::ItemKind;
+    use crate::kind::ItemKind;
     use crate::pins::set::{Observation, PinKind, Selection, Verdict};
 
     fn temp_dir(tag: &str) -> PathBuf {

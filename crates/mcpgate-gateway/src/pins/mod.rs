@@ -11,23 +11,25 @@ pub mod canonical;
 pub mod definition;
 pub mod diff;
 pub mod file;
+mod report;
 pub mod set;
 pub mod store;
 mod watch;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use mcpgate_protocol::names::ServerName;
 use tokio::sync::mpsc;
 
 pub use definition::Definition;
 pub use file::PinFileError;
+pub use report::{ChangedServed, PinReport, Quarantined};
 pub use set::{Applied, Approved, Change, Observation, PinKind, PinSet, Selection, Verdict};
 pub use store::{FileStore, PinStore};
 
-use crate::catalog::Catalog;
 use crate::config::{GatewayConfig, PinMode};
 
 /// Pins at run time: the store, audit memory and counters.
@@ -95,9 +97,8 @@ impl Pins {
 
     /// After a catalog build: audit lines and counters for definitions not seen before, and
     /// the observed definitions written to the store (in the background).
-    pub fn after_build(&self, catalog: &Catalog) {
-        let report = &catalog.pin_report;
-        for q in catalog.quarantined.iter().flat_map(|(server, items)| items.iter().map(move |q| (server, q))) {
+    pub fn after_build(&self, quarantined: &HashMap<ServerName, Vec<Quarantined>>, report: &PinReport) {
+        for q in quarantined.iter().flat_map(|(server, items)| items.iter().map(move |q| (server, q))) {
             let (server, q) = q;
             if self.first_report(server.as_str(), q.kind, &q.name, &q.hash) {
                 self.quarantines.fetch_add(1, Ordering::Relaxed);

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::ItemKind;
+use crate::kind::ItemKind;
 
 /// Everything pinned or pending.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

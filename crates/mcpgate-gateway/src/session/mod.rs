@@ -1,57 +1,64 @@
 //! Client sessions (legacy era) and the backend sessions each one owns.
 //!
-//! A backend session is created once per (client session, backend) on first use, with the
-//! client's declared capabilities, and is never shared with another client session: whatever
-//! identity or credential later issues attach to a session stays with it. Concurrent first
-//! calls share one initialisation (`OnceCell`).
+//! A backend session is created once per (client session, backend, credential) on first use,
+//! with the client's declared capabilities, and is never shared with another client session:
+//! whatever identity or credential later issues attach to a session stays with it. Concurrent
+//! first calls share one initialisation (`OnceCell`).
+//!
+//! In a cluster (`cluster:` configured), a [`ClientSession`] is this replica's cached view of a
+//! record in the shared store: any replica can serve any request of the session, and a backend
+//! session opened by one replica is resumed by the others without a new `initialize`
+//! ([`backends`]). What only one process can hold (the client's GET stream, a call waiting for
+//! its answer) stays local; the others reach it through the bus ([`events`], `replicas`).
+//!
+//! Never logs a session id whole (only [`short`]), a credential or a client's answer.
 
+mod backends;
+mod calls;
 mod caps;
+mod events;
+pub mod keys;
 pub mod parked;
+pub mod quota;
 mod registry;
+mod requests;
 pub mod seal;
 pub mod tasks;
 
+pub use calls::Cancelled;
 pub use caps::{ClientCaps, capability_of};
-pub(crate) use registry::new_session_id;
-pub use registry::{Sessions, short};
+pub use events::refuse;
+pub use registry::{Evicted, Refused, SessionLimits, Sessions, short};
+pub use requests::AnswerTarget;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mcpgate_credentials::Resolved;
-use mcpgate_protocol::envelope::{Envelope, Kind, json_string};
 use mcpgate_protocol::names::ServerName;
-use mcpgate_protocol::{ErrorCode, RpcError};
-use mcpgate_upstream::{Connection, InitOptions, UpstreamError};
-use tokio::sync::{OnceCell, mpsc};
+use mcpgate_protocol::versions::{DEFAULT_WHEN_ABSENT, LEGACY_VERSIONS};
+use mcpgate_store::sessions::{BackendSession, SessionRecord};
+use mcpgate_upstream::{Connection, InitOptions};
+use tokio::sync::mpsc;
 
-use crate::backend::Backend;
+use crate::cluster::Cluster;
+use keys::KeyRing;
 
-type Cell = Arc<OnceCell<Arc<Connection>>>;
-
-/// A backend session slot: the fingerprint of the credential it was opened with, and the
-/// connection (created once). A different credential gets a different session.
-#[derive(Clone, Default)]
-struct Slot {
-    credential: u64,
-    cell: Cell,
+/// What every session of this process shares: the key ring its ids are signed with, and the
+/// cluster it belongs to (if any).
+#[derive(Clone)]
+pub struct SessionCtx {
+    pub keys: Arc<KeyRing>,
+    pub cluster: Option<Arc<Cluster>>,
 }
 
-/// A request a backend sent that awaits the client's answer.
-#[derive(Debug)]
-pub enum PendingServerRequest {
-    /// A legacy backend's own request, relayed under a gateway id.
-    Relayed {
-        server: ServerName,
-        /// The backend's own id for the request (raw JSON).
-        backend_id: String,
-    },
-    /// One input request of a modern backend's `input_required` result, asked of this
-    /// legacy client by the gateway; the answer (the client's whole response) goes to `reply`.
-    Bridged { reply: tokio::sync::oneshot::Sender<Vec<u8>> },
+impl SessionCtx {
+    /// A single process: random keys, no store.
+    pub fn local() -> Self {
+        Self { keys: Arc::new(KeyRing::random()), cluster: None }
+    }
 }
 
 pub struct ClientSession {
@@ -68,29 +75,79 @@ pub struct ClientSession {
     init: InitOptions,
     /// Which server-initiated requests the client declared it can answer.
     client_caps: ClientCaps,
-    backends: Mutex<HashMap<ServerName, Slot>>,
-    pending: Mutex<HashMap<String, PendingServerRequest>>,
-    in_flight: Mutex<HashMap<String, (ServerName, u64)>>,
-    cancels: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
+    ctx: SessionCtx,
+    /// Whether the session lives in the shared store (client sessions of a cluster; the
+    /// gateway's own internal sessions never do).
+    stored: bool,
+    backends: Mutex<HashMap<ServerName, backends::Slot>>,
+    /// Backend sessions other replicas opened, as the store last told us: resumed on first use.
+    known: Mutex<BTreeMap<(String, u64), BackendSession>>,
+    /// Backend sessions that failed here (the backend lost them): never resumed again.
+    failed: Mutex<HashMap<(String, u64), String>>,
+    /// Requests the gateway itself asked the client (era bridging), by id: where the answer goes.
+    bridged: Mutex<HashMap<String, tokio::sync::oneshot::Sender<Vec<u8>>>>,
+    calls: calls::Calls,
+    /// Resource subscriptions the gateway holds for the client (modern backends, which have no
+    /// `resources/subscribe`): the task relaying each one's updates, by the URI the client named.
+    subscriptions: Mutex<HashMap<String, tokio::task::AbortHandle>>,
     stream: Mutex<Option<mpsc::UnboundedSender<Bytes>>>,
     log_level: Mutex<Option<String>>,
     next_id: AtomicU64,
     created: Instant,
     last_seen_ms: AtomicU64,
+    /// When this replica last told the store the session was used (ms since `created`).
+    stored_touch_ms: AtomicU64,
     me: Weak<ClientSession>,
 }
+
+/// The key of the virtual-server binding among a stored session record's extra fields.
+const VIRTUAL_SERVER_KEY: &str = "virtual_server";
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl ClientSession {
-    pub fn new(protocol_version: &'static str, client_capabilities: String, client_info: String, principal: Option<String>) -> Arc<Self> {
-        Self::with_id(new_session_id(), protocol_version, client_capabilities, client_info, principal)
+    /// A new client session under a freshly signed id.
+    pub fn new(ctx: &SessionCtx, protocol_version: &'static str, client_capabilities: String, client_info: String, principal: Option<String>) -> Arc<Self> {
+        let id = ctx.keys.new_session_id();
+        Self::build(ctx, id, protocol_version, client_capabilities, client_info, principal, ctx.cluster.is_some())
     }
 
-    /// A session under a chosen id (the gateway's own sessions for stateless callers).
-    pub fn with_id(id: String, protocol_version: &'static str, client_capabilities: String, client_info: String, principal: Option<String>) -> Arc<Self> {
+    /// One of the gateway's own sessions (for stateless callers, or a subscription), under a
+    /// chosen id; never stored.
+    pub fn internal(
+        ctx: &SessionCtx,
+        id: String,
+        protocol_version: &'static str,
+        client_capabilities: String,
+        client_info: String,
+        principal: Option<String>,
+    ) -> Arc<Self> {
+        Self::build(ctx, id, protocol_version, client_capabilities, client_info, principal, false)
+    }
+
+    /// This replica's view of a session another replica created.
+    pub(crate) fn from_record(ctx: &SessionCtx, id: String, rec: SessionRecord) -> Arc<Self> {
+        let version = LEGACY_VERSIONS.iter().find(|v| **v == rec.protocol_version).copied().unwrap_or(DEFAULT_WHEN_ABSENT);
+        let s = Self::build(ctx, id, version, rec.capabilities, rec.client_info, rec.principal, true);
+        *lock(&s.log_level) = rec.log_level;
+        *lock(&s.known) = rec.backends;
+        if let Some(v) = rec.extra.get(VIRTUAL_SERVER_KEY) {
+            s.bind_virtual_server(Arc::from(v.as_str()));
+        }
+        s
+    }
+
+    fn build(
+        ctx: &SessionCtx,
+        id: String,
+        protocol_version: &'static str,
+        client_capabilities: String,
+        client_info: String,
+        principal: Option<String>,
+        stored: bool,
+    ) -> Arc<Self> {
         let client_caps = ClientCaps::parse(&client_capabilities);
         Arc::new_cyclic(|me| Self {
             id,
@@ -99,15 +156,20 @@ impl ClientSession {
             protocol_version,
             virtual_server: std::sync::OnceLock::new(),
             init: InitOptions { protocol_version: protocol_version.to_owned(), capabilities: client_capabilities, client_info },
+            ctx: ctx.clone(),
+            stored,
             backends: Mutex::default(),
-            pending: Mutex::default(),
-            in_flight: Mutex::default(),
-            cancels: Mutex::default(),
+            known: Mutex::default(),
+            failed: Mutex::default(),
+            bridged: Mutex::default(),
+            calls: calls::Calls::default(),
+            subscriptions: Mutex::default(),
             stream: Mutex::default(),
             log_level: Mutex::default(),
             next_id: AtomicU64::new(1),
             created: Instant::now(),
             last_seen_ms: AtomicU64::new(0),
+            stored_touch_ms: AtomicU64::new(0),
             me: me.clone(),
         })
     }
@@ -122,6 +184,30 @@ impl ClientSession {
         self.virtual_server.get().map(|n| &**n)
     }
 
+    /// The record the store keeps for this session (the virtual-server binding included, so
+    /// every replica keeps the session on its path).
+    pub(crate) fn record(&self) -> SessionRecord {
+        let mut extra = BTreeMap::new();
+        if let Some(v) = self.virtual_server() {
+            extra.insert(VIRTUAL_SERVER_KEY.to_owned(), v.to_owned());
+        }
+        SessionRecord {
+            principal: self.principal.clone(),
+            protocol_version: self.protocol_version.to_owned(),
+            capabilities: self.init.capabilities.clone(),
+            client_info: self.init.client_info.clone(),
+            log_level: lock(&self.log_level).clone(),
+            created_ms: now_ms(),
+            extra,
+            ..Default::default()
+        }
+    }
+
+    /// The cluster this session's state is shared in, when it is.
+    pub(crate) fn cluster(&self) -> Option<&Arc<Cluster>> {
+        if self.stored { self.ctx.cluster.as_ref() } else { None }
+    }
+
     pub fn touch(&self) {
         self.last_seen_ms.store(self.created.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
@@ -130,83 +216,18 @@ impl ClientSession {
         self.created.elapsed().saturating_sub(Duration::from_millis(self.last_seen_ms.load(Ordering::Relaxed)))
     }
 
-    /// This client's session with `backend`, created on first use with `credential`. When the
-    /// credential changes (expired and re-resolved), a new backend session replaces the old.
-    pub async fn backend(&self, backend: &Arc<Backend>, http: &reqwest::Client, credential: Option<&Resolved>) -> Result<Arc<Connection>, UpstreamError> {
-        let fingerprint = credential.map_or(0, |c| c.fingerprint);
-        let (cell, replaced) = {
-            let mut map = lock(&self.backends);
-            let slot = map.entry(backend.name.clone()).or_insert_with(|| Slot { credential: fingerprint, cell: Cell::default() });
-            if slot.credential == fingerprint {
-                (slot.cell.clone(), None)
-            } else {
-                let old = std::mem::replace(slot, Slot { credential: fingerprint, cell: Cell::default() });
-                (slot.cell.clone(), old.cell.get().cloned())
-            }
-        };
-        if let Some(old) = replaced {
-            tokio::spawn(async move { old.close().await });
-        }
-        let conn = cell
-            // Boxed: opening a backend session is rare, and its state would otherwise enlarge
-            // every call's future.
-            .get_or_try_init(|| {
-                Box::pin(async {
-                    let mut headers = backend.headers.clone();
-                    for (name, value) in credential.iter().flat_map(|c| c.headers.iter()) {
-                        headers.insert(name.clone(), value.clone());
-                    }
-                    let connect = Connection::connect(backend.spec.clone(), http, headers, &self.init);
-                    let conn =
-                        tokio::time::timeout(backend.timeouts.connect.max(backend.timeouts.discovery), connect).await.map_err(|_| UpstreamError::Timeout)??;
-                    let conn = Arc::new(conn);
-                    tracing::debug!(session = %short(&self.id), server = %backend.name, "backend session opened");
-                    // Out-of-request messages (list_changed, server requests, resource updates) are
-                    // read from the start: a change announced only to this session must not be lost.
-                    self.relay_events(backend, &conn).await;
-                    let level = lock(&self.log_level).clone();
-                    if let Some(level) = level {
-                        let params = format!(r#"{{"level":{}}}"#, json_string(&level));
-                        if let Ok(ex) = conn.request("logging/setLevel", Some(&params)).await {
-                            let _ = ex.response().await;
-                        }
-                    }
-                    Ok::<_, UpstreamError>(conn)
-                })
-            })
-            .await?
-            .clone();
-        Ok(conn)
+    /// Whether this replica should tell the store the session is in use (at most once per
+    /// `every`): true once per period, and records that it did.
+    pub(crate) fn due_for_store_touch(&self, every: Duration) -> bool {
+        let now = self.created.elapsed().as_millis() as u64;
+        let last = self.stored_touch_ms.load(Ordering::Relaxed);
+        now.saturating_sub(last) >= every.as_millis() as u64
+            && self.stored_touch_ms.compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed).is_ok()
     }
 
-    /// Forgets a backend session that failed (e.g. the backend lost it), so the next call
-    /// creates a fresh one. Only forgets `failed` itself, not a replacement made meanwhile.
-    pub fn forget_backend(&self, server: &ServerName, failed: &Arc<Connection>) {
-        let mut map = lock(&self.backends);
-        if map.get(server).and_then(|s| s.cell.get()).is_some_and(|c| Arc::ptr_eq(c, failed)) {
-            map.remove(server);
-        }
-    }
-
-    /// Closes and forgets this client's session with `server` (config reload removed it).
-    pub async fn drop_backend(&self, server: &ServerName) {
-        let slot = lock(&self.backends).remove(server);
-        if let Some(conn) = slot.and_then(|s| s.cell.get().cloned()) {
-            conn.close().await;
-        }
-    }
-
-    pub fn open_backends(&self) -> Vec<(ServerName, Arc<Connection>)> {
-        lock(&self.backends).iter().filter_map(|(k, s)| Some((k.clone(), s.cell.get()?.clone()))).collect()
-    }
-
-    /// Ends every backend session (client DELETE or expiry).
-    pub async fn close(&self) {
-        let conns: Vec<_> = lock(&self.backends).drain().filter_map(|(_, s)| s.cell.get().cloned()).collect();
-        *lock(&self.stream) = None;
-        for c in conns {
-            c.close().await;
-        }
+    /// Whether something here must keep the session cached (an open stream, a waiting call).
+    pub(crate) fn is_busy(&self) -> bool {
+        lock(&self.stream).as_ref().is_some_and(|tx| !tx.is_closed()) || self.calls.len() > 0
     }
 
     /// The level the client set with `logging/setLevel`, if it did.
@@ -214,23 +235,14 @@ impl ClientSession {
         lock(&self.log_level).clone()
     }
 
-    pub fn set_log_level(&self, level: String) {
-        *lock(&self.log_level) = Some(level);
-    }
-
-    /// Mints the id under which a backend's request is shown to the client.
-    pub fn register_server_request(&self, server: &ServerName, backend_id: &str) -> String {
-        let id = json_string(&format!("mcpgate-{}", self.next_id.fetch_add(1, Ordering::Relaxed)));
-        lock(&self.pending).insert(id.clone(), PendingServerRequest::Relayed { server: server.clone(), backend_id: backend_id.to_owned() });
-        id
-    }
-
-    /// Mints the id of a request the gateway itself asks the client (era bridging).
-    pub fn register_bridged_request(&self) -> (String, tokio::sync::oneshot::Receiver<Vec<u8>>) {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let id = json_string(&format!("mcpgate-{}", self.next_id.fetch_add(1, Ordering::Relaxed)));
-        lock(&self.pending).insert(id.clone(), PendingServerRequest::Bridged { reply: tx });
-        (id, rx)
+    /// Remembers the level (in the store too, for the other replicas' new backend sessions).
+    pub async fn set_log_level(&self, level: String) {
+        *lock(&self.log_level) = Some(level.clone());
+        if let Some(cluster) = self.cluster()
+            && let Err(e) = cluster.store.set_session_field(&self.id, &mcpgate_store::sessions::Field::LogLevel, Some(&level)).await
+        {
+            tracing::warn!(session = %short(&self.id), error = %e, "could not share the log level");
+        }
     }
 
     /// How backends are greeted on this client's behalf.
@@ -242,124 +254,85 @@ impl ClientSession {
         self.client_caps
     }
 
-    /// Registers a way to cancel a call that has no backend request id (modern backends).
-    pub fn start_cancellable(&self, client_id: &str) -> Arc<tokio::sync::Notify> {
-        let n = Arc::new(tokio::sync::Notify::new());
-        lock(&self.cancels).insert(client_id.to_owned(), n.clone());
-        n
+    /// Registers a call the gateway drives itself (a modern backend's rounds); the returned
+    /// notify fires when the client cancels it.
+    pub fn start_driven_call(&self, client_id: &str, server: &ServerName) -> Arc<tokio::sync::Notify> {
+        self.calls.start_driven(client_id, server)
     }
 
-    pub fn end_cancellable(&self, client_id: &str) {
-        lock(&self.cancels).remove(client_id);
-    }
-
-    /// Cancels a call registered with `start_cancellable`; false when there is none.
-    pub fn cancel(&self, client_id: &str) -> bool {
-        match lock(&self.cancels).remove(client_id) {
-            Some(n) => {
-                n.notify_one();
-                true
-            }
-            None => false,
-        }
-    }
-
-    pub fn take_server_request(&self, client_id: &str) -> Option<PendingServerRequest> {
-        lock(&self.pending).remove(client_id)
-    }
-
-    pub fn start_call(&self, client_id: &str, server: &ServerName, backend_id: u64) {
-        lock(&self.in_flight).insert(client_id.to_owned(), (server.clone(), backend_id));
+    /// Registers a call sent on `conn` under `backend_id`, before it is sent: from now on the
+    /// client can cancel it, and a server request the backend sends for it on its GET stream
+    /// arrives on the returned inbox (raw, as the backend sent it).
+    pub fn start_call(&self, client_id: &str, server: &ServerName, conn: &Arc<Connection>, backend_id: u64) -> mpsc::UnboundedReceiver<Bytes> {
+        self.calls.start_backend(client_id, server, conn, backend_id)
     }
 
     pub fn end_call(&self, client_id: &str) {
-        lock(&self.in_flight).remove(client_id);
+        self.calls.end(client_id);
     }
 
-    pub fn call(&self, client_id: &str) -> Option<(ServerName, u64)> {
-        lock(&self.in_flight).get(client_id).cloned()
+    /// The client's `notifications/cancelled` for `client_id`, for a call running here.
+    pub fn cancel(&self, client_id: &str) -> Cancelled {
+        self.calls.cancel(client_id)
     }
 
-    pub fn connection(&self, server: &ServerName) -> Option<Arc<Connection>> {
-        lock(&self.backends).get(server).and_then(|s| s.cell.get().cloned())
-    }
-
-    /// Installs the client's GET stream; backends' out-of-request messages go to it from now on.
-    pub fn open_stream(&self) -> mpsc::UnboundedReceiver<Bytes> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        *lock(&self.stream) = Some(tx);
-        rx
-    }
-
-    /// Whether the client declared the capability a backend's request needs. When it did not,
-    /// the backend is answered with an error at once (nothing waits for a call timeout).
-    pub fn refuse_unsupported(&self, conn: &Arc<Connection>, env: &Envelope<'_>) -> bool {
-        let method = env.method().unwrap_or_default();
-        if self.client_caps.allows(&method) {
-            return false;
-        }
-        refuse(conn, env, &format!("the client did not declare the capability for {method}"));
-        true
-    }
-
-    /// Sends a message on the client's GET stream; false when none is open.
-    pub fn push(&self, msg: Bytes) -> bool {
-        let mut slot = lock(&self.stream);
-        match slot.as_ref().map(|tx| tx.send(msg)) {
-            Some(Ok(())) => true,
-            Some(Err(_)) => {
-                *slot = None;
-                false
-            }
-            None => false,
+    /// Keeps the relay of a resource subscription the gateway made for the client (replacing
+    /// an earlier one for the same URI).
+    pub fn add_subscription(&self, uri: String, relay: tokio::task::AbortHandle) {
+        if let Some(old) = lock(&self.subscriptions).insert(uri, relay) {
+            old.abort();
         }
     }
 
-    async fn relay_events(&self, backend: &Arc<Backend>, conn: &Arc<Connection>) {
-        let Some(mut events) = conn.take_events().await else { return };
-        let me = self.me.clone();
-        let backend = Arc::downgrade(backend);
-        let conn = Arc::downgrade(conn);
-        tokio::spawn(async move {
-            while let Some(msg) = events.recv().await {
-                let (Some(session), Some(backend), Some(conn)) = (me.upgrade(), backend.upgrade(), conn.upgrade()) else { return };
-                let Some(out) = session.translate_event(&backend, &conn, &msg) else { continue };
-                if !session.push(out) {
-                    let env = Envelope::parse(&msg).ok().filter(|e| e.kind() == Some(Kind::Request));
-                    if let Some(env) = env {
-                        // Nobody to ask: answer the backend now rather than let it wait.
-                        refuse(&conn, &env, "the client has no open stream for server requests");
-                    }
-                }
-            }
-        });
+    /// Ends the gateway-held subscription to `uri`; false when there was none.
+    pub fn remove_subscription(&self, uri: &str) -> bool {
+        lock(&self.subscriptions).remove(uri).map(|relay| relay.abort()).is_some()
     }
 
-    /// A backend's out-of-request message as the client should see it, if at all.
-    fn translate_event(&self, backend: &Backend, conn: &Arc<Connection>, msg: &[u8]) -> Option<Bytes> {
-        let env = Envelope::parse(msg).ok()?;
-        match env.kind()? {
-            Kind::Request if self.refuse_unsupported(conn, &env) => None,
-            Kind::Request => {
-                let id = self.register_server_request(&backend.name, env.id()?.get());
-                Some(Bytes::from(env.rewrite(&[("id", Some(&id))])))
+    /// Calls that have not answered yet.
+    pub fn calls_in_flight(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Ends the session here: every backend session (DELETE at the backend), the client's
+    /// stream, the subscriptions. `ended_here` false: another replica ended it and closes the
+    /// backend sessions; this one only lets go of its own connections.
+    pub async fn close(&self, ended_here: bool) {
+        let conns: Vec<_> = lock(&self.backends).drain().filter_map(|(_, s)| s.connection()).collect();
+        *lock(&self.stream) = None;
+        for (_, relay) in lock(&self.subscriptions).drain() {
+            relay.abort();
+        }
+        if ended_here {
+            for c in conns {
+                c.close().await;
             }
-            Kind::Notification if mcpgate_protocol::errors::is_list_changed(&env) => {
-                backend.request_relist();
-                None
-            }
-            Kind::Notification => Some(Bytes::copy_from_slice(msg)),
-            Kind::Response => None,
         }
     }
 }
 
-/// Answers a backend's request with an error (in the background: never blocks the caller).
-pub(crate) fn refuse(conn: &Arc<Connection>, request: &Envelope<'_>, why: &str) {
-    let id = request.id().map_or_else(|| "null".to_owned(), |i| i.get().to_owned());
-    let reply = RpcError::new(ErrorCode::MethodNotFound, why).response(Some(&id));
-    let conn = conn.clone();
-    tokio::spawn(async move {
-        let _ = conn.respond(reply).await;
-    });
+/// The backend sessions the store knows for a session, by (server, credential fingerprint).
+pub type StoredBackends = BTreeMap<(String, u64), BackendSession>;
+
+impl ClientSession {
+    /// Ends the session for good: its backend sessions here and those `stored` (opened by other
+    /// replicas) are ended at their backends, best effort (with the backend's static headers
+    /// only: the caller's credential is not at hand).
+    pub async fn end_everywhere(&self, stored: StoredBackends, backends: &[Arc<crate::backend::Backend>], http: &reqwest::Client) {
+        let mine: Vec<String> = self.open_backends().iter().filter_map(|(_, c)| c.shareable_id().map(str::to_owned)).collect();
+        self.close(true).await;
+        for ((server, _), b) in stored {
+            if mine.contains(&b.session_id) {
+                continue;
+            }
+            let Some(backend) = backends.iter().find(|x| x.name.as_str() == server) else { continue };
+            if let Ok(conn) = Connection::attach(backend.spec.clone(), http, backend.headers.clone(), &b.session_id, &b.protocol_version) {
+                conn.close().await;
+            }
+        }
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }

@@ -1,74 +1,33 @@
 //! Calls parked for a modern client's `input_required` round trip (a legacy backend asked the
-//! client something): the live backend exchange, what was asked, and who may resume it. The
-//! registry only holds them; `calls::bridge` drives them.
+//! client something), by the id sealed into their `requestState`. The registry holds them
+//! opaque: `calls::bridge` owns their type and drives them. [`Resumes`] holds the retries this
+//! replica forwarded to the replica holding their call, until its answer is back.
 
+use std::any::Any;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use mcpgate_protocol::errors::notification;
-use mcpgate_upstream::{Connection, Exchange};
+/// A parked call, as `calls::bridge` made it.
+pub type ParkedCall = Box<dyn Any + Send>;
 
-use super::seal::Sealer;
-use super::{ClientCaps, ClientSession};
-use crate::backend::Backend;
-use crate::catalog::ResultRewrite;
-
-/// One server request of a parked call, shown to the client under `key`.
-pub struct Asked {
-    pub key: String,
-    /// The backend's id for it (raw JSON).
-    pub backend_id: String,
-    /// `{"method":…,"params":…}` as the client sees it.
-    pub request: String,
-}
-
-/// A call waiting for the client's `inputResponses`.
-pub struct Parked {
-    pub call: Running,
-    pub asked: Vec<Asked>,
-    pub principal: String,
-    pub digest: [u8; 32],
-}
-
-/// A call in progress on a legacy backend session.
-pub struct Running {
-    pub session: Arc<ClientSession>,
-    pub backend: Arc<Backend>,
-    pub conn: Arc<Connection>,
-    pub exchange: Exchange,
-    pub rewrite: ResultRewrite,
-    pub method: String,
-    pub caps: ClientCaps,
-    pub log_level: Option<u8>,
-    /// `inputResponses` the client sent with this attempt: a backend request whose key is
-    /// among them is answered at once instead of parking the call.
-    pub preset: serde_json::Map<String, serde_json::Value>,
-}
-
-impl Drop for Running {
-    /// A call abandoned before its response (client gone, state expired) is cancelled upstream.
-    fn drop(&mut self) {
-        if self.exchange.is_finished() {
-            return;
-        }
-        let msg = notification("notifications/cancelled", Some(&format!(r#"{{"requestId":{},"reason":"the client went away"}}"#, self.exchange.backend_id())));
-        let conn = self.conn.clone();
-        tokio::spawn(async move {
-            let _ = conn.notify(msg).await;
-        });
-    }
-}
-
-/// The parked calls of this gateway process and the key their states are sealed with.
+/// The parked calls of this gateway process.
 #[derive(Default)]
 pub struct Bridges {
-    pub sealer: Sealer,
-    parked: Mutex<HashMap<[u8; 16], Parked>>,
+    parked: Mutex<HashMap<[u8; 16], ParkedCall>>,
 }
 
 impl Bridges {
-    pub fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 16], Parked>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 16], ParkedCall>> {
         self.parked.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn insert(&self, id: [u8; 16], call: ParkedCall) {
+        self.lock().insert(id, call);
+    }
+
+    /// Takes a parked call out (once: a replayed state finds nothing).
+    pub fn take(&self, id: &[u8; 16]) -> Option<ParkedCall> {
+        self.lock().remove(id)
     }
 
     pub fn len(&self) -> usize {
@@ -77,5 +36,37 @@ impl Bridges {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// One message of a forwarded retry's answer: the bytes, and whether it is the last.
+pub type ResumeMessage = (bytes::Bytes, bool);
+
+/// Retries forwarded to another replica, by correlation id: where its answer's messages go.
+#[derive(Default)]
+pub struct Resumes {
+    waiting: Mutex<HashMap<String, tokio::sync::mpsc::Sender<ResumeMessage>>>,
+}
+
+impl Resumes {
+    /// Waits for the answer to the retry `corr`.
+    pub fn register(&self, corr: &str) -> tokio::sync::mpsc::Receiver<ResumeMessage> {
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).insert(corr.to_owned(), tx);
+        rx
+    }
+
+    /// One message of the answer to `corr`, from the replica holding the call.
+    pub fn deliver(&self, corr: &str, message: String, last: bool) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(tx) = waiting.get(corr) else { return };
+        // A client that stopped reading loses the rest; the call is not held up for it.
+        if tx.try_send((bytes::Bytes::from(message), last)).is_err() || last {
+            waiting.remove(corr);
+        }
+    }
+
+    pub fn forget(&self, corr: &str) {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(corr);
     }
 }

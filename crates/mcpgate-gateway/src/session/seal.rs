@@ -1,15 +1,17 @@
 //! The `requestState` the gateway mints when it turns a legacy backend's server request into
-//! an `input_required` result: an HMAC-SHA256 tag over a parked-call id, an expiry, the
-//! caller's principal and a digest of the original request. The parked call itself stays in
-//! memory and is taken out once, so a replayed state finds nothing.
+//! an `input_required` result: an HMAC-SHA256 tag (the cluster's key ring) over a parked-call
+//! id, an expiry, the replica holding the call, the caller's principal and a digest of the
+//! original request. The parked call itself stays in the memory of that replica and is taken
+//! out once, so a replayed state finds nothing.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ring::{digest, hmac};
+use ring::digest;
 
-const PREFIX: &str = "mcpgate1.";
+use super::keys::{KeyRing, Purpose, TAG_LEN};
+
+const PREFIX: &str = "mcpgate2.";
 const ID_LEN: usize = 16;
-const TAG_LEN: usize = 32;
 
 /// Why a `requestState` was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,52 +33,52 @@ impl StateError {
     }
 }
 
-pub struct Sealer {
-    key: hmac::Key,
-}
-
-impl Default for Sealer {
-    /// A fresh random key: states do not survive a restart (nor do the calls they park).
-    fn default() -> Self {
-        let secret: [u8; 32] = rand::random();
-        Self { key: hmac::Key::new(hmac::HMAC_SHA256, &secret) }
-    }
-}
+/// Seals and opens `requestState`s with the key ring every replica shares (any replica can
+/// check a state another minted, and tell which replica holds its parked call).
+pub struct Sealer;
 
 impl Sealer {
-    pub fn seal(&self, id: &[u8; ID_LEN], expires_ms: u64, principal: &str, request_digest: &[u8; 32]) -> String {
-        let tag = hmac::sign(&self.key, &signed_bytes(id, expires_ms, principal, request_digest));
-        let mut raw = Vec::with_capacity(ID_LEN + 8 + TAG_LEN);
-        raw.extend_from_slice(id);
-        raw.extend_from_slice(&expires_ms.to_be_bytes());
-        raw.extend_from_slice(tag.as_ref());
-        format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(raw))
+    /// A state for parked call `id` held by `replica`, for `principal` and the request whose
+    /// digest is `request_digest`, valid until `expires_ms`.
+    pub fn seal(ring: &KeyRing, id: &[u8; ID_LEN], expires_ms: u64, replica: &str, principal: &str, request_digest: &[u8; 32]) -> String {
+        let mut body = Vec::with_capacity(ID_LEN + 8 + replica.len());
+        body.extend_from_slice(id);
+        body.extend_from_slice(&expires_ms.to_be_bytes());
+        body.extend_from_slice(replica.as_bytes());
+        let tag = ring.sign(Purpose::RequestState, &signed_bytes(&body, principal, request_digest));
+        format!("{PREFIX}{}.{}.{}", ring.current_id(), URL_SAFE_NO_PAD.encode(&body), URL_SAFE_NO_PAD.encode(tag))
     }
 
-    /// The parked-call id, when `token` was minted by us for this caller and request and has
-    /// not expired.
-    pub fn open(&self, token: &str, principal: &str, request_digest: &[u8; 32], now_ms: u64) -> Result<[u8; ID_LEN], StateError> {
-        let raw = token.strip_prefix(PREFIX).and_then(|b| URL_SAFE_NO_PAD.decode(b).ok()).ok_or(StateError::Malformed)?;
-        if raw.len() != ID_LEN + 8 + TAG_LEN {
+    /// The parked-call id and the replica holding it, when `token` was minted by a replica of
+    /// this gateway for this caller and request and has not expired.
+    pub fn open(ring: &KeyRing, token: &str, principal: &str, request_digest: &[u8; 32], now_ms: u64) -> Result<([u8; ID_LEN], String), StateError> {
+        let rest = token.strip_prefix(PREFIX).ok_or(StateError::Malformed)?;
+        let mut parts = rest.splitn(3, '.');
+        let (Some(kid), Some(body), Some(tag)) = (parts.next(), parts.next(), parts.next()) else { return Err(StateError::Malformed) };
+        let body = URL_SAFE_NO_PAD.decode(body).map_err(|_| StateError::Malformed)?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| StateError::Malformed)?;
+        if body.len() < ID_LEN + 8 || tag.len() != TAG_LEN {
             return Err(StateError::Malformed);
         }
+        if !ring.verify(Purpose::RequestState, kid, &signed_bytes(&body, principal, request_digest), &tag) {
+            return Err(StateError::Tampered);
+        }
         let mut id = [0u8; ID_LEN];
-        id.copy_from_slice(&raw[..ID_LEN]);
+        id.copy_from_slice(&body[..ID_LEN]);
         let mut exp = [0u8; 8];
-        exp.copy_from_slice(&raw[ID_LEN..ID_LEN + 8]);
-        let expires_ms = u64::from_be_bytes(exp);
-        hmac::verify(&self.key, &signed_bytes(&id, expires_ms, principal, request_digest), &raw[ID_LEN + 8..]).map_err(|_| StateError::Tampered)?;
-        if now_ms > expires_ms {
+        exp.copy_from_slice(&body[ID_LEN..ID_LEN + 8]);
+        if now_ms > u64::from_be_bytes(exp) {
             return Err(StateError::Expired);
         }
-        Ok(id)
+        let replica = String::from_utf8(body[ID_LEN + 8..].to_vec()).map_err(|_| StateError::Malformed)?;
+        Ok((id, replica))
     }
 }
 
-fn signed_bytes(id: &[u8; ID_LEN], expires_ms: u64, principal: &str, request_digest: &[u8; 32]) -> Vec<u8> {
-    let mut m = Vec::with_capacity(ID_LEN + 8 + principal.len() + 34);
-    m.extend_from_slice(id);
-    m.extend_from_slice(&expires_ms.to_be_bytes());
+fn signed_bytes(body: &[u8], principal: &str, request_digest: &[u8; 32]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(body.len() + principal.len() + 42);
+    m.extend_from_slice(&(body.len() as u64).to_be_bytes());
+    m.extend_from_slice(body);
     m.extend_from_slice(&(principal.len() as u64).to_be_bytes());
     m.extend_from_slice(principal.as_bytes());
     m.extend_from_slice(request_digest);
@@ -144,22 +146,22 @@ mod tests {
 
     #[test]
     fn a_state_opens_only_for_its_caller_request_and_lifetime() {
-        let s = Sealer::default();
+        let ring = KeyRing::random();
         let d = request_digest("tools/call", &json!({"name":"t","arguments":{"a":1,"b":2}}));
-        let token = s.seal(&[7; 16], 1_000, "alice", &d);
-        assert_eq!(s.open(&token, "alice", &d, 999), Ok([7; 16]));
-        assert_eq!(s.open(&token, "bob", &d, 999), Err(StateError::Tampered));
+        let token = Sealer::seal(&ring, &[7; 16], 1_000, "replica-a", "alice", &d);
+        assert_eq!(Sealer::open(&ring, &token, "alice", &d, 999), Ok(([7; 16], "replica-a".to_owned())));
+        assert_eq!(Sealer::open(&ring, &token, "bob", &d, 999), Err(StateError::Tampered));
         let other = request_digest("tools/call", &json!({"name":"t","arguments":{"a":1,"b":3}}));
-        assert_eq!(s.open(&token, "alice", &other, 999), Err(StateError::Tampered));
-        assert_eq!(s.open(&token, "alice", &d, 1_001), Err(StateError::Expired));
-        assert_eq!(Sealer::default().open(&token, "alice", &d, 999), Err(StateError::Tampered));
-        assert_eq!(s.open("nope", "alice", &d, 0), Err(StateError::Malformed));
+        assert_eq!(Sealer::open(&ring, &token, "alice", &other, 999), Err(StateError::Tampered));
+        assert_eq!(Sealer::open(&ring, &token, "alice", &d, 1_001), Err(StateError::Expired));
+        assert_eq!(Sealer::open(&KeyRing::random(), &token, "alice", &d, 999), Err(StateError::Tampered));
+        assert_eq!(Sealer::open(&ring, "nope", "alice", &d, 0), Err(StateError::Malformed));
         // Flip one character of the payload.
         let mut bytes = token.into_bytes();
-        let i = bytes.len() - 5;
+        let i = bytes.len() - 30;
         bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
         let flipped = String::from_utf8(bytes).expect("ascii");
-        assert!(matches!(s.open(&flipped, "alice", &d, 0), Err(StateError::Tampered | StateError::Malformed)));
+        assert!(matches!(Sealer::open(&ring, &flipped, "alice", &d, 0), Err(StateError::Tampered | StateError::Malformed)));
     }
 
     #[test]

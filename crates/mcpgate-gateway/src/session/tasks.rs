@@ -1,58 +1,49 @@
-//! The ids of tasks modern backends created, as clients see them: minted by the gateway,
-//! mapped to the backend and its own id, bound to the caller's principal, expiring.
+//! The ids of tasks modern backends created, as clients see them: signed by the gateway (the
+//! cluster's key ring), naming the backend and its own task id, bound to the caller's principal,
+//! expiring. Any replica can route a `tasks/*` request with nothing stored; an id that is
+//! altered, another caller's or expired is unknown.
+//!
+//! Form: `mcpgate-task-{key id}.{payload}.{tag}`, the payload (base64url) holding the server,
+//! the expiry and the backend's task id; the tag covers the payload and the principal.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use mcpgate_protocol::names::ServerName;
 
-/// How long a mapping is kept when the backend gives no `ttlMs` for its task.
+use super::keys::{KeyRing, Purpose};
+
+/// How long an id is valid when the backend gives no `ttlMs` for its task.
 const DEFAULT_TTL: Duration = Duration::from_secs(3600);
 const MAX_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+const PREFIX: &str = "mcpgate-task-";
 
-struct Route {
-    server: ServerName,
-    backend_task: String,
-    principal: String,
-    expires: Instant,
+/// The id the client sees for `backend_task` of `server`, for `principal`.
+pub fn mint(ring: &KeyRing, server: &ServerName, backend_task: &str, principal: &str, ttl_ms: Option<u64>, now_ms: u64) -> String {
+    let ttl = ttl_ms.map_or(DEFAULT_TTL, Duration::from_millis).min(MAX_TTL);
+    let expires = now_ms + ttl.as_millis() as u64;
+    let payload = URL_SAFE_NO_PAD.encode(format!("{server}\n{expires}\n{backend_task}"));
+    let tag = ring.sign(Purpose::TaskId, &signed(&payload, principal));
+    format!("{PREFIX}{}.{payload}.{}", ring.current_id(), URL_SAFE_NO_PAD.encode(tag))
 }
 
-#[derive(Default)]
-pub struct Tasks {
-    routes: Mutex<HashMap<String, Route>>,
+/// The backend and its task id, when `id` was minted for `principal` and has not expired.
+pub fn find(ring: &KeyRing, id: &str, principal: &str, now_ms: u64) -> Option<(ServerName, String)> {
+    let mut parts = id.strip_prefix(PREFIX)?.splitn(3, '.');
+    let (kid, payload, tag) = (parts.next()?, parts.next()?, parts.next()?);
+    let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+    if !ring.verify(Purpose::TaskId, kid, &signed(payload, principal), &tag) {
+        return None;
+    }
+    let decoded = String::from_utf8(URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+    let mut fields = decoded.splitn(3, '\n');
+    let (server, expires, task) = (ServerName::parse(fields.next()?).ok()?, fields.next()?.parse::<u64>().ok()?, fields.next()?);
+    (now_ms <= expires).then(|| (server, task.to_owned()))
 }
 
-impl Tasks {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Route>> {
-        self.routes.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Records a backend's new task and returns the id the client sees.
-    pub fn mint(&self, server: &ServerName, backend_task: &str, principal: &str, ttl_ms: Option<u64>) -> String {
-        let bytes: [u8; 16] = rand::random();
-        let id: String = std::iter::once("mcpgate-task-".to_owned()).chain(bytes.iter().map(|b| format!("{b:02x}"))).collect();
-        let ttl = ttl_ms.map_or(DEFAULT_TTL, Duration::from_millis).min(MAX_TTL);
-        let now = Instant::now();
-        let mut routes = self.lock();
-        routes.retain(|_, r| r.expires > now);
-        routes.insert(id.clone(), Route { server: server.clone(), backend_task: backend_task.to_owned(), principal: principal.to_owned(), expires: now + ttl });
-        id
-    }
-
-    pub fn find(&self, id: &str, principal: &str) -> Option<(ServerName, String)> {
-        let routes = self.lock();
-        let r = routes.get(id).filter(|r| r.principal == principal && r.expires > Instant::now())?;
-        Some((r.server.clone(), r.backend_task.clone()))
-    }
-
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
+fn signed(payload: &str, principal: &str) -> Vec<u8> {
+    format!("{payload}\n{principal}").into_bytes()
 }
 
 #[cfg(test)]
@@ -61,15 +52,17 @@ mod tests {
 
     #[test]
     fn minted_ids_are_bound_to_their_caller_and_expire() {
-        let t = Tasks::default();
+        let ring = KeyRing::random();
         let s = ServerName::parse("jobs").expect("name");
-        let id = t.mint(&s, "backend-1", "alice", None);
-        assert!(id.starts_with("mcpgate-task-") && id.len() == "mcpgate-task-".len() + 32);
-        assert_eq!(t.find(&id, "alice"), Some((s.clone(), "backend-1".to_owned())));
-        assert_eq!(t.find(&id, "bob"), None);
-        assert_eq!(t.find("backend-1", "alice"), None);
-        let short = t.mint(&s, "backend-2", "alice", Some(0));
-        std::thread::sleep(Duration::from_millis(2));
-        assert_eq!(t.find(&short, "alice"), None);
+        let id = mint(&ring, &s, "backend-1", "alice", None, 1_000);
+        assert!(id.starts_with("mcpgate-task-local."), "{id}");
+        assert_eq!(find(&ring, &id, "alice", 2_000), Some((s.clone(), "backend-1".to_owned())));
+        assert_eq!(find(&ring, &id, "bob", 2_000), None);
+        assert_eq!(find(&ring, "backend-1", "alice", 2_000), None);
+        assert_eq!(find(&KeyRing::random(), &id, "alice", 2_000), None, "another gateway's key");
+        let short = mint(&ring, &s, "backend-2", "alice", Some(0), 1_000);
+        assert_eq!(find(&ring, &short, "alice", 1_001), None);
+        let tampered = id.replacen(".", ".A", 2);
+        assert_eq!(find(&ring, &tampered, "alice", 2_000), None);
     }
 }

@@ -33,7 +33,7 @@ pub async fn run(args: DemoArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let shared = match Shared::start(config.clone()) {
+    let shared = match Shared::start(config.clone(), None) {
         Ok(s) => s,
         Err(errors) => {
             eprintln!("error: {}", errors.join("; "));

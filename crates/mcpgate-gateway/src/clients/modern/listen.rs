@@ -17,24 +17,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::http::StatusCode;
 use axum::response::Response;
 use bytes::Bytes;
 use futures::StreamExt;
-use mcpgate_protocol::ObjectWriter;
 use mcpgate_protocol::envelope::{Envelope, Kind, json_string};
 use mcpgate_protocol::errors::notification;
-use mcpgate_protocol::modern::{META_SUBSCRIPTION_ID, with_meta};
+use mcpgate_protocol::modern::META_SUBSCRIPTION_ID;
 use mcpgate_protocol::names::{ServerName, expose_uri};
 use mcpgate_protocol::sse::encode_message;
-use mcpgate_protocol::versions::LATEST_LEGACY;
+use mcpgate_protocol::{ErrorCode, ObjectWriter, RpcError};
 use tokio::sync::{broadcast, mpsc};
 
-use crate::backend::{Backend, Era};
+use crate::backend::Backend;
+use crate::calls::answer::error;
+use crate::calls::subscriptions::{Subscriber, Subscription};
 use crate::catalog::ItemKind;
 use crate::core::credential;
 use crate::identity::Access;
 use crate::request::ModernRequest;
-use crate::session::ClientSession;
 use crate::state::Shared;
 
 const KEEP_ALIVE: Duration = Duration::from_secs(20);
@@ -78,6 +79,11 @@ impl Filter {
 }
 
 pub async fn handle(shared: &Arc<Shared>, access: &Access, req: &ModernRequest) -> Response {
+    let max = shared.config.load().limits.max_listen_streams_per_principal;
+    let Some(slot) = shared.listeners.acquire(&access.principal().unwrap_or_default(), max) else {
+        let e = RpcError::new(ErrorCode::LimitReached, format!("this caller already has {max} subscriptions/listen streams open; close one first"));
+        return error(StatusCode::TOO_MANY_REQUESTS, Some(&req.id), &e);
+    };
     let params = req.params();
     let asked = params.get("notifications").map(|n| serde_json::from_str::<serde_json::Value>(n.get()).unwrap_or_default()).unwrap_or_default();
     let flag = |k: &str| asked.get(k).and_then(serde_json::Value::as_bool).unwrap_or(false);
@@ -93,18 +99,23 @@ pub async fn handle(shared: &Arc<Shared>, access: &Access, req: &ModernRequest) 
     let ack = notification("notifications/subscriptions/acknowledged", Some(&format!(r#"{{"_meta":{meta},"notifications":{}}}"#, filter.ack(&honoured))));
     let rx = shared.changes.subscribe();
     let first = futures::stream::iter([Bytes::from(encode_message(&ack))]);
+    // The slot is held for as long as the stream is open.
+    let stopping = shared.stopping.clone();
     let scope = access.scope().map(|v| v.name.clone());
-    let rest = futures::stream::unfold((rx, updates_rx, meta), move |(mut rx, mut updates, meta)| {
+    let rest = futures::stream::unfold((rx, updates_rx, meta, slot), move |(mut rx, mut updates, meta, slot)| {
+        let stopping = stopping.clone();
         let scope = scope.clone();
         async move {
             loop {
                 let kind = tokio::select! {
+                    // The replica is leaving: the client listens again (on another one).
+                    () = stopping.cancelled() => return None,
                     update = updates.recv(), if !updates.is_closed() => match update {
-                        Some(msg) => return Some((msg, (rx, updates, meta))),
+                        Some(msg) => return Some((msg, (rx, updates, meta, slot))),
                         None => continue,
                     },
                     next = tokio::time::timeout(KEEP_ALIVE, rx.recv()) => match next {
-                        Err(_) => return Some((Bytes::from_static(b":\n\n"), (rx, updates, meta))),
+                        Err(_) => return Some((Bytes::from_static(b":\n\n"), (rx, updates, meta, slot))),
                         // Only changes of the endpoint this stream was opened on.
                         Ok(Ok(change)) if change.scope == scope => change.kind,
                         Ok(Ok(_)) => continue,
@@ -122,7 +133,7 @@ pub async fn handle(shared: &Arc<Shared>, access: &Access, req: &ModernRequest) 
                     ItemKind::Resource | ItemKind::ResourceTemplate => "notifications/resources/list_changed",
                 };
                 let msg = notification(method, Some(&format!(r#"{{"_meta":{meta}}}"#)));
-                return Some((Bytes::from(encode_message(&msg)), (rx, updates, meta)));
+                return Some((Bytes::from(encode_message(&msg)), (rx, updates, meta, slot)));
             }
         }
     });
@@ -148,16 +159,51 @@ async fn subscribe_resources(shared: &Arc<Shared>, access: &Access, req: &Modern
         by_backend.entry(server).or_default().push((uri.clone(), original));
     }
     let mut honoured = Vec::new();
+    let mut subscriptions = Vec::new();
     for (server, items) in by_backend {
         let Some(backend) = shared.backend(&server) else { continue };
         let Ok(Ok(cred)) = tokio::time::timeout(SUBSCRIBE_TIMEOUT, credential(shared, access, &backend, None)).await else { continue };
-        let accepted = match backend.era() {
-            Era::Modern => modern_subscription(shared, &backend, cred.as_ref(), req, &items, meta, out.clone()).await,
-            Era::Legacy | Era::Unknown => legacy_subscription(shared, &backend, cred.as_ref(), access, req, &items, meta, out.clone()).await,
-        };
-        honoured.extend(accepted);
+        for (client_uri, original) in items {
+            let ctx = shared.session_ctx();
+            let who = Subscriber {
+                ctx: &ctx,
+                credential: cred.as_ref(),
+                principal: access.principal(),
+                capabilities: &req.capabilities,
+                client_info: &req.client_info,
+            };
+            if let Some(sub) = shared.subscriptions.subscribe(&shared.http, &backend, who, &original).await {
+                honoured.push(client_uri);
+                subscriptions.push((backend.clone(), sub));
+            }
+        }
+    }
+    if !subscriptions.is_empty() {
+        let meta = meta.to_owned();
+        tokio::spawn(relay_updates(subscriptions, meta, out));
     }
     honoured
+}
+
+/// Relays every subscription's updates to the stream until the stream closes (which drops the
+/// subscriptions, and so ends each at its backend when this stream was its last subscriber).
+async fn relay_updates(subscriptions: Vec<(Arc<Backend>, Subscription)>, meta: String, out: mpsc::Sender<Bytes>) {
+    let streams = subscriptions.into_iter().map(|(backend, sub)| {
+        Box::pin(futures::stream::unfold((backend, sub), |(backend, mut sub)| async move { sub.recv().await.map(|m| ((backend.clone(), m), (backend, sub))) }))
+    });
+    let mut all = futures::stream::select_all(streams);
+    loop {
+        let next = tokio::select! {
+            () = out.closed() => return,
+            n = all.next() => n,
+        };
+        let Some((backend, msg)) = next else { return };
+        if let Some(msg) = relay_update(&backend, &msg, &meta)
+            && out.send(msg).await.is_err()
+        {
+            return;
+        }
+    }
 }
 
 /// `notifications/resources/updated` as the client sees it: the exposed URI, its subscription id.
@@ -172,120 +218,4 @@ fn relay_update(backend: &Backend, msg: &[u8], meta: &str) -> Option<Bytes> {
     let params = params.rewrite(&[("uri", Some(&json_string(&exposed))), ("_meta", Some(meta))]);
     let msg = notification("notifications/resources/updated", std::str::from_utf8(&params).ok());
     Some(Bytes::from(encode_message(&msg)))
-}
-
-async fn modern_subscription(
-    shared: &Shared,
-    backend: &Arc<Backend>,
-    cred: Option<&mcpgate_credentials::Resolved>,
-    req: &ModernRequest,
-    items: &[(String, String)],
-    meta: &str,
-    out: mpsc::Sender<Bytes>,
-) -> Vec<String> {
-    let Some(link) = backend.modern_link(&shared.http) else { return Vec::new() };
-    let credential = cred.map_or(&[][..], |c| c.headers.as_slice());
-    let list: Vec<String> = items.iter().map(|(_, o)| json_string(o)).collect();
-    let params = with_meta(
-        Some(&format!(r#"{{"notifications":{{"resourceSubscriptions":[{}]}}}}"#, list.join(","))),
-        &mcpgate_protocol::modern::request_meta(&req.capabilities, &req.client_info),
-    );
-    let Ok(Ok(mut ex)) = tokio::time::timeout(SUBSCRIBE_TIMEOUT, link.request_with("subscriptions/listen", &params, &Default::default(), credential)).await
-    else {
-        return Vec::new();
-    };
-    // The backend's acknowledgement says what it honours.
-    let Ok(Ok(Some(first))) = tokio::time::timeout(SUBSCRIBE_TIMEOUT, ex.next()).await else { return Vec::new() };
-    let accepted: Vec<String> = Envelope::parse(&first.bytes)
-        .ok()
-        .and_then(|e| {
-            e.params_object().ok().flatten().and_then(|p| p.get("notifications").and_then(|n| serde_json::from_str::<serde_json::Value>(n.get()).ok()))
-        })
-        .and_then(|n| n.get("resourceSubscriptions").and_then(|r| r.as_array()).map(|a| a.iter().filter_map(|u| u.as_str().map(str::to_owned)).collect()))
-        .unwrap_or_default();
-    let honoured: Vec<String> = items.iter().filter(|(_, o)| accepted.contains(o)).map(|(c, _)| c.clone()).collect();
-    if honoured.is_empty() {
-        return honoured;
-    }
-    let backend = backend.clone();
-    let meta = meta.to_owned();
-    tokio::spawn(async move {
-        loop {
-            let next = tokio::select! {
-                () = out.closed() => return,
-                n = ex.next() => n,
-            };
-            match next {
-                Ok(Some(m)) if !m.is_final => {
-                    if let Some(msg) = relay_update(&backend, &m.bytes, &meta)
-                        && out.send(msg).await.is_err()
-                    {
-                        return;
-                    }
-                }
-                _ => return,
-            }
-        }
-    });
-    honoured
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn legacy_subscription(
-    shared: &Shared,
-    backend: &Arc<Backend>,
-    cred: Option<&mcpgate_credentials::Resolved>,
-    access: &Access,
-    req: &ModernRequest,
-    items: &[(String, String)],
-    meta: &str,
-    out: mpsc::Sender<Bytes>,
-) -> Vec<String> {
-    if !backend.health().listing.is_some_and(|l| l.caps.subscribe) {
-        return Vec::new();
-    }
-    // A backend session for this stream alone: its updates are this stream's, and closing it
-    // ends the subscriptions.
-    let session = ClientSession::new(LATEST_LEGACY, req.capabilities.clone(), req.client_info.clone(), access.principal());
-    let mut events = session.open_stream();
-    let Ok(Ok(conn)) = tokio::time::timeout(SUBSCRIBE_TIMEOUT, session.backend(backend, &shared.http, cred)).await else {
-        session.close().await;
-        return Vec::new();
-    };
-    let mut honoured = Vec::new();
-    for (client_uri, original) in items {
-        let params = format!(r#"{{"uri":{}}}"#, json_string(original));
-        let answer = tokio::time::timeout(SUBSCRIBE_TIMEOUT, async {
-            let ex = conn.request("resources/subscribe", Some(&params)).await.ok()?;
-            ex.response().await.ok()
-        })
-        .await
-        .ok()
-        .flatten();
-        if answer.as_deref().and_then(|a| Envelope::parse(a).ok()).is_some_and(|e| e.has("result")) {
-            honoured.push(client_uri.clone());
-        }
-    }
-    if honoured.is_empty() {
-        session.close().await;
-        return honoured;
-    }
-    let backend = backend.clone();
-    let meta = meta.to_owned();
-    tokio::spawn(async move {
-        loop {
-            let next = tokio::select! {
-                () = out.closed() => break,
-                n = events.recv() => n,
-            };
-            let Some(msg) = next else { break };
-            if let Some(msg) = relay_update(&backend, &msg, &meta)
-                && out.send(msg).await.is_err()
-            {
-                break;
-            }
-        }
-        session.close().await;
-    });
-    honoured
 }

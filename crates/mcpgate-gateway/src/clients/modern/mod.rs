@@ -20,7 +20,6 @@ use mcpgate_protocol::modern::{LEGACY_ONLY_METHODS, META_SERVER_INFO};
 use mcpgate_protocol::versions::MODERN_VERSION;
 use mcpgate_protocol::{ErrorCode, ObjectWriter, RpcError};
 
-use crate::backend::Era;
 use crate::calls::answer::{error, json};
 use crate::catalog::ItemKind;
 use crate::identity::Access;
@@ -46,7 +45,7 @@ pub async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, env: &Envelope<'_
         Err((status, e, id)) => return error(status, id.as_deref(), &e),
     };
     // Per-user servers' listings for this caller (no-op without any).
-    let access = match crate::per_user::attach(shared, &access, &req.method).await {
+    let access = match crate::core::personal::attach(shared, &access, &req.method).await {
         Some(attached) => attached,
         None => access,
     };
@@ -94,7 +93,7 @@ fn discover(shared: &Shared, access: &Access) -> String {
     let (ttl, scope) = cache_hints(shared, access);
     let mut w = ObjectWriter::new();
     w.string("resultType", "complete").raw("supportedVersions", &format!(r#"["{MODERN_VERSION}"]"#)).raw("capabilities", &capabilities(&catalog));
-    if let Some(text) = catalog.instructions_within(access.scope().map(|v| &**v)) {
+    if let Some(text) = access.instructions(&catalog) {
         w.string("instructions", &text);
     }
     w.raw("ttlMs", &ttl).string("cacheScope", scope).raw("_meta", &server_info_meta());
@@ -129,9 +128,13 @@ async fn call(shared: &Arc<Shared>, access: Access, req: ModernRequest) -> Respo
         Err(e) => return error(StatusCode::OK, Some(&req.id), &modern_error(e)),
     };
     drop(catalog);
-    match target.backend.era() {
-        Era::Modern => crate::calls::modern::stateless(shared, &access, &req, target).await,
-        Era::Legacy | Era::Unknown => Box::pin(crate::calls::bridge::call(shared, access, req, target)).await,
+    if let Err(e) = crate::core::admit(shared, &access, &target, &req.id).await {
+        return error(StatusCode::OK, Some(&req.id), &e);
+    }
+    if target.backend.era().serves_modern() {
+        crate::calls::modern::stateless(shared, &access, &req, target).await
+    } else {
+        Box::pin(crate::calls::bridge::call(shared, access, req, target)).await
     }
 }
 

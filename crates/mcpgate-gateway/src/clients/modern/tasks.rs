@@ -26,7 +26,7 @@ pub async fn handle(shared: &Arc<Shared>, access: Access, req: ModernRequest) ->
         return error(StatusCode::OK, Some(&req.id), &RpcError::new(ErrorCode::InvalidParams, "params.taskId must be a string"));
     };
     let principal = access.principal().unwrap_or_default();
-    let Some((server, backend_task)) = shared.tasks.find(&id, &principal) else { return unknown(&id) };
+    let Some((server, backend_task)) = crate::session::tasks::find(&shared.keys.load(), &id, &principal, crate::session::now_ms()) else { return unknown(&id) };
     let task = json_string(&backend_task);
     let params = String::from_utf8(params.rewrite(&[("taskId", Some(&task))])).unwrap_or_default();
     let Some(target) = crate::core::route::task(shared, &server, &req.method, params, &backend_task) else { return unknown(&id) };

@@ -3,7 +3,7 @@
 
 use indexmap::IndexMap;
 
-use crate::catalog::ItemKind;
+use super::ItemKind;
 use crate::config::{CatalogMode, ItemOverride, PinMode, PrefixMode, ServerConfig};
 
 /// How one server's items are named, overridden and pinned.
