@@ -374,3 +374,38 @@ def test_a_session_id_is_bound_to_its_identity_on_every_replica(registry, tmp_pa
     assert len(served) == 3
     assert call_echo(alice, "mine").status_code == 200
     assert CLUSTER_KEY not in r.text
+
+
+def test_a_virtual_server_session_stays_bound_to_its_path_on_every_replica(tmp_path_factory):
+    """The virtual-server binding is part of the stored session: a session made on `/mcp/ops`
+    at one replica is resumed at another on that path with that selection, and is unknown
+    (404) on the main path at both."""
+    binary = find_binary()
+    registry = ProcessRegistry(tmp_path_factory.mktemp("scale-out-virtual"))
+    try:
+        a = Backends(registry).v2("a")
+        virtual = [{"name": "ops", "include": [{"kind": "tool", "name": "a_echo"}]}]
+        cluster = Cluster(registry, binary, registry.workdir, [a.config()], n=2, virtual_servers=virtual)
+        r1, r2 = cluster.replicas
+        ops = McpHttp(r1.base + "/mcp/ops")
+        ops.initialize()
+        assert replica_of(ops.init_response) == "r1"
+        resumed = McpHttp(r2.base + "/mcp/ops")
+        resumed.session_id, resumed.protocol_version = ops.session_id, ops.protocol_version
+        assert resumed.tool_names() == ["a_echo"], "the other replica shows the virtual server's selection"
+        mark = a.log.mark()
+        refused = resumed.call_tool("a_add", {"a": 1, "b": 2})
+        assert refused["error"] == {"code": -32602, "message": "Unknown tool: a_add"}, refused
+        assert a.log.find(since=mark, rpc_method="tools/call") == []
+        for r in (r2, r1):
+            stranger = McpHttp(r.url)
+            stranger.session_id, stranger.protocol_version = ops.session_id, ops.protocol_version
+            answer = stranger.post_raw({"jsonrpc": "2.0", "id": 7, "method": "tools/list"})
+            assert answer.status_code == 404 and answer.json()["error"]["message"] == "Session not found", (r.replica_id, answer.text)
+            stranger.close()
+        assert tool_text(resumed.call_tool("a_echo", {"text": "hi"})["result"]) == "hi"
+        assert resumed.delete().status_code == 204
+        ops.close()
+        resumed.close()
+    finally:
+        registry.stop_all()

@@ -336,3 +336,31 @@ impl ClientSession {
 pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> Arc<ClientSession> {
+        ClientSession::new(&SessionCtx::local(), LEGACY_VERSIONS[0], "{}".into(), "{}".into(), Some("alice".into()))
+    }
+
+    #[test]
+    fn a_virtual_server_binding_travels_with_the_stored_record() {
+        let s = session();
+        s.bind_virtual_server(Arc::from("support"));
+        let rec = s.record();
+        assert_eq!(rec.extra.get(VIRTUAL_SERVER_KEY).map(String::as_str), Some("support"));
+        // Another replica's view of the same session is bound to the same path.
+        let resumed = ClientSession::from_record(&SessionCtx::local(), s.id.clone(), rec);
+        assert_eq!(resumed.virtual_server(), Some("support"));
+    }
+
+    #[test]
+    fn a_main_endpoint_session_stays_unbound_everywhere() {
+        let s = session();
+        let rec = s.record();
+        assert!(rec.extra.is_empty(), "{:?}", rec.extra);
+        assert_eq!(ClientSession::from_record(&SessionCtx::local(), s.id.clone(), rec).virtual_server(), None);
+    }
+}
