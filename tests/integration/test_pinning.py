@@ -233,6 +233,30 @@ def write_pending(path, count: int) -> None:
     path.write_text(yaml.safe_dump({"version": 1, "servers": {"a": {"tools": tools}}}))
 
 
+def test_the_audit_file_records_quarantines_and_admin_approvals(backends, start_gateway, connect, mcpgate_bin, tmp_path):
+    """With `audit: {sink: file}` pinning's decisions are audit records of their own schema
+    (event `definition`), beside the access decisions, and never carry the definition's text."""
+    a = backends.v2("a", flags=["--editable-tools"])
+    audit = tmp_path / "audit.log"
+    gw = pinned_gateway(start_gateway, tmp_path, a, audit={"sink": "file", "path": str(audit)})
+    approve_everything_seen(gw, mcpgate_bin, listed=3)
+    client = connect(gw)
+    client.call_tool("a_edit_tool", {"tool_name": "echo", "description": POISON})
+    wait_until(lambda: "echo" in quarantined(gw), 20, what="the edited tool quarantined")
+
+    def definitions() -> list[dict]:
+        lines = [json.loads(x) for x in audit.read_text().splitlines()] if audit.exists() else []
+        return [x for x in lines if x["event"] == "definition"]
+
+    records = wait_until(lambda: [d for d in definitions() if d["name"] == "echo" and d["decision"] == "quarantine" and d["approved"] != "-"] or None,
+                         10, what="the changed echo's quarantine record")
+    assert records[0]["server"] == "a" and records[0]["kind"] == "tool" and records[0]["reason"] == "changed since approval"
+    assert records[0]["hash"] == quarantined(gw)["echo"]["hash"]
+    approvals = [d for d in definitions() if d["decision"] == "approve"]
+    assert {d["name"] for d in approvals} >= {"echo", "add"} and all(d["reason"] == "admin" for d in approvals), approvals
+    assert "id_rsa" not in audit.read_text(), "the definition's content is never audited"
+
+
 def test_concurrent_cli_approvals_never_lose_a_pin(mcpgate_bin, tmp_path):
     path = tmp_path / "pins.yaml"
     write_pending(path, 24)

@@ -270,7 +270,7 @@ async fn rebuild_catalog(shared: Weak<Shared>, mut rx: mpsc::UnboundedReceiver<(
             .map(|b| ServerEntry { name: b.name.clone(), prefix: b.prefix.clone(), listing: b.health().listing, rules: governance.rules(b.name.as_str()) })
             .collect();
         let new = catalog::build(&entries, &shared.pins.snapshot());
-        shared.pins.after_build(&new.quarantined, &new.pin_report);
+        shared.pins.after_build(&new.quarantined, &new.pin_report, &shared.audit);
         // A per-user server's lists are not in the catalog: when it announces a change, every
         // client is told (each one's own listing is fetched again on its next list).
         let mut per_user_changed = false;

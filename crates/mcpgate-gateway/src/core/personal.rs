@@ -135,7 +135,7 @@ fn build(shared: &Shared, backend: &Backend, listing: Arc<Listing>) -> Arc<Catal
     let rules = shared.governance.load().rules(backend.name.as_str()).for_caller();
     let entry = ServerEntry { name: backend.name.clone(), prefix: backend.prefix.clone(), listing: Some(listing), rules: Arc::new(rules) };
     let built = catalog::build(std::slice::from_ref(&entry), &shared.pins.snapshot());
-    shared.pins.after_build(&built.quarantined, &built.pin_report);
+    shared.pins.after_build(&built.quarantined, &built.pin_report, &shared.audit);
     Arc::new(built)
 }
 

@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 
 use crate::backend::{Era, State as BackendState};
 use crate::catalog::ItemKind;
+use crate::observe::audit::{DefinitionDecision, Event};
 use crate::observe::scrape::{Gauges, render};
 use crate::pins::diff::diff;
 use crate::pins::{Change, PinKind, PinSet, Selection};
@@ -275,7 +276,15 @@ async fn approve(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: ax
     match store.update(Change::Approve { selection, hash: body.hash, by: "admin".into() }).await {
         Ok(applied) => {
             for a in &applied.approved {
-                tracing::info!(target: "mcpgate::audit", server = %a.server, kind = a.kind.as_str(), name = %a.name, hash = %a.hash, by = "admin", "definition approved");
+                shared.audit.record(Event::Definition {
+                    server: &a.server,
+                    kind: a.kind.as_str(),
+                    name: &a.name,
+                    hash: &a.hash,
+                    approved: &a.hash,
+                    decision: DefinitionDecision::Approve,
+                    reason: "admin",
+                });
             }
             Json(json!({"approved": applied.approved})).into_response()
         }

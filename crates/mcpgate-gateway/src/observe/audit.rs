@@ -32,6 +32,27 @@ pub enum Event<'a> {
     RateLimit { subject: &'a str, server: &'a str, name: &'a str, rule: &'a str, request_id: &'a str },
     /// A config reload was applied or rejected.
     Reload { trigger: &'a str, applied: bool, reason: &'a str },
+    /// Pinning about one tool or prompt definition: `Quarantine` (enforce), `ServeChanged`
+    /// (record) or `Approve` (admin endpoint). `approved` is the approved hash (`-`: none).
+    Definition { server: &'a str, kind: &'a str, name: &'a str, hash: &'a str, approved: &'a str, decision: DefinitionDecision, reason: &'a str },
+}
+
+/// What pinning did with a definition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefinitionDecision {
+    Quarantine,
+    ServeChanged,
+    Approve,
+}
+
+impl DefinitionDecision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DefinitionDecision::Quarantine => "quarantine",
+            DefinitionDecision::ServeChanged => "serve_changed",
+            DefinitionDecision::Approve => "approve",
+        }
+    }
 }
 
 pub struct Audit {
@@ -99,6 +120,29 @@ fn log(e: &Event<'_>) {
         Event::Reload { trigger, applied, reason } => {
             tracing::info!(target: "mcpgate::audit", trigger, decision = if applied { "applied" } else { "rejected" }, reason, "config reload")
         }
+        Event::Definition { server, kind, name, hash, approved, decision, reason } => {
+            // Displayed (not quoted): `name=echo hash=sha256:…`, as operators grep for them.
+            let (server, kind, name, hash, approved, d) = (
+                tracing::field::display(server),
+                tracing::field::display(kind),
+                tracing::field::display(name),
+                tracing::field::display(hash),
+                tracing::field::display(approved),
+                decision.as_str(),
+            );
+            match decision {
+                DefinitionDecision::Quarantine => {
+                    tracing::warn!(target: "mcpgate::audit", server, kind, name, hash, approved, decision = d, reason, "definition quarantined (pinning: enforce)")
+                }
+                DefinitionDecision::ServeChanged => tracing::warn!(
+                    target: "mcpgate::audit", server, kind, name, hash, approved, decision = d, reason,
+                    "definition changed since it was pinned (pinning: record): served"
+                ),
+                DefinitionDecision::Approve => {
+                    tracing::info!(target: "mcpgate::audit", server, kind, name, hash, decision = d, by = reason, "definition approved")
+                }
+            }
+        }
     }
 }
 
@@ -125,6 +169,10 @@ pub fn to_json(e: &Event<'_>) -> Vec<u8> {
         }
         Event::Reload { trigger, applied, reason } => {
             w.string("event", "reload").string("trigger", trigger).string("decision", if applied { "applied" } else { "rejected" }).string("reason", reason);
+        }
+        Event::Definition { server, kind, name, hash, approved, decision, reason } => {
+            w.string("event", "definition").string("server", server).string("kind", kind).string("name", name).string("hash", hash);
+            w.string("approved", approved).string("decision", decision.as_str()).string("reason", reason);
         }
     }
     if let Some(t) = super::trace::current_trace_id() {

@@ -31,6 +31,7 @@ pub use set::{Applied, Approved, Change, Observation, PinKind, PinSet, Selection
 pub use store::{FileStore, PinStore};
 
 use crate::config::{GatewayConfig, PinMode};
+use crate::observe::audit::{Audit, DefinitionDecision, Event};
 
 /// Pins at run time: the store, audit memory and counters.
 #[derive(Default)]
@@ -97,18 +98,34 @@ impl Pins {
 
     /// After a catalog build: audit lines and counters for definitions not seen before, and
     /// the observed definitions written to the store (in the background).
-    pub fn after_build(&self, quarantined: &HashMap<ServerName, Vec<Quarantined>>, report: &PinReport) {
+    pub fn after_build(&self, quarantined: &HashMap<ServerName, Vec<Quarantined>>, report: &PinReport, audit: &Audit) {
         for q in quarantined.iter().flat_map(|(server, items)| items.iter().map(move |q| (server, q))) {
             let (server, q) = q;
             if self.first_report(server.as_str(), q.kind, &q.name, &q.hash) {
                 self.quarantines.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(target: "mcpgate::audit", server = %server, kind = q.kind, name = %q.name, hash = %q.hash, approved = q.approved.as_deref().unwrap_or("-"), reason = q.reason, "definition quarantined (pinning: enforce)");
+                audit.record(Event::Definition {
+                    server: server.as_str(),
+                    kind: q.kind,
+                    name: &q.name,
+                    hash: &q.hash,
+                    approved: q.approved.as_deref().unwrap_or("-"),
+                    decision: DefinitionDecision::Quarantine,
+                    reason: q.reason,
+                });
             }
         }
         for c in &report.changed_served {
             if self.first_report(&c.server, c.kind, &c.name, &c.hash) {
                 self.changes_served.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(target: "mcpgate::audit", server = %c.server, kind = c.kind, name = %c.name, hash = %c.hash, approved = %c.approved, "definition changed since it was pinned (pinning: record): served");
+                audit.record(Event::Definition {
+                    server: &c.server,
+                    kind: c.kind,
+                    name: &c.name,
+                    hash: &c.hash,
+                    approved: &c.approved,
+                    decision: DefinitionDecision::ServeChanged,
+                    reason: "changed since approval",
+                });
             }
         }
         let Some(store) = self.store() else { return };
