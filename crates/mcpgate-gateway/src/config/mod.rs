@@ -7,12 +7,14 @@
 mod cluster;
 pub(crate) mod duration;
 mod env;
+mod envoy;
 mod load;
 mod observe;
 mod types;
 mod validate;
 
 pub use cluster::{ClusterConfig, ClusterKey, ShutdownConfig, StoreConfig};
+pub use envoy::{EnvoyConfig, EnvoyHeaders, ExtAuthzConfig, ExtProcConfig, FailureMode};
 pub use load::{ConfigError, load_file, parse_str};
 pub use mcpgate_auth::Secret;
 pub use observe::*;
