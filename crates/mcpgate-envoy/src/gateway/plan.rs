@@ -110,7 +110,7 @@ pub async fn plan(shared: &Arc<Shared>, in_flight: &Arc<InFlight>, headers: &Hea
             if modern.is_some() || post::announces_modern(&env, headers) {
                 modern_plan(shared, headers, &env, modern, kind, access).await
             } else {
-                legacy_plan(shared, in_flight, headers, &env, kind, access).await
+                legacy_plan(shared, in_flight, headers, &env, body, kind, access).await
             }
         }
     }
@@ -175,7 +175,7 @@ async fn modern_plan(
     Plan::Route(Box::new(route(shared, &target, body, credential.as_ref(), set, reply, None)))
 }
 
-async fn legacy_plan(shared: &Arc<Shared>, in_flight: &Arc<InFlight>, headers: &HeaderMap, env: &Envelope<'_>, kind: Kind, access: &Access) -> Plan {
+async fn legacy_plan(shared: &Arc<Shared>, in_flight: &Arc<InFlight>, headers: &HeaderMap, env: &Envelope<'_>, body: &[u8], kind: Kind, access: &Access) -> Plan {
     let method = env.method();
     if method.as_deref() == Some("initialize") && checks::session_id(headers).is_none() {
         return Plan::FrontDoor;
@@ -186,7 +186,7 @@ async fn legacy_plan(shared: &Arc<Shared>, in_flight: &Arc<InFlight>, headers: &
     };
     match (kind, method.as_deref()) {
         (Kind::Request, Some(m)) if LEGACY_CALLS.contains(&m) => call_plan(shared, in_flight, &session, env, m, access).await,
-        (Kind::Notification, Some("notifications/cancelled")) => cancel_plan(shared, in_flight, &session, env),
+        (Kind::Notification, Some("notifications/cancelled")) => cancel_plan(shared, in_flight, &session, env, body),
         (Kind::Response, _) => answer_plan(shared, &session, env),
         _ => Plan::FrontDoor,
     }
@@ -225,6 +225,9 @@ async fn call_plan(shared: &Arc<Shared>, in_flight: &Arc<InFlight>, session: &Ar
     // call's credential, exactly as standalone does; Envoy carries its id.
     let conn = match timeout_at(deadline, session.backend(&target.backend, &shared.http, credential.as_ref())).await {
         Ok(Ok(c)) => c,
+        // A backend that speaks only 2026-07-28 has no sessions: the gateway bridges the
+        // call itself, as standalone does.
+        Ok(Err(UpstreamError::Rejected(_) | UpstreamError::Status { .. })) if target.backend.era() == Era::Modern => return Plan::FrontDoor,
         Ok(Err(e)) => return Plan::Answer(Answer::rpc_error(Some(&id), &forward::unavailable(&target.backend, &e))),
         Err(_) => return Plan::Answer(Answer::rpc_error(Some(&id), &forward::unavailable(&target.backend, &UpstreamError::Timeout))),
     };
@@ -237,10 +240,10 @@ async fn call_plan(shared: &Arc<Shared>, in_flight: &Arc<InFlight>, session: &Ar
 }
 
 /// A cancellation goes to the backend that has the call (ids are the client's own there).
-fn cancel_plan(shared: &Arc<Shared>, in_flight: &InFlight, session: &Arc<ClientSession>, env: &Envelope<'_>) -> Plan {
+fn cancel_plan(shared: &Arc<Shared>, in_flight: &InFlight, session: &Arc<ClientSession>, env: &Envelope<'_>, body: &[u8]) -> Plan {
     let request_id = env.params_object().ok().flatten().and_then(|p| p.get("requestId").map(|r| r.get().to_owned()));
     let server = request_id.and_then(|r| in_flight.server(&session.id, &r));
-    relay_plan(shared, session, server.as_deref(), env.rewrite(&[]), None)
+    relay_plan(shared, session, server.as_deref(), body.to_vec(), None)
 }
 
 /// The client's answer to a request a backend sent it: back to that backend, under the
