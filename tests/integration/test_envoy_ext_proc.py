@@ -369,6 +369,20 @@ def test_modern_header_disagreeing_with_body_gets_the_standalone_400(env: Env):
     assert r.json()["error"]["code"] == -32020
 
 
+def test_modern_lists_are_answered_and_listen_streams_refused(env: Env):
+    envoy = env.envoy()
+    meta = {VERSION_KEY: MODERN_VERSION, CAPS_KEY: {}}
+    headers = {**JSON_HEADERS, "mcp-protocol-version": MODERN_VERSION}
+    body = rpc("tools/list", {"_meta": meta}, id=2)
+    r = envoy.request("POST", "/mcp", {**headers, "mcp-method": "tools/list"}, body)
+    direct = httpx.post(env.gw.url, headers={**headers, "mcp-method": "tools/list"}, content=body)
+    assert (r.status, r.via, r.json()) == (200, "immediate", direct.json())
+
+    listen = envoy.request("POST", "/mcp", {**headers, "mcp-method": "subscriptions/listen"}, rpc("subscriptions/listen", {"_meta": meta}, id=3))
+    assert (listen.status, listen.via) == (404, "immediate"), "a stream cannot be an immediate response"
+    assert listen.json()["error"]["code"] == -32601 and listen.json()["id"] == 3
+
+
 def test_discovery_metadata_path_is_answered_by_the_front_door(env: Env):
     r = env.envoy().request("GET", "/healthz", {})
     assert (r.status, r.via, r.body) == (200, "immediate", httpx.get(env.gw.base + "/healthz").content)

@@ -39,6 +39,9 @@ pub struct Listening {
 /// nothing (and returns `None`) when the config has no `envoy:` section.
 pub async fn start(shared: Arc<Shared>) -> std::io::Result<Option<Listening>> {
     let Some(config) = shared.config.load().envoy.clone() else { return Ok(None) };
+    if config.shared_secret.is_none() && config.allow_without_secret {
+        tracing::warn!(target: "mcpgate::envoy", "envoy.allow_without_secret: anyone who can reach the Envoy services can ask for backend credentials; restrict the network");
+    }
     let grpc = tokio::net::TcpListener::bind(&config.grpc_listen).await?;
     let grpc_addr = grpc.local_addr()?;
     let http_authz = match &config.http_authz_listen {

@@ -141,6 +141,12 @@ async fn modern_plan(
     access: &Access,
 ) -> Plan {
     let method = env.method().unwrap_or_default();
+    if kind == Kind::Request && method == "subscriptions/listen" {
+        // A long-lived stream cannot be an immediate response, and no single backend has it.
+        let id = env.id().map(|i| i.get().to_owned());
+        let e = RpcError::new(ErrorCode::MethodNotFound, "Method not found: subscriptions/listen is not available through Envoy; list again instead");
+        return Plan::Answer(Answer::json(StatusCode::NOT_FOUND, e.response(id.as_deref())));
+    }
     if kind != Kind::Request || !MODERN_CALLS.contains(&method.as_ref()) {
         return Plan::FrontDoor;
     }
@@ -175,7 +181,15 @@ async fn modern_plan(
     Plan::Route(Box::new(route(shared, &target, body, credential.as_ref(), set, reply, None)))
 }
 
-async fn legacy_plan(shared: &Arc<Shared>, in_flight: &Arc<InFlight>, headers: &HeaderMap, env: &Envelope<'_>, body: &[u8], kind: Kind, access: &Access) -> Plan {
+async fn legacy_plan(
+    shared: &Arc<Shared>,
+    in_flight: &Arc<InFlight>,
+    headers: &HeaderMap,
+    env: &Envelope<'_>,
+    body: &[u8],
+    kind: Kind,
+    access: &Access,
+) -> Plan {
     let method = env.method();
     if method.as_deref() == Some("initialize") && checks::session_id(headers).is_none() {
         return Plan::FrontDoor;

@@ -29,6 +29,10 @@ pub struct EnvoyConfig {
     /// carries backend credentials, so only Envoy may ask.
     #[serde(default)]
     pub shared_secret: Option<Secret>,
+    /// Serve a non-loopback address without `shared_secret`, because the network itself lets
+    /// only Envoy reach it (a mesh policy, a NetworkPolicy). Logged as a warning at start.
+    #[serde(default)]
+    pub allow_without_secret: bool,
     #[serde(default)]
     pub headers: EnvoyHeaders,
     /// The route target value per server (what goes into `headers.route`). Default: the
@@ -155,10 +159,10 @@ pub(super) fn check(c: &GatewayConfig, p: &mut Vec<Problem>) {
         Some(s) if s.expose().len() < 16 => {
             p.push(Problem::new("envoy.shared_secret", "is shorter than 16 characters", "use a long random value, e.g. from ${MCPGATE_ENVOY_SECRET}"))
         }
-        None if !loopback => p.push(Problem::new(
+        None if !loopback && !e.allow_without_secret => p.push(Problem::new(
             "envoy.shared_secret",
             "is required when an Envoy service listens on a non-loopback address (its answers carry backend credentials)",
-            "set envoy.shared_secret and send it from Envoy as x-mcpgate-envoy-secret, or listen on 127.0.0.1",
+            "set envoy.shared_secret and send it from Envoy as x-mcpgate-envoy-secret, listen on 127.0.0.1, or (network-restricted) set envoy.allow_without_secret: true",
         )),
         _ => {}
     }
@@ -209,5 +213,59 @@ pub(super) fn check(c: &GatewayConfig, p: &mut Vec<Problem>) {
     }
     if e.max_response_body_bytes < 1024 {
         p.push(Problem::new("envoy.max_response_body_bytes", "must be at least 1024", "raise it (default 16777216)"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::parse_str;
+
+    fn problems(yaml: &str) -> String {
+        match parse_str(yaml, &|_| None) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    const SERVERS: &str = "servers:\n  - {name: a, url: http://127.0.0.1:9001/mcp}\n  - {name: b, url: http://127.0.0.1:9002/mcp}\n";
+
+    #[test]
+    fn a_loopback_section_with_defaults_is_valid() {
+        let one = "servers:\n  - {name: a, url: http://127.0.0.1:9001/mcp}\n  - {name: b, url: http://b.internal:9002/mcp, auth: {client_ids: [b.local]}}\n";
+        let c = parse_str(&format!("{one}envoy:\n  grpc_listen: 127.0.0.1:9100\n"), &|_| None).expect("valid");
+        let e = c.envoy.as_ref().expect("section");
+        assert_eq!(
+            (e.headers.method.as_str(), e.headers.tool.as_str(), e.headers.server.as_str(), e.headers.route.as_str()),
+            ("x-mcp-method", "x-mcp-toolname", "x-mcp-servername", ":authority")
+        );
+        assert_eq!(e.route_value(&c, "a").as_deref(), Some("127.0.0.1"), "the URL's host when no client id is configured");
+        assert_eq!(e.route_value(&c, "b").as_deref(), Some("b.local"), "else the first client id");
+        assert!(e.ext_proc.credentials && e.ext_authz.credentials && e.ext_authz.wristband);
+    }
+
+    #[test]
+    fn a_non_loopback_listener_needs_a_secret_or_an_explicit_opt_out() {
+        let base = format!("{SERVERS}allow_unauthenticated: true\nenvoy:\n  grpc_listen: 0.0.0.0:9100\n  routes: {{a: a.local, b: b.local}}\n");
+        assert!(problems(&base).contains("error: envoy.shared_secret: is required"), "{}", problems(&base));
+        assert_eq!(problems(&format!("{base}  shared_secret: 0123456789abcdef0\n")), "");
+        assert_eq!(problems(&format!("{base}  allow_without_secret: true\n")), "");
+        assert!(problems(&format!("{base}  shared_secret: short\n")).contains("shorter than 16"));
+    }
+
+    #[test]
+    fn route_values_must_tell_servers_apart_and_name_real_servers() {
+        let same = problems(&format!("{SERVERS}envoy:\n  grpc_listen: 127.0.0.1:9100\n"));
+        assert!(same.contains("route value \"127.0.0.1\" is also the route value of server \"a\""), "{same}");
+        let unknown = problems(&format!("{SERVERS}envoy:\n  grpc_listen: 127.0.0.1:9100\n  routes: {{a: a.local, b: b.local, c: c.local}}\n"));
+        assert!(unknown.contains("error: envoy.routes.c: names no configured server"), "{unknown}");
+    }
+
+    #[test]
+    fn header_names_and_addresses_are_checked() {
+        let bad =
+            problems(&format!("{SERVERS}envoy:\n  grpc_listen: nowhere\n  routes: {{a: a.local, b: b.local}}\n  headers: {{tool: X-Tool, route: ':path'}}\n"));
+        assert!(bad.contains("envoy.grpc_listen: \"nowhere\" is not an address"), "{bad}");
+        assert!(bad.contains("envoy.headers.tool: \"X-Tool\" is not a lower-case header name"), "{bad}");
+        assert!(bad.contains("envoy.headers.route: \":path\" is neither :authority nor a lower-case header name"), "{bad}");
     }
 }
