@@ -188,7 +188,12 @@ impl Stream {
         for name in &route.remove {
             changes.remove(name.as_str());
         }
-        changes.set(&h.method, route.method.as_bytes());
+        // A client's answer to a backend's request has no method.
+        if route.method.is_empty() {
+            changes.remove(&h.method);
+        } else {
+            changes.set(&h.method, route.method.as_bytes());
+        }
         changes.set(&h.server, route.server.as_bytes());
         match &route.tool {
             Some(tool) => changes.set(&h.tool, tool.as_bytes()),
