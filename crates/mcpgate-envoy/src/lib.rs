@@ -21,8 +21,7 @@ mod headers;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use mcpgate_gateway::Shared;
-use mcpgate_gateway::config::EnvoyConfig;
+use gateway::{EnvoyConfig, Shared};
 use tonic::{Request, Status};
 
 /// The header (gRPC metadata for the gRPC services) carrying `envoy.shared_secret`.

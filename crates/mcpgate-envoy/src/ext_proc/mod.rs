@@ -2,8 +2,9 @@
 //!
 //! Each gRPC stream is one HTTP request; `stream` holds its phases, `response` the response
 //! phase of a routed call, `messages` builds the answers. Decisions come from the gateway
-//! through `crate::gateway`; this module only speaks Envoy's protocol. Each stream has a
-//! deadline (the slowest backend's call timeout plus a margin) so nothing waits forever.
+//! through `crate::gateway`; this module only speaks Envoy's protocol. Every wait inside a
+//! message's answer (IdP, Vault, a backend) is bounded by the backend's call timeout; between
+//! messages the stream waits for Envoy, which owns the request's lifetime.
 
 mod messages;
 mod response;

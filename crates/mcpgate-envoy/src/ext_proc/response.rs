@@ -5,11 +5,10 @@
 //! whenever the body may change length.
 
 use envoy_types::pb::envoy::service::ext_proc::v3::{HttpBody, HttpHeaders, ProcessingResponse};
-use mcpgate_gateway::config::EnvoyConfig;
 use mcpgate_protocol::sse::{Decoder, encode_message};
 
 use super::messages::{self, BodyChange, HeaderChanges, Side};
-use crate::gateway::Route;
+use crate::gateway::{EnvoyConfig, Route};
 use crate::headers;
 
 /// What the stream does after a response-phase message.

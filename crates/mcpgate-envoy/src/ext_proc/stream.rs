@@ -12,12 +12,11 @@ use envoy_types::pb::envoy::extensions::filters::http::ext_proc::v3::processing_
 use envoy_types::pb::envoy::service::ext_proc::v3::processing_request::Request;
 use envoy_types::pb::envoy::service::ext_proc::v3::{HttpBody, HttpHeaders, ProcessingRequest, ProcessingResponse};
 use http::{Method, StatusCode};
-use mcpgate_gateway::config::{EnvoyConfig, FailureMode};
 
 use super::Inner;
 use super::messages::{self, BodyChange, HeaderChanges, Kind, Side};
 use super::response::Routed;
-use crate::gateway::{self, Access, Answer, Plan, Route};
+use crate::gateway::{self, Access, Answer, EnvoyConfig, FailureMode, Plan, Route};
 use crate::headers::{self, Parsed};
 
 /// What the body, once whole, is for.

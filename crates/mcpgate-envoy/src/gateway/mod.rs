@@ -15,13 +15,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
-use mcpgate_gateway::config::{EnvoyConfig, GatewayConfig};
+use mcpgate_gateway::config::GatewayConfig;
 use mcpgate_gateway::front::checks;
 use mcpgate_gateway::reject::Reject;
 use mcpgate_protocol::{ErrorCode, RpcError};
 
 pub use authz::{Destination, destination, verdict_headers};
 pub use mcpgate_gateway::Shared;
+pub use mcpgate_gateway::config::{EnvoyConfig, FailureMode};
 pub use mcpgate_gateway::identity::Access;
 pub use plan::{InFlight, Plan, Route, plan};
 
