@@ -547,8 +547,12 @@ def test_without_the_shared_secret_the_service_refuses(registry, backends, mcpga
     gw = Gateway(registry, mcpgate_bin, tmp_path)
     port = free_port()
     secret = "s3cret-s3cret-s3cret"
-    gw.write_config([a.config()], envoy={"grpc_listen": f"127.0.0.1:{port}", "shared_secret": secret})
+    http_port = free_port()
+    gw.write_config([a.config()], envoy={"grpc_listen": f"127.0.0.1:{port}", "http_authz_listen": f"127.0.0.1:{http_port}", "shared_secret": secret})
     gw.start_with_config(ready=["a"])
+    assert httpx.get(f"http://127.0.0.1:{http_port}/.well-known/oauth-protected-resource").status_code == 401
+    allowed = httpx.get(f"http://127.0.0.1:{http_port}/.well-known/oauth-protected-resource", headers={"x-mcpgate-envoy-secret": secret})
+    assert allowed.status_code == 200, "the HTTP mode checks the secret too"
     s = ProcStream(f"127.0.0.1:{port}")
     with pytest.raises(grpc.RpcError) as err:
         s.send(msg_request_headers(request_headers_of("POST", "/mcp", "x", JSON_HEADERS)))
