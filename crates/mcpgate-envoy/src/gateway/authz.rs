@@ -10,10 +10,10 @@
 use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use mcpgate_gateway::backend::Backend;
 use mcpgate_gateway::catalog::Catalog;
-use mcpgate_gateway::dispatch;
-use mcpgate_gateway::forward::{self, ResultRewrite, Target};
-use mcpgate_gateway::modern::call::modern_error;
+use mcpgate_gateway::clients::modern::modern_error;
+use mcpgate_gateway::core;
 use mcpgate_protocol::envelope::{Envelope, Kind, json_string};
 use mcpgate_protocol::names::expose_uri;
 use mcpgate_protocol::{ErrorCode, RpcError};
@@ -115,27 +115,30 @@ async fn decide_body(
     let deny = |e: RpcError| Answer::rpc_error(Some(&id), &if modern { modern_error(e) } else { e });
     let catalog = shared.catalog.load_full();
     let is_call = kind == Kind::Request && method.as_deref().is_some_and(|m| CALLS.contains(&m));
-    let target = match dest {
+    let (backend, tool) = match dest {
         Destination::Gateway if is_call => {
             let params = env.params_object().map_err(|e| deny(RpcError::new(ErrorCode::InvalidParams, format!("params must be an object: {e}"))))?;
-            let target = dispatch::route(shared, &catalog, method.as_deref().unwrap_or_default(), params.as_ref(), access, &id).map_err(deny)?;
+            let target = core::route(shared, &catalog, method.as_deref().unwrap_or_default(), params.as_ref(), access, &id).map_err(deny)?;
             granted.server = Some(target.backend.name.as_str().to_owned());
             granted.tool = target.tool.clone();
             return Ok(());
         }
         Destination::Gateway => return Ok(()),
-        Destination::Backend(server) if is_call => route_on_backend(shared, &catalog, server, &env, access, &id).map_err(deny)?,
+        Destination::Backend(server) if is_call => {
+            let target = route_on_backend(shared, &catalog, server, &env, access, &id).map_err(deny)?;
+            (target.backend.clone(), target.tool.clone())
+        }
         Destination::Backend(server) if kind == Kind::Request => {
             let m = method.unwrap_or_default();
             return Err(forbidden(&format!("{m} is answered by the gateway (its ext_proc router), not by backend '{server}'")));
         }
         // A notification or a response on the client's backend session: nothing to permit
         // beyond the caller, but it needs the backend's credential.
-        Destination::Backend(server) => plain_target(shared, server).ok_or_else(|| forbidden("the backend is not configured"))?,
+        Destination::Backend(server) => (backend_named(shared, server).ok_or_else(|| forbidden("the backend is not configured"))?, None),
     };
-    granted.tool = target.tool.clone();
+    granted.tool = tool.clone();
     if credentials {
-        let resolved = forward::credential(shared, access, &target).await.map_err(deny)?;
+        let resolved = core::credential(shared, access, &backend, tool.as_deref()).await.map_err(deny)?;
         granted.credential = resolved.map(|c| c.headers).unwrap_or_default();
     }
     Ok(())
@@ -144,9 +147,8 @@ async fn decide_body(
 /// `dispatch::route` for a body in the backend's own names (the router already rewrote it):
 /// the names are mapped to the exposed ones, routed and permitted as standalone does, and
 /// the owner must be the destination. Anything else is the unknown-item answer.
-fn route_on_backend(shared: &Arc<Shared>, catalog: &Catalog, server: &str, env: &Envelope<'_>, access: &Access, id: &str) -> Result<Target, RpcError> {
-    let backend = shared.backends.load().iter().find(|b| b.name.as_str() == server).cloned();
-    let backend = backend.ok_or_else(|| RpcError::new(ErrorCode::BackendUnavailable, format!("server '{server}' is not configured")))?;
+fn route_on_backend(shared: &Arc<Shared>, catalog: &Catalog, server: &str, env: &Envelope<'_>, access: &Access, id: &str) -> Result<core::Target, RpcError> {
+    let backend = backend_named(shared, server).ok_or_else(|| RpcError::new(ErrorCode::BackendUnavailable, format!("server '{server}' is not configured")))?;
     let method = env.method().unwrap_or_default();
     let params = env.params_object().ok().flatten().ok_or_else(|| RpcError::new(ErrorCode::InvalidParams, "params are required"))?;
     let expose_name = |n: &str| json_string(&format!("{}{n}", backend.prefix));
@@ -165,7 +167,7 @@ fn route_on_backend(shared: &Arc<Shared>, catalog: &Catalog, server: &str, env: 
     };
     let exposed = exposed.unwrap_or_else(|| params.rewrite(&[]));
     let exposed_env = Envelope::parse(&exposed).map_err(|_| RpcError::new(ErrorCode::InvalidParams, "params must be an object"))?;
-    let target = dispatch::route(shared, catalog, &method, Some(&exposed_env), access, id)?;
+    let target = core::route(shared, catalog, &method, Some(&exposed_env), access, id)?;
     if target.backend.name.as_str() != server {
         // Reachable only with overlapping names across servers; still never a credential
         // for another server than the destination.
@@ -174,7 +176,6 @@ fn route_on_backend(shared: &Arc<Shared>, catalog: &Catalog, server: &str, env: 
     Ok(target)
 }
 
-fn plain_target(shared: &Shared, server: &str) -> Option<Target> {
-    let backend = shared.backends.load().iter().find(|b| b.name.as_str() == server).cloned()?;
-    Some(Target { backend, method: String::new(), tool: None, params: String::new(), rewrite: ResultRewrite::None, name: None, param_headers: vec![] })
+fn backend_named(shared: &Shared, server: &str) -> Option<Arc<Backend>> {
+    shared.backends.load().iter().find(|b| b.name.as_str() == server).cloned()
 }

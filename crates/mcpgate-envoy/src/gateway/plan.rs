@@ -10,13 +10,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use mcpgate_gateway::backend::Backend;
 use mcpgate_gateway::backend::Era;
-use mcpgate_gateway::dispatch;
-use mcpgate_gateway::forward::{self, Target};
+use mcpgate_gateway::calls::modern::request_headers;
+use mcpgate_gateway::calls::unavailable;
+use mcpgate_gateway::clients::legacy::kind_of;
+use mcpgate_gateway::clients::modern::{ModernParts, modern_error};
+use mcpgate_gateway::core::{self, ResultRewrite};
 use mcpgate_gateway::front::{checks, post};
-use mcpgate_gateway::modern::ModernRequest;
-use mcpgate_gateway::modern::call::{modern_error, request_headers};
 use mcpgate_gateway::reject::Reject;
+use mcpgate_gateway::request::ModernRequest;
 use mcpgate_gateway::session::{ClientSession, PendingServerRequest};
 use mcpgate_protocol::dupkeys::{self, StructureError};
 use mcpgate_protocol::envelope::{Envelope, Kind};
@@ -128,18 +131,11 @@ pub(super) fn parse<'a>(headers: &HeaderMap, body: &'a [u8]) -> Result<(Envelope
         return Err(Reject::Batch);
     }
     let env = Envelope::parse(body).map_err(|_| Reject::Invalid("the body must be a JSON-RPC object".into()))?;
-    let kind = dispatch::kind_of(&env)?;
+    let kind = kind_of(&env)?;
     Ok((env, kind))
 }
 
-async fn modern_plan(
-    shared: &Arc<Shared>,
-    headers: &HeaderMap,
-    env: &Envelope<'_>,
-    parts: Option<mcpgate_gateway::modern::ModernParts<'_>>,
-    kind: Kind,
-    access: &Access,
-) -> Plan {
+async fn modern_plan(shared: &Arc<Shared>, headers: &HeaderMap, env: &Envelope<'_>, parts: Option<ModernParts<'_>>, kind: Kind, access: &Access) -> Plan {
     let method = env.method().unwrap_or_default();
     if kind == Kind::Request && method == "subscriptions/listen" {
         // A long-lived stream cannot be an immediate response, and no single backend has it.
@@ -155,16 +151,16 @@ async fn modern_plan(
         Err((status, e, id)) => return Plan::Answer(Answer::json(status, e.response(id.as_deref()))),
     };
     let catalog = shared.catalog.load_full();
-    let target = match dispatch::route(shared, &catalog, &req.method, Some(&req.params()), access, &req.id) {
+    let target = match core::route(shared, &catalog, &req.method, Some(&req.params()), access, &req.id) {
         Ok(t) => t,
         Err(e) => return Plan::Answer(Answer::rpc_error(Some(&req.id), &modern_error(e))),
     };
     // A legacy backend needs the gateway's era bridge in the data path: served in process.
-    if target.backend.era() != Era::Modern || target.backend.http_url().is_none() {
+    if !matches!(target.backend.era(), Era::Modern | Era::Dual) || target.backend.http_url().is_none() {
         return Plan::FrontDoor;
     }
     let deadline = Instant::now() + target.backend.timeouts.call;
-    let credential = match resolve(shared, access, &target, deadline).await {
+    let credential = match resolve(shared, access, &target.backend, target.tool.as_deref(), deadline).await {
         Ok(c) => c,
         Err(e) => return Plan::Answer(Answer::rpc_error(Some(&req.id), &modern_error(e))),
     };
@@ -178,7 +174,7 @@ async fn modern_plan(
     }
     let body = env.rewrite(&[("params", Some(&target.params))]);
     let reply = Reply::new(target.backend.clone(), target.rewrite, req.id.clone(), None, None, true);
-    Plan::Route(Box::new(route(shared, &target, body, credential.as_ref(), set, reply, None)))
+    Plan::Route(Box::new(route(shared, &target.backend, &target.method, target.tool.clone(), body, credential.as_ref(), set, reply, None)))
 }
 
 async fn legacy_plan(
@@ -222,16 +218,17 @@ async fn call_plan(shared: &Arc<Shared>, in_flight: &Arc<InFlight>, session: &Ar
         Err(e) => return Plan::Answer(Answer::rpc_error(Some(&id), &RpcError::new(ErrorCode::InvalidParams, format!("params must be an object: {e}")))),
     };
     let catalog = shared.catalog.load_full();
-    let target = match dispatch::route(shared, &catalog, method, params.as_ref(), access, &id) {
+    let target = match core::route(shared, &catalog, method, params.as_ref(), access, &id) {
         Ok(t) => t,
         Err(e) => return Plan::Answer(Answer::rpc_error(Some(&id), &e)),
     };
-    // stdio and legacy HTTP+SSE backends cannot be reached by Envoy: the gateway calls them.
-    if !matches!(target.backend.spec.transport, TransportSpec::StreamableHttp { .. }) {
+    // stdio and legacy HTTP+SSE backends cannot be reached by Envoy, and a backend that speaks
+    // only 2026-07-28 has no sessions (the gateway bridges the eras): the gateway calls them.
+    if !matches!(target.backend.spec.transport, TransportSpec::StreamableHttp { .. }) || target.backend.era() == Era::Modern {
         return Plan::FrontDoor;
     }
     let deadline = Instant::now() + target.backend.timeouts.call;
-    let credential = match resolve(shared, access, &target, deadline).await {
+    let credential = match resolve(shared, access, &target.backend, target.tool.as_deref(), deadline).await {
         Ok(c) => c,
         Err(e) => return Plan::Answer(Answer::rpc_error(Some(&id), &e)),
     };
@@ -239,18 +236,15 @@ async fn call_plan(shared: &Arc<Shared>, in_flight: &Arc<InFlight>, session: &Ar
     // call's credential, exactly as standalone does; Envoy carries its id.
     let conn = match timeout_at(deadline, session.backend(&target.backend, &shared.http, credential.as_ref())).await {
         Ok(Ok(c)) => c,
-        // A backend that speaks only 2026-07-28 has no sessions: the gateway bridges the
-        // call itself, as standalone does.
-        Ok(Err(UpstreamError::Rejected(_) | UpstreamError::Status { .. })) if target.backend.era() == Era::Modern => return Plan::FrontDoor,
-        Ok(Err(e)) => return Plan::Answer(Answer::rpc_error(Some(&id), &forward::unavailable(&target.backend, &e))),
-        Err(_) => return Plan::Answer(Answer::rpc_error(Some(&id), &forward::unavailable(&target.backend, &UpstreamError::Timeout))),
+        Ok(Err(e)) => return Plan::Answer(Answer::rpc_error(Some(&id), &unavailable(&target.backend, &e))),
+        Err(_) => return Plan::Answer(Answer::rpc_error(Some(&id), &unavailable(&target.backend, &UpstreamError::Timeout))),
     };
     let mut set = Vec::new();
     session_headers(&mut set, &conn);
     let body = env.rewrite(&[("params", Some(&target.params))]);
     let guard = in_flight.start(&session.id, &id, target.backend.name.as_str());
     let reply = Reply::new(target.backend.clone(), target.rewrite, id, Some(session.clone()), Some(conn), false);
-    Plan::Route(Box::new(route(shared, &target, body, credential.as_ref(), set, reply, Some(guard))))
+    Plan::Route(Box::new(route(shared, &target.backend, &target.method, target.tool.clone(), body, credential.as_ref(), set, reply, Some(guard))))
 }
 
 /// A cancellation goes to the backend that has the call (ids are the client's own there).
@@ -292,23 +286,16 @@ fn relay_plan(shared: &Arc<Shared>, session: &Arc<ClientSession>, server: Option
     };
     let mut set = Vec::new();
     session_headers(&mut set, &conn);
-    let target = Target {
-        backend: backend.clone(),
-        method: String::new(),
-        tool: None,
-        params: String::new(),
-        rewrite: forward::ResultRewrite::None,
-        name: None,
-        param_headers: vec![],
-    };
-    let reply = Reply::new(backend, forward::ResultRewrite::None, "null".into(), Some(session.clone()), Some(conn), false);
-    Plan::Route(Box::new(route(shared, &target, body, None, set, reply, None)))
+    let reply = Reply::new(backend.clone(), ResultRewrite::None, "null".into(), Some(session.clone()), Some(conn), false);
+    Plan::Route(Box::new(route(shared, &backend, "", None, body, None, set, reply, None)))
 }
 
 #[allow(clippy::too_many_arguments)]
 fn route(
     shared: &Shared,
-    target: &Target,
+    backend: &Arc<Backend>,
+    method: &str,
+    tool: Option<String>,
     body: Vec<u8>,
     credential: Option<&mcpgate_credentials::Resolved>,
     extra: Vec<(HeaderName, HeaderValue)>,
@@ -316,13 +303,13 @@ fn route(
     guard: Option<InFlightGuard>,
 ) -> Route {
     let config = shared.config.load();
-    let server = target.backend.name.as_str().to_owned();
+    let server = backend.name.as_str().to_owned();
     let route_value = config.envoy.as_ref().and_then(|e| e.route_value(&config, &server)).unwrap_or_else(|| server.clone());
-    let path = target.backend.http_url().map_or_else(|| "/".to_owned(), |u| u[url::Position::BeforePath..].to_owned());
+    let path = backend.http_url().map_or_else(|| "/".to_owned(), |u| u[url::Position::BeforePath..].to_owned());
     // The caller's token never goes on, unless an ext_authz after the router still needs it
     // and sets the credential itself (`envoy.ext_proc.credentials: false`).
     let inject = config.envoy.as_ref().is_none_or(|e| e.ext_proc.credentials);
-    let mut set: Vec<(HeaderName, HeaderValue)> = target.backend.headers.iter().map(|(n, v)| (n.clone(), v.clone())).collect();
+    let mut set: Vec<(HeaderName, HeaderValue)> = backend.headers.iter().map(|(n, v)| (n.clone(), v.clone())).collect();
     if inject {
         for (n, v) in credential.iter().flat_map(|c| c.headers.iter()) {
             set.retain(|(existing, _)| existing != n);
@@ -338,8 +325,8 @@ fn route(
     remove.retain(|r| !set.iter().any(|(n, _)| n == r));
     Route {
         server,
-        method: if target.method.is_empty() { method_of(&body) } else { target.method.clone() },
-        tool: target.tool.clone(),
+        method: if method.is_empty() { method_of(&body) } else { method.to_owned() },
+        tool,
         route_value,
         path,
         body,
@@ -355,10 +342,16 @@ fn method_of(body: &[u8]) -> String {
 }
 
 /// The call's credential from the server's chain, bounded by the call's deadline.
-async fn resolve(shared: &Shared, access: &Access, target: &Target, deadline: Instant) -> Result<Option<mcpgate_credentials::Resolved>, RpcError> {
-    match timeout_at(deadline, forward::credential(shared, access, target)).await {
+async fn resolve(
+    shared: &Shared,
+    access: &Access,
+    backend: &Backend,
+    tool: Option<&str>,
+    deadline: Instant,
+) -> Result<Option<mcpgate_credentials::Resolved>, RpcError> {
+    match timeout_at(deadline, core::credential(shared, access, backend, tool)).await {
         Ok(r) => r,
-        Err(_) => Err(forward::unavailable(&target.backend, &UpstreamError::Timeout)),
+        Err(_) => Err(unavailable(backend, &UpstreamError::Timeout)),
     }
 }
 

@@ -7,9 +7,10 @@
 use std::sync::Arc;
 
 use mcpgate_gateway::backend::Backend;
-use mcpgate_gateway::forward::{self, ResultRewrite};
-use mcpgate_gateway::modern::call::modern_error;
-use mcpgate_gateway::session::{self, ClientSession};
+use mcpgate_gateway::calls::{rewrite_contents, unavailable};
+use mcpgate_gateway::clients::modern::modern_error;
+use mcpgate_gateway::core::ResultRewrite;
+use mcpgate_gateway::session::ClientSession;
 use mcpgate_protocol::envelope::{Envelope, Kind};
 use mcpgate_upstream::{Connection, UpstreamError};
 
@@ -60,7 +61,7 @@ impl Reply {
         } else {
             UpstreamError::Status { status }
         };
-        let err = forward::unavailable(&self.backend, &e);
+        let err = unavailable(&self.backend, &e);
         let err = if self.modern { modern_error(err) } else { err };
         Answer::rpc_error(Some(&self.client_id), &err)
     }
@@ -77,7 +78,7 @@ impl Reply {
         match env.kind() {
             Some(Kind::Response) => match (self.rewrite, env.get("result")) {
                 (ResultRewrite::ResourceContents, Some(r)) => {
-                    let result = forward::rewrite_contents(&self.backend.name, &self.backend.prefix, r)?;
+                    let result = rewrite_contents(&self.backend.name, &self.backend.prefix, r)?;
                     Some(env.rewrite(&[("result", Some(&result))]))
                 }
                 _ => Some(msg.to_vec()),
@@ -90,8 +91,12 @@ impl Reply {
                 let id = session.register_server_request(&self.backend.name, env.id()?.get());
                 Some(env.rewrite(&[("id", Some(&id))]))
             }
-            Some(Kind::Notification) if session::is_list_changed(&env) => {
-                self.backend.request_relist();
+            Some(Kind::Notification) if mcpgate_protocol::errors::is_list_changed(&env) => {
+                match &self.session {
+                    // Re-listed, and told to the session once the catalog is rebuilt, as standalone does.
+                    Some(s) => s.list_changed_by(&self.backend, &env.method().unwrap_or_default()),
+                    None => self.backend.request_relist(),
+                }
                 None
             }
             _ => Some(msg.to_vec()),
