@@ -23,8 +23,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("MCPGATE_TEST_CACHE", Path.home() / ".cache" / "mcpgate-test"))
 PROCS: list[subprocess.Popen] = []
-# The Envoy scenario's driver needs grpcio and Envoy's protos (the test venv has both).
-ENVOY_PY = CACHE / "venv-mcp2" / "bin" / "python"
 
 
 def free_port() -> int:
@@ -575,30 +573,28 @@ class Bench:
 
     def envoy(self) -> None:
         """Scenario 8: the gateway as Envoy's ext_proc router and ext_authz service, driven by
-        bench/envoy_load.py (Envoy's messages from the official protos, in the test venv),
-        beside the standalone tools/call on the same gateway and backend."""
+        mcpgate-envoy-load (Envoy's messages, through the clients generated from Envoy's
+        protos), beside the standalone tools/call on the same gateway and backend."""
         name = "8 Envoy services (gRPC)"
-        if not ENVOY_PY.exists():
-            self.record(name, "skipped", note=f"{ENVOY_PY} missing: run scripts/setup-test-env.sh")
-            return
         backend = self.backend(era="legacy")
         port = free_port()
         gw, url = self.gateway(f"listen: LISTEN\nservers:\n  - {{name: b, url: \"{backend}\"}}\nenvoy:\n  grpc_listen: 127.0.0.1:{port}\n  routes: {{b: b.local}}\n")
         self.wait_catalog(url, 1, 1, era="legacy")
-        c = 16
-        self.record(name, f"reference: standalone tools/call echo (with the upstream hop), c={c}", gateway=self.measured(gw, url, c, tool="b_echo"))
-        for op, label in [
-            ("call", "ext_proc: routed tools/call (request headers + body, response headers + body; no upstream hop)"),
-            ("list", "ext_proc: tools/list answered immediately"),
-            ("authz", "ext_authz: Check of a routed tools/call (body, permission)"),
-        ]:
-            self.record(name, f"{label}, c={c}", gateway=self.envoy_load(gw, port, op, c))
+        for c in ([16] if self.smoke else [1, 16]):
+            self.record(name, f"reference: standalone tools/call echo (with the upstream hop), c={c}", gateway=self.measured(gw, url, c, tool="b_echo"))
+            for op, label in [
+                ("route", "ext_proc: routing a tools/call (request headers + body)"),
+                ("call", "ext_proc: routed tools/call (request headers + body, response headers + body; no upstream hop)"),
+                ("list", "ext_proc: tools/list answered immediately"),
+                ("authz", "ext_authz: Check of a routed tools/call (body, permission)"),
+            ]:
+                self.record(name, f"{label}, c={c}", gateway=self.envoy_load(gw, port, op, c))
         stop_all()
 
     def envoy_load(self, gw: subprocess.Popen, port: int, op: str, concurrency: int) -> dict:
         before = proc_cpu_seconds(gw.pid)
-        argv = [str(ENVOY_PY), str(ROOT / "bench" / "envoy_load.py"), "--target", f"127.0.0.1:{port}", "--op", op,
-                "--concurrency", str(concurrency), "--duration", str(self.duration), "--tool", "echo" if op == "authz" else "b_echo"]
+        argv = [str(self.bin / "mcpgate-envoy-load"), "--target", f"127.0.0.1:{port}", "--op", op, "--concurrency", str(concurrency),
+                "--duration", str(self.duration), "--tool", "echo" if op == "authz" else "b_echo"]
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=self.duration + 120, check=True)
         r = json.loads(proc.stdout.strip().splitlines()[-1])
         # Every unit the driver ran (warm-up and session set-up included) cost gateway CPU.
