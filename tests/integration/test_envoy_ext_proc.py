@@ -470,6 +470,15 @@ def test_unknown_message_and_out_of_order_messages_fail_closed(env: Env):
     s.close()
 
 
+def test_observability_mode_fails_closed(env: Env):
+    s = ProcStream(env.grpc)
+    msg = msg_request_headers(request_headers_of("POST", "/mcp", "mcp.example.com", JSON_HEADERS))
+    msg.observability_mode = True
+    m = s.send(msg)
+    assert m.immediate_status == 500 and "observability_mode is not supported" in m.immediate_json()["error"]["message"]
+    s.close()
+
+
 def test_trailers_are_acknowledged_without_changes(env: Env):
     s = ProcStream(env.grpc)
     m = s.send(ep.ProcessingRequest(request_trailers=ep.HttpTrailers()))

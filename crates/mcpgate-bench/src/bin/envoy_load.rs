@@ -112,7 +112,10 @@ async fn one_call(client: &mut ExternalProcessorClient<Channel>, sid: &str, tool
     let resp = headers(&[(":status", "200"), ("content-type", "application/json"), ("content-length", "80")]);
     s.send(ProcessingRequest { request: Some(Request::ResponseHeaders(HttpHeaders { headers: resp, ..Default::default() })), ..Default::default() }).await?;
     let answer = format!(r#"{{"jsonrpc":"2.0","id":{n},"result":{{"content":[{{"type":"text","text":"hi"}}]}}}}"#);
-    let last = ProcessingRequest { request: Some(Request::ResponseBody(HttpBody { body: answer.into_bytes(), end_of_stream: true, ..Default::default() })), ..Default::default() };
+    let last = ProcessingRequest {
+        request: Some(Request::ResponseBody(HttpBody { body: answer.into_bytes(), end_of_stream: true, ..Default::default() })),
+        ..Default::default()
+    };
     matches!(s.send(last).await?.response, Some(Response::ResponseBody(_))).then_some(())
 }
 
@@ -130,8 +133,18 @@ async fn one_check(client: &mut AuthorizationClient<Channel>, host: &str, tool: 
     let raw = format!(r#"{{"jsonrpc":"2.0","id":{n},"method":"tools/call","params":{{"name":"{tool}","arguments":{{"text":"hi"}}}}}}"#).into_bytes();
     let mut hdrs: std::collections::HashMap<String, String> = JSON.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
     hdrs.extend([(":method".into(), "POST".into()), (":path".into(), "/mcp".into()), (":authority".into(), host.to_owned())]);
-    let http = attribute_context::HttpRequest { method: "POST".into(), path: "/mcp".into(), host: host.into(), headers: hdrs, size: raw.len() as i64, raw_body: raw, ..Default::default() };
-    let req = CheckRequest { attributes: Some(AttributeContext { request: Some(attribute_context::Request { http: Some(http), ..Default::default() }), ..Default::default() }) };
+    let http = attribute_context::HttpRequest {
+        method: "POST".into(),
+        path: "/mcp".into(),
+        host: host.into(),
+        headers: hdrs,
+        size: raw.len() as i64,
+        raw_body: raw,
+        ..Default::default()
+    };
+    let req = CheckRequest {
+        attributes: Some(AttributeContext { request: Some(attribute_context::Request { http: Some(http), ..Default::default() }), ..Default::default() }),
+    };
     (client.check(req).await.ok()?.into_inner().status?.code == 0).then_some(())
 }
 

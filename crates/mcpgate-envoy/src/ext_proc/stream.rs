@@ -74,6 +74,12 @@ impl Stream {
         if let Some(p) = msg.protocol_config {
             self.body_mode = Some(p.request_body_mode);
         }
+        if msg.observability_mode {
+            // Envoy does not wait for the answers in this mode: nothing the router decides
+            // (a refusal, a route, the token removed) would be applied.
+            let kind = msg.request.as_ref().map(Kind::of);
+            return self.fail(kind, "observability_mode is not supported: the router must be able to refuse and route");
+        }
         let phase = std::mem::replace(&mut self.phase, Phase::Done);
         match (phase, msg.request) {
             (Phase::Passthrough, Some(r)) => {
