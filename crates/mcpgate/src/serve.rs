@@ -76,6 +76,10 @@ pub async fn serve(args: ServeArgs, log: LogFormat) -> ExitCode {
     if let Some(path) = &args.config {
         reload::watch(path.clone(), shared.clone());
     }
+    if let Err(e) = mcpgate_envoy::start(shared.clone()).await {
+        eprintln!("error: envoy: cannot listen: {e}");
+        return ExitCode::FAILURE;
+    }
     let result = run(shared, &config).await;
     if let Some(t) = &telemetry {
         t.flush(std::time::Duration::from_secs(2)).await;

@@ -44,7 +44,7 @@ pub fn unavailable(backend: &Backend, e: &UpstreamError) -> RpcError {
 }
 
 /// `resources/read` result with each content's `uri` in the gateway's namespace.
-pub(crate) fn rewrite_contents(server: &ServerName, prefix: &str, result: &RawValue) -> Option<String> {
+pub fn rewrite_contents(server: &ServerName, prefix: &str, result: &RawValue) -> Option<String> {
     if prefix.is_empty() {
         return Some(result.get().to_owned());
     }

@@ -7,6 +7,7 @@
 mod cluster;
 pub(crate) mod duration;
 mod env;
+mod envoy;
 mod load;
 mod observe;
 pub mod rate_limits;
@@ -14,6 +15,7 @@ mod types;
 mod validate;
 
 pub use cluster::{ClusterConfig, ClusterKey, ShutdownConfig, StoreConfig};
+pub use envoy::{EnvoyConfig, EnvoyHeaders, ExtAuthzConfig, ExtProcConfig, FailureMode};
 pub use load::{ConfigError, load_file, parse_str};
 pub use mcpgate_auth::Secret;
 pub use observe::*;

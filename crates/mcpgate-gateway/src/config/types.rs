@@ -63,6 +63,9 @@ pub struct GatewayConfig {
     /// Token buckets per caller, server, tool or group of callers (docs/observability.md).
     #[serde(default)]
     pub rate_limits: super::rate_limits::RateLimitsConfig,
+    /// Serve Envoy's ext_proc and ext_authz (see docs/envoy.md). Off when absent.
+    #[serde(default)]
+    pub envoy: Option<super::envoy::EnvoyConfig>,
 }
 
 /// The session pool's limits, as the session registry applies them (from `limits:`).

@@ -71,6 +71,7 @@ pub fn validate(c: &GatewayConfig) -> Result<(), Vec<Problem>> {
     check_auth(c, &mut p);
     check_credentials(c, &mut p);
     check_observability(c, &mut p);
+    super::envoy::check(c, &mut p);
     if p.is_empty() { Ok(()) } else { Err(p) }
 }
 

@@ -160,7 +160,7 @@ async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, body: Body, meter: &R
 
 /// A modern-era (2026-07-28) request carries its protocol version in `params._meta`: its params
 /// and `_meta`, parsed, when it does.
-fn modern_parts<'a>(body: &[u8], env: &Envelope<'a>) -> Option<ModernParts<'a>> {
+pub fn modern_parts<'a>(body: &[u8], env: &Envelope<'a>) -> Option<ModernParts<'a>> {
     // Without escapes in the body, the key is there only if its bytes are: most legacy
     // requests are told apart without parsing params.
     static VERSION_KEY: Needle = Needle::new(META_PROTOCOL_VERSION.as_bytes());
@@ -174,7 +174,7 @@ fn modern_parts<'a>(body: &[u8], env: &Envelope<'a>) -> Option<ModernParts<'a>> 
 
 /// A request that announces a non-legacy version in its header, outside any session, is
 /// treated as modern too (so a missing `_meta` gets the modern error, not "initialize first").
-fn announces_modern(env: &Envelope<'_>, headers: &HeaderMap) -> bool {
+pub fn announces_modern(env: &Envelope<'_>, headers: &HeaderMap) -> bool {
     let header = headers.get(checks::VERSION_HEADER).and_then(|v| v.to_str().ok());
     header.is_some_and(|v| !mcpgate_protocol::versions::is_supported_legacy(v))
         && checks::session_id(headers).is_none()

@@ -200,7 +200,7 @@ impl ClientSession {
     }
 
     /// The fingerprint of the credential this session's backend session at `server` uses.
-    pub(super) fn credential_of(&self, server: &ServerName) -> u64 {
+    pub fn credential_of(&self, server: &ServerName) -> u64 {
         lock(&self.backends).get(server).map_or(0, |s| s.credential)
     }
 }
