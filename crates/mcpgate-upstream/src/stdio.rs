@@ -18,7 +18,7 @@ use crate::spec::StdioSpec;
 
 const INHERITED: &[&str] = &["PATH", "HOME", "LANG", "TMPDIR"];
 
-pub(crate) fn spawn(name: &str, spec: &StdioSpec, events: mpsc::UnboundedSender<Bytes>) -> Result<MuxLink, UpstreamError> {
+pub(crate) fn spawn(name: &str, spec: &StdioSpec, events: mpsc::Sender<Bytes>) -> Result<MuxLink, UpstreamError> {
     let mut cmd = Command::new(&spec.command);
     cmd.args(&spec.args)
         .env_clear()
@@ -41,7 +41,7 @@ pub(crate) fn spawn(name: &str, spec: &StdioSpec, events: mpsc::UnboundedSender<
         let mut lines = BufReader::new(stdout).lines();
         while let Ok(Some(line)) = lines.next_line().await {
             if !line.trim().is_empty() {
-                reader_mux.dispatch(Bytes::from(line));
+                reader_mux.dispatch(Bytes::from(line)).await;
             }
         }
         reader_mux.close_all();
