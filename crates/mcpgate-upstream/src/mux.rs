@@ -67,9 +67,10 @@ impl Mux {
             }
             None => {
                 if let Err(mpsc::error::TrySendError::Full(_)) = self.events.try_send(msg) {
-                    let n = self.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let n = self.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    // Logged at 1, 2, 4, 8, ... drops: visible, but not a log line per message.
                     if n.is_power_of_two() {
-                        tracing::warn!(dropped = n + 1, "backend messages outside any request dropped: nobody is reading them fast enough");
+                        tracing::warn!(dropped = n, "backend messages outside any request dropped: nobody is reading them fast enough");
                     }
                 }
             }
