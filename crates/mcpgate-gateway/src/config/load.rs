@@ -84,7 +84,8 @@ fn substitute_all(v: &mut yaml_serde::Value, path: &str, lookup: &dyn Fn(&str) -
             Err(missing) => {
                 for name in missing {
                     problems.push(Problem::new(
-                        path,
+                        // The whole document is a string (or the key is empty): still a path.
+                        if path.is_empty() { "(top level)" } else { path },
                         format!("environment variable {name} is not set"),
                         format!("set {name} in the gateway's environment, or write $${{ for a literal ${{"),
                     ));
@@ -132,9 +133,21 @@ mod tests {
         assert!(p.iter().all(|l| !l.contains("s3cr3t")), "{p:?}");
         assert!(p.iter().any(|l| l.contains("${TOKEN}")), "the problem names the variable instead: {p:?}");
 
-        // Validation messages quote values too (found by fuzzing the loader).
+        // Validation messages quote values too (both found by fuzzing the loader).
         let p = problems_with_env("listen: ${HOST}\nservers: []\n");
         assert!(p[0].starts_with("error: listen: \"${HOST}\" is not an address"), "{p:?}");
         assert!(p.iter().all(|l| !l.contains("10.0.0.7")), "{p:?}");
+    }
+
+    #[test]
+    fn a_missing_variable_in_a_document_that_is_one_string_names_the_top_level() {
+        // Found by fuzzing the loader: the problem had an empty key path.
+        let p = problems_with_env("just text with ${UNSET_VAR}");
+        assert_eq!(
+            p.first().map(String::as_str),
+            Some(
+                "error: (top level): environment variable UNSET_VAR is not set (fix: set UNSET_VAR in the gateway's environment, or write $${ for a literal ${)"
+            )
+        );
     }
 }
