@@ -458,6 +458,17 @@ class Backends:
             Backend(self.registry, name, "raw", "streamable-http", port, argv, self._log(name)), start
         )
 
+    def fault(self, name: str = "junk", *, start: bool | None = True) -> Backend:
+        """Fault-injecting server (fault_server.py): one tool per way an answer can go wrong."""
+        port = free_port()
+        argv = [sys.executable, str(PY_FIXTURES / "fault_server.py"), "--name", name, "--port", str(port), "--log", str(self._log(name))]
+        return self._maybe_start(Backend(self.registry, name, "fault", "streamable-http", port, argv, self._log(name)), start)
+
+    def fault_stdio(self, name: str = "junk") -> StdioBackend:
+        """fault_server.py over stdio (launched by the gateway): `echo` and `flood`."""
+        args = [str(PY_FIXTURES / "fault_server.py"), "--name", name, "--transport", "stdio", "--log", str(self._log(name))]
+        return StdioBackend(name, sys.executable, args, self._log(name))
+
     def stdio(self, name: str = "e", *, sdk: str = "v1") -> StdioBackend:
         """A stdio server the gateway itself launches (no process started here)."""
         py = str(VENV1_PY) if sdk == "v1" else python2()

@@ -1,4 +1,5 @@
-//! Why a backend exchange failed. Messages never include credentials or request headers.
+//! Why a backend exchange failed. Messages never include credentials or request headers, nor
+//! the backend's bytes (a backend's answer may echo anything; the kind of fault is enough).
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstreamError {
@@ -10,12 +11,54 @@ pub enum UpstreamError {
     SessionExpired,
     #[error("backend sent an invalid message: {0}")]
     Protocol(String),
+    /// The backend answered, but its answer to the request cannot be read as one.
+    #[error("{0}")]
+    Invalid(InvalidResponse),
     #[error("backend refused initialize: {0}")]
     Rejected(String),
     #[error("backend connection closed")]
     Closed,
     #[error("backend did not answer in time")]
     Timeout,
+}
+
+/// What was wrong with a backend's answer to a request. Strict on purpose: an answer is one
+/// JSON-RPC response to the request sent, nothing more and nothing less (docs/protocol.md,
+/// "Backend answers").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidResponse {
+    #[error("the JSON body is not valid JSON")]
+    NotJson,
+    /// Two or more JSON values one after the other (e.g. a notification and the response).
+    #[error("the JSON body holds {0} JSON-RPC messages; one response was expected")]
+    SeveralMessages(usize),
+    #[error("the JSON body is not a JSON-RPC object")]
+    NotAnObject,
+    /// A request or notification where the response belongs.
+    #[error("the JSON body is not a JSON-RPC response")]
+    NotAResponse,
+    #[error("the JSON body answers another request id")]
+    WrongId,
+    #[error("the body ended before it was complete")]
+    Truncated,
+    #[error("the answer has content type {0}, neither JSON nor an event stream")]
+    ContentType(String),
+    #[error("the backend accepted the request (202) without answering it")]
+    AcceptedWithoutAnswer,
+    #[error("an event-stream line is longer than the limit")]
+    LineTooLong,
+}
+
+/// A content type as it may be shown: its media type only, when it is a plain token pair
+/// (never the backend's raw header).
+pub(crate) fn shown_content_type(content_type: &str) -> String {
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let plain = essence.len() <= 64 && essence.bytes().all(|b| b.is_ascii_alphanumeric() || b"/+.-_".contains(&b));
+    match essence.as_str() {
+        "" => "(none)".to_owned(),
+        _ if plain => essence,
+        _ => "(unreadable)".to_owned(),
+    }
 }
 
 impl UpstreamError {
@@ -25,7 +68,8 @@ impl UpstreamError {
         } else if e.is_connect() {
             UpstreamError::Connect("connection refused or unreachable".into())
         } else if e.is_body() || e.is_decode() {
-            UpstreamError::Protocol("response body could not be read".into())
+            // The status and headers arrived; the body did not, whole.
+            UpstreamError::Invalid(InvalidResponse::Truncated)
         } else {
             // The URL is left out: configured URLs may carry secrets in their query.
             let cause = std::error::Error::source(e).map(ToString::to_string).unwrap_or_default();

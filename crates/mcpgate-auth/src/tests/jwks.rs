@@ -57,6 +57,27 @@ async fn unknown_kid_is_refused_and_refetches_are_rate_limited() {
 }
 
 #[tokio::test]
+async fn a_key_rotated_just_after_the_first_load_is_fetched_at_once() {
+    // The load on first use does not start the unknown-kid rate limit: an IdP that rotates
+    // right after the gateway loaded its keys must not get its new tokens refused for
+    // `refresh_min_interval` (found by the key-rotation-under-load fault test).
+    let idp = TestIdp::start(rsa_jwks(&[("k1", RSA1_KEY)])).await;
+    let auth = authenticator(&idp.config_yaml("jwks: {refresh_min_interval: 1h}"));
+    let old = mint(Algorithm::RS256, RSA1_KEY, Some("k1"), &claims(&idp.issuer, "alice"));
+    assert!(auth.verify_bearer(Some(&bearer(&old))).await.is_ok());
+
+    idp.set_jwks(rsa_jwks(&[("k1", RSA1_KEY), ("k2", RSA2_KEY)]));
+    let new = mint(Algorithm::RS256, RSA2_KEY, Some("k2"), &claims(&idp.issuer, "bob"));
+    assert_eq!(auth.verify_bearer(Some(&bearer(&new))).await.expect("new key fetched").subject, "bob");
+    assert_eq!(idp.jwks_hits(), 2);
+
+    // That refetch did start the limit: a stranger's kid costs no further request.
+    let stranger = mint(Algorithm::RS256, RSA2_KEY, Some("who"), &claims(&idp.issuer, "mallory"));
+    assert_eq!(auth.verify_bearer(Some(&bearer(&stranger))).await.err(), Some(AuthError::UnknownKey));
+    assert_eq!(idp.jwks_hits(), 2);
+}
+
+#[tokio::test]
 async fn concurrent_unknown_kid_verifications_share_one_jwks_request() {
     let idp = TestIdp::start_with_delay(rsa_jwks(&[("k1", RSA1_KEY)]), Duration::from_millis(100)).await;
     let auth = authenticator(&idp.config_yaml("jwks: {refresh_min_interval: 0s}"));

@@ -32,8 +32,17 @@ pub(crate) struct RemoteKeys {
     allowed: Vec<Alg>,
     timing: JwksConfig,
     current: ArcSwap<Fetched>,
-    /// Held while refreshing; holds the time of the last attempt (success or not).
-    refresh: Mutex<Option<Instant>>,
+    /// Held while refreshing; holds the times of the last attempts (success or not).
+    refresh: Mutex<Attempts>,
+}
+
+/// Refetches are rate-limited per cause: a scheduled one (first use, `max_age`) does not
+/// delay the refetch for a key that appears just after it (an IdP's rotation right after the
+/// gateway loaded its keys would otherwise refuse every new token for `refresh_min_interval`).
+#[derive(Default)]
+struct Attempts {
+    scheduled: Option<Instant>,
+    on_demand: Option<Instant>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +63,7 @@ impl RemoteKeys {
             allowed,
             timing,
             current: ArcSwap::from_pointee(Fetched { keys: KeySet::default(), generation: 0, fetched_at: None }),
-            refresh: Mutex::new(None),
+            refresh: Mutex::new(Attempts::default()),
         }
     }
 
@@ -65,7 +74,7 @@ impl RemoteKeys {
         let stale = cur.fetched_at.is_none_or(|t| t.elapsed() >= self.timing.max_age);
         if stale {
             // Errors are logged inside; the caller works with whatever is cached.
-            let _ = self.refresh(cur.generation).await;
+            let _ = self.refresh_for(cur.generation, false).await;
             return self.current.load_full();
         }
         cur
@@ -74,10 +83,17 @@ impl RemoteKeys {
     /// Fetches the keys again unless another task did so since `seen_generation` (then its
     /// result is used) or the last attempt was less than `refresh_min_interval` ago.
     pub async fn refresh(&self, seen_generation: u64) -> Result<(), FetchError> {
-        let mut last_attempt = self.refresh.lock().await;
+        self.refresh_for(seen_generation, true).await
+    }
+
+    /// `on_demand`: for a key the cached set lacks (else: scheduled). Each cause has its own
+    /// rate limit.
+    async fn refresh_for(&self, seen_generation: u64, on_demand: bool) -> Result<(), FetchError> {
+        let mut attempts = self.refresh.lock().await;
         if self.current.load().generation != seen_generation {
             return Ok(());
         }
+        let last_attempt = if on_demand { &mut attempts.on_demand } else { &mut attempts.scheduled };
         if last_attempt.is_some_and(|t| t.elapsed() < self.timing.refresh_min_interval) {
             return Err(FetchError::RateLimited);
         }

@@ -78,6 +78,8 @@ pub async fn status(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value
         "sessions": shared.sessions.len(),
         "stateless_backend_sessions": shared.stateless.len(),
         "parked_calls": shared.bridges.len(),
+        // Tasks alive in the runtime (cheap: one atomic read); bench/soak.sh watches it for leaks.
+        "runtime": {"tasks": tokio::runtime::Handle::current().metrics().num_alive_tasks()},
     }))
 }
 

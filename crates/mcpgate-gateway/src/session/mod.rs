@@ -87,7 +87,7 @@ pub struct ClientSession {
     /// Resource subscriptions the gateway holds for the client (modern backends, which have no
     /// `resources/subscribe`): the task relaying each one's updates, by the URI the client named.
     subscriptions: Mutex<HashMap<String, tokio::task::AbortHandle>>,
-    stream: Mutex<Option<mpsc::UnboundedSender<Bytes>>>,
+    stream: Mutex<Option<mpsc::Sender<Bytes>>>,
     log_level: Mutex<Option<String>>,
     next_id: AtomicU64,
     created: Instant,
