@@ -235,8 +235,15 @@ pub fn kind_of(env: &Envelope<'_>) -> Result<Kind, Reject> {
     if env.str("jsonrpc").as_deref() != Some("2.0") {
         return Err(Reject::Invalid("jsonrpc must be \"2.0\"".into()));
     }
-    if env.has("id") && env.id().is_none() {
-        return Err(Reject::Invalid("id must not be null".into()));
+    if let Some(id) = env.get("id") {
+        if id.get() == "null" {
+            return Err(Reject::Invalid("id must not be null".into()));
+        }
+        // MCP narrows JSON-RPC: an id is a string or an integer. Anything else would be
+        // echoed back to a client (or a backend) that cannot match it.
+        if !mcpgate_protocol::envelope::is_valid_id(id) {
+            return Err(Reject::Invalid("id must be a string or an integer".into()));
+        }
     }
     env.kind().ok_or_else(|| Reject::Invalid("not a request, notification or response".into()))
 }
