@@ -18,6 +18,7 @@ pub mod core;
 pub mod discovery;
 pub mod front;
 pub mod identity;
+pub mod listener;
 pub mod reject;
 pub mod reload;
 pub mod replicas;

@@ -9,6 +9,7 @@ use mcpgate_gateway::config::{ConfigError, GatewayConfig, ServerConfig, Transpor
 use std::time::Duration;
 
 use mcpgate_gateway::cluster::Cluster;
+use mcpgate_gateway::listener::{ConnLimits, FrontDoor, LimitsSource};
 use mcpgate_gateway::{Shared, front, reload, replicas};
 
 use crate::cli::ServeArgs;
@@ -69,39 +70,45 @@ const STORE_PATIENCE: Duration = Duration::from_secs(30);
 /// listener keeps accepting for `shutdown.grace` (load balancers notice and stop sending), then
 /// closes; in-flight calls get `shutdown.drain` to finish, and open streams are ended so their
 /// clients reconnect to another replica.
-pub async fn run(shared: Arc<Shared>, config: &GatewayConfig) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(&config.listen).await?;
-    let addr: SocketAddr = listener.local_addr()?;
-    tracing::info!("listening on http://{addr}{}", config.mcp_path);
-    // Streamed responses (progress, SSE) are many small writes: never hold them back (Nagle).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("TCP_NODELAY: {e}");
-        }
-    });
-    let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
+pub async fn run(shared: Arc<Shared>, config: &GatewayConfig) -> Result<(), String> {
+    let live = shared.clone();
+    let limits: LimitsSource = Arc::new(move || ConnLimits::from(&live.config.load().limits));
+    let door = FrontDoor::bind(config, shared.front_door.clone(), limits).await?;
+    let addr: SocketAddr = door.local_addr().map_err(|e| e.to_string())?;
+    warn_if_too_few_files(config.limits.max_connections);
+    tracing::info!("listening on {}://{addr}{}", door.scheme(), config.mcp_path);
+    let handle = door.handle();
+    let serving = tokio::spawn(door.serve(front::router(shared.clone())));
+    shutdown().await;
     let settings = config.shutdown;
-    let leaving = shared.clone();
-    let drained = tokio::spawn(async move {
-        shutdown().await;
-        leaving.draining.store(true, std::sync::atomic::Ordering::Relaxed);
-        tracing::info!(grace = ?settings.grace, "draining: /readyz is 503; still accepting for the grace period");
-        tokio::time::sleep(settings.grace).await;
-        let _ = stop_accepting.send(());
-        tracing::info!(drain = ?settings.drain, "listener closed; ending open streams, waiting for calls");
-        leaving.stopping.cancel();
-        tokio::time::sleep(settings.drain).await;
-    });
-    let server = axum::serve(listener, front::router(shared)).with_graceful_shutdown(async move {
-        let _ = stopped.await;
-    });
-    tokio::select! {
-        served = server => served,
+    shared.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+    tracing::info!(grace = ?settings.grace, "draining: /readyz is 503; still accepting for the grace period");
+    tokio::time::sleep(settings.grace).await;
+    handle.stop_accepting();
+    handle.close_connections();
+    tracing::info!(drain = ?settings.drain, "listener closed; ending open streams, waiting for calls");
+    shared.stopping.cancel();
+    if tokio::time::timeout(settings.drain, handle.wait_closed()).await.is_err() {
         // The drain timeout passed with connections still open: they are cut.
-        _ = drained => {
-            tracing::warn!("drain timeout reached; closing the remaining connections");
-            Ok(())
-        }
+        tracing::warn!("drain timeout reached; closing the remaining connections");
+    }
+    serving.abort();
+    Ok(())
+}
+
+/// Each connection is a file descriptor: say so when `limits.max_connections` cannot be
+/// reached under the process's open-file limit (the accept loop would stall at it).
+fn warn_if_too_few_files(max_connections: usize) {
+    let Ok(limits) = std::fs::read_to_string("/proc/self/limits") else { return };
+    let soft = limits.lines().find(|l| l.starts_with("Max open files")).and_then(|l| l.split_whitespace().nth(3)).and_then(|n| n.parse::<usize>().ok());
+    if let Some(soft) = soft
+        && soft < max_connections + 256
+    {
+        tracing::warn!(
+            open_files = soft,
+            max_connections,
+            "the open-file limit is below limits.max_connections (plus room for backends): raise it (ulimit -n) or lower the cap"
+        );
     }
 }
 

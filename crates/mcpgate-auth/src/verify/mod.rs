@@ -94,7 +94,17 @@ impl Authenticator {
                 if ic.allow_insecure_http {
                     tracing::warn!(issuer = %ic.issuer, "issuer keys may be fetched over plain http (allow_insecure_http)");
                 }
-                Keys::Remote(RemoteKeys::new(ic, http.clone(), cfg.algorithms.clone(), cfg.jwks.clone()))
+                let client = match &ic.tls {
+                    None => http.clone(),
+                    Some(tls) => match mcpgate_tls::http_client(Some(tls), Default::default()) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            errors.push(format!("auth.issuers[{i}].tls: {e}"));
+                            continue;
+                        }
+                    },
+                };
+                Keys::Remote(RemoteKeys::new(ic, client, cfg.algorithms.clone(), cfg.jwks.clone()))
             };
             let issuer =
                 Issuer { name: ic.issuer.clone(), audiences: ic.effective_audiences(&cfg.audiences).to_vec(), username_claim: ic.username_claim.clone(), keys };

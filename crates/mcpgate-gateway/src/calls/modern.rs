@@ -46,7 +46,7 @@ pub(crate) async fn send_modern(shared: &Shared, access: &Access, target: &Targe
     };
     let link = target
         .backend
-        .modern_link(&shared.http)
+        .modern_link()
         .ok_or_else(|| unavailable(&target.backend, &UpstreamError::Protocol("a modern backend must use Streamable HTTP".into())))?;
     let extra = credential.as_ref().map_or(&[][..], |c| c.headers.as_slice());
     match timeout_at(deadline, link.request_with(&target.method, params, &request_headers(target), extra)).await {

@@ -10,6 +10,7 @@ mod env;
 mod load;
 mod types;
 mod validate;
+mod validate_tls;
 
 pub use cluster::{ClusterConfig, ClusterKey, ShutdownConfig, StoreConfig};
 pub use load::{ConfigError, load_file, parse_str};

@@ -78,6 +78,7 @@ pub async fn status(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value
         "sessions": shared.sessions.len(),
         "stateless_backend_sessions": shared.stateless.len(),
         "parked_calls": shared.bridges.len(),
+        "connections": shared.front_door.to_json(&(&config.limits).into()),
     }))
 }
 
