@@ -75,7 +75,7 @@ pub async fn run(shared: Arc<Shared>, config: &GatewayConfig) -> Result<(), Stri
     let limits: LimitsSource = Arc::new(move || ConnLimits::from(&live.config.load().limits));
     let door = FrontDoor::bind(config, shared.front_door.clone(), limits).await?;
     let addr: SocketAddr = door.local_addr().map_err(|e| e.to_string())?;
-    warn_if_too_few_files(config.limits.max_connections);
+    raise_open_file_limit(config.limits.max_connections);
     tracing::info!("listening on {}://{addr}{}", door.scheme(), config.mcp_path);
     let handle = door.handle();
     let serving = tokio::spawn(door.serve(front::router(shared.clone())));
@@ -96,13 +96,21 @@ pub async fn run(shared: Arc<Shared>, config: &GatewayConfig) -> Result<(), Stri
     Ok(())
 }
 
-/// Each connection is a file descriptor: say so when `limits.max_connections` cannot be
-/// reached under the process's open-file limit (the accept loop would stall at it).
-fn warn_if_too_few_files(max_connections: usize) {
-    let Ok(limits) = std::fs::read_to_string("/proc/self/limits") else { return };
-    let soft = limits.lines().find(|l| l.starts_with("Max open files")).and_then(|l| l.split_whitespace().nth(3)).and_then(|n| n.parse::<usize>().ok());
-    if let Some(soft) = soft
-        && soft < max_connections + 256
+/// Each connection is a file descriptor. The soft open-file limit is raised to the hard one
+/// (as Go's runtime does): many systems start processes at 1024, fewer than
+/// `limits.max_connections`. A warning says when the cap still cannot be reached.
+fn raise_open_file_limit(max_connections: usize) {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum
+        && let Err(e) = setrlimit(Resource::Nofile, Rlimit { current: limit.maximum, maximum: limit.maximum })
+    {
+        tracing::debug!(error = %e, "cannot raise the open-file limit");
+    }
+    // Room for backend connections, the config, logs and the runtime besides clients.
+    let wanted = max_connections as u64 + 256;
+    if let Some(soft) = getrlimit(Resource::Nofile).current
+        && soft < wanted
     {
         tracing::warn!(
             open_files = soft,
