@@ -53,11 +53,7 @@ impl ClientTls {
                 if let (Some(chain), Some(key_der)) = (chain, key_der)
                     && let Err(e) = rustls::sign::CertifiedKey::from_der(chain, key_der, &crate::provider())
                 {
-                    problems.push(TlsProblem::new(
-                        "key_file",
-                        format!("{} does not fit {}: {e}", key.display(), cert.display()),
-                        "use the private key of the client certificate",
-                    ));
+                    problems.push(crate::pair_problem(&e, cert, key, "client certificate"));
                 }
             }
         }

@@ -43,6 +43,19 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
+/// Why a certificate chain and a key do not make a usable pair, attributed to the right file.
+pub(crate) fn pair_problem(e: &rustls::Error, cert: &std::path::Path, key: &std::path::Path, what: &str) -> TlsProblem {
+    match e {
+        rustls::Error::InvalidCertificate(why) => {
+            TlsProblem::new("cert_file", format!("{}: not a valid certificate ({why:?})", cert.display()), "point it at a PEM certificate chain, leaf first")
+        }
+        rustls::Error::InconsistentKeys(_) => {
+            TlsProblem::new("key_file", format!("{} does not fit {}", key.display(), cert.display()), format!("use the private key of the {what}"))
+        }
+        _ => TlsProblem::new("key_file", format!("{}: not a usable private key", key.display()), "use an RSA, EC (P-256/P-384) or Ed25519 key in PEM"),
+    }
+}
+
 pub(crate) fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
     rustls::crypto::CryptoProvider::get_default().cloned().unwrap_or_else(|| std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
 }

@@ -80,13 +80,8 @@ impl ServerTls {
             Some(v) => builder.with_client_cert_verifier(v),
             None => builder.with_no_client_auth(),
         };
-        let mut config = builder.with_single_cert(chain, key).map_err(|e| {
-            vec![TlsProblem::new(
-                "key_file",
-                format!("{} does not fit {}: {e}", self.key_file.display(), self.cert_file.display()),
-                "use the private key of the leaf certificate",
-            )]
-        })?;
+        let mut config =
+            builder.with_single_cert(chain, key).map_err(|e| vec![crate::pair_problem(&e, &self.cert_file, &self.key_file, "leaf certificate")])?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }

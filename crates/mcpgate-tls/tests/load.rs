@@ -97,3 +97,11 @@ fn settings_are_parsed_strictly() {
     let s: ServerTls = yaml_serde::from_str("cert_file: a\nkey_file: b\nclient_ca_file: c\nclient_auth: optional\n").expect("parses");
     assert_eq!(s.client_auth, ClientAuth::Optional);
 }
+
+#[test]
+fn a_certificate_that_is_pem_but_not_a_certificate_is_named_as_the_certificate() {
+    let broken = scratch("broken.pem", b"-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n");
+    let cfg = ServerTls { cert_file: broken, key_file: pki("server.key.pem"), client_ca_file: None, client_auth: ClientAuth::Required };
+    let problems = cfg.load().expect_err("not a certificate");
+    assert_eq!(keys(&problems), ["cert_file"], "{problems:?}");
+}
