@@ -91,6 +91,8 @@ def close_all(socks: list[socket.socket]) -> None:
         s.close()
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(180)
 def test_two_thousand_stalled_connections_neither_starve_a_caller_nor_outlive_the_head_timeout(backends, start_gateway):
     a = backends.v2("a")
     limits = {"header_read_timeout": "10s", "max_connections_per_ip": 500, "max_connections": 4000}
@@ -117,6 +119,7 @@ def test_two_thousand_stalled_connections_neither_starve_a_caller_nor_outlive_th
     close_all(attack)
 
 
+@pytest.mark.timeout(120)
 def test_at_the_global_cap_idle_connections_make_room_and_callers_are_served(backends, start_gateway):
     a = backends.v2("a")
     limits = {"max_connections": 200, "max_connections_per_ip": 0, "header_read_timeout": "60s"}

@@ -63,8 +63,9 @@ pub async fn reload(path: &Path, shared: &Shared, why: &str) {
             if *old == new {
                 return;
             }
-            if old.listen != new.listen || old.mcp_path != new.mcp_path {
-                tracing::warn!("listen and mcp_path changes take effect only after a restart");
+            if old.listen != new.listen || old.mcp_path != new.mcp_path || old.tls != new.tls {
+                // The TLS files themselves are reloaded by the listener; the section's paths are not.
+                tracing::warn!("listen, mcp_path and tls changes take effect only after a restart");
             }
             match shared.apply(new).await {
                 Ok(()) => tracing::info!(trigger = why, "config reloaded"),

@@ -122,7 +122,7 @@ impl ConnState {
 pub(crate) struct Busy(Arc<ConnState>);
 
 impl Busy {
-    fn begin(state: &Arc<ConnState>) -> Self {
+    pub(crate) fn begin(state: &Arc<ConnState>) -> Self {
         state.in_flight.fetch_add(1, Ordering::AcqRel);
         state.served.store(true, Ordering::Relaxed);
         state.read_while_idle.store(0, Ordering::Relaxed);

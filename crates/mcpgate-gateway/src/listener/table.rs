@@ -154,3 +154,51 @@ impl Table {
         self.stats.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::listener::conn::Busy;
+
+    fn limits(max: usize, per_ip: usize) -> ConnLimits {
+        ConnLimits { max_connections: max, max_connections_per_ip: per_ip, header_read_timeout: Duration::from_secs(10), idle_timeout: Duration::from_secs(60) }
+    }
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(127, 0, 0, last))
+    }
+
+    #[test]
+    fn one_address_holds_at_most_its_cap_and_others_are_unaffected() {
+        let table = Table::new(Arc::default());
+        let l = limits(100, 2);
+        let first = table.admit(ip(2), &l).expect("first");
+        table.admit(ip(2), &l).expect("second");
+        assert_eq!(table.admit(ip(2), &l).err(), Some(Refusal::OverPerIpLimit));
+        table.admit(ip(1), &l).expect("another address");
+        table.remove(&first);
+        table.admit(ip(2), &l).expect("room again after a close");
+        assert_eq!(table.stats.open(), 3);
+    }
+
+    #[tokio::test]
+    async fn at_the_cap_the_longest_idle_connection_makes_room_and_busy_ones_never_do() {
+        let table = Table::new(Arc::default());
+        let l = limits(2, 0);
+        let older = table.admit(ip(1), &l).expect("a");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let busy = table.admit(ip(1), &l).expect("b");
+        let _in_flight = Busy::begin(&busy);
+
+        let newcomer = table.admit(ip(1), &l).expect("room made");
+        assert!(older.is_evicted() && !busy.is_evicted(), "the idle one goes, the busy one stays");
+
+        let _also_busy = Busy::begin(&newcomer);
+        assert_eq!(table.admit(ip(1), &l).err(), Some(Refusal::OverLimit), "every live connection is busy");
+        table.remove(&older);
+        assert_eq!(table.admit(ip(1), &l).err(), Some(Refusal::OverLimit), "the evicted one no longer counted, and no other is idle");
+    }
+}
