@@ -36,9 +36,9 @@ pub(crate) struct ConnState {
     in_flight: AtomicU32,
     /// Whether any request was received (before that, the head timeout runs from accept).
     served: AtomicBool,
-    /// Milliseconds since `opened` when the last request ended.
+    /// Microseconds since `opened` when the last request ended.
     idle_since: AtomicU64,
-    /// Milliseconds since `opened` (+1, so 0 means none) of the first byte read while idle.
+    /// Microseconds since `opened` (+1, so 0 means none) of the first byte read while idle.
     read_while_idle: AtomicU64,
     /// HTTP/2: bytes while idle are frames (pings, window updates), not a slow request head.
     h2: AtomicBool,
@@ -65,21 +65,22 @@ impl ConnState {
         }
     }
 
-    fn now_ms(&self) -> u64 {
-        self.opened.elapsed().as_millis() as u64
+    fn now_us(&self) -> u64 {
+        self.opened.elapsed().as_micros() as u64
     }
 
-    fn at(&self, ms: u64) -> Instant {
-        self.opened + Duration::from_millis(ms)
+    fn at(&self, us: u64) -> Instant {
+        self.opened + Duration::from_micros(us)
     }
 
     pub fn is_idle(&self) -> bool {
         self.in_flight.load(Ordering::Acquire) == 0
     }
 
-    /// When it was last busy (or opened), for choosing whom to evict.
-    pub fn last_active(&self) -> u64 {
-        self.idle_since.load(Ordering::Relaxed)
+    /// When it was last busy (or opened), for choosing whom to evict: an instant, comparable
+    /// across connections (each one's own counters are relative to when it opened).
+    pub fn last_active(&self) -> Instant {
+        self.at(self.idle_since.load(Ordering::Relaxed))
     }
 
     pub fn is_evicted(&self) -> bool {
@@ -97,7 +98,7 @@ impl ConnState {
 
     fn note_read(&self) {
         if self.is_idle() && self.read_while_idle.load(Ordering::Relaxed) == 0 {
-            self.read_while_idle.store(self.now_ms() + 1, Ordering::Relaxed);
+            self.read_while_idle.store(self.now_us() + 1, Ordering::Relaxed);
             self.wake.notify_one();
         }
     }
@@ -133,7 +134,7 @@ impl Busy {
 impl Drop for Busy {
     fn drop(&mut self) {
         let s = &self.0;
-        s.idle_since.store(s.now_ms(), Ordering::Relaxed);
+        s.idle_since.store(s.now_us(), Ordering::Relaxed);
         s.read_while_idle.store(0, Ordering::Relaxed);
         s.in_flight.fetch_sub(1, Ordering::AcqRel);
     }

@@ -172,6 +172,20 @@ mod tests {
     }
 
     #[test]
+    fn the_connection_idle_longest_is_the_one_evicted() {
+        let table = Table::new(Arc::default());
+        let l = limits(2, 0);
+        let first = table.admit(ip(1), &l).expect("first");
+        let second = table.admit(ip(2), &l).expect("second");
+        // The first connection serves a request after the second opened; the second has been
+        // idle since it opened. (The pause only orders the two instants.)
+        std::thread::sleep(Duration::from_millis(2));
+        drop(Busy::begin(&first));
+        table.admit(ip(3), &l).expect("room made");
+        assert!(second.is_evicted() && !first.is_evicted());
+    }
+
+    #[test]
     fn one_address_holds_at_most_its_cap_and_others_are_unaffected() {
         let table = Table::new(Arc::default());
         let l = limits(100, 2);
@@ -184,12 +198,11 @@ mod tests {
         assert_eq!(table.stats.open(), 3);
     }
 
-    #[tokio::test]
-    async fn at_the_cap_the_longest_idle_connection_makes_room_and_busy_ones_never_do() {
+    #[test]
+    fn at_the_cap_the_longest_idle_connection_makes_room_and_busy_ones_never_do() {
         let table = Table::new(Arc::default());
         let l = limits(2, 0);
         let older = table.admit(ip(1), &l).expect("a");
-        tokio::time::sleep(Duration::from_millis(5)).await;
         let busy = table.admit(ip(1), &l).expect("b");
         let _in_flight = Busy::begin(&busy);
 
