@@ -18,6 +18,7 @@ pub mod core;
 pub mod discovery;
 pub mod front;
 pub mod identity;
+pub mod listener;
 pub mod observe;
 pub mod quota;
 pub mod reject;

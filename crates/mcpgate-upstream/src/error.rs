@@ -66,7 +66,7 @@ impl UpstreamError {
         if e.is_timeout() {
             UpstreamError::Timeout
         } else if e.is_connect() {
-            UpstreamError::Connect("connection refused or unreachable".into())
+            UpstreamError::Connect(connect_cause(e))
         } else if e.is_body() || e.is_decode() {
             // The status and headers arrived; the body did not, whole.
             UpstreamError::Invalid(InvalidResponse::Truncated)
@@ -76,4 +76,22 @@ impl UpstreamError {
             UpstreamError::Connect(format!("request failed {cause}").trim_end().to_owned())
         }
     }
+}
+
+/// Why a connection could not be made, from the innermost error (which names no URL): a TLS
+/// failure says so (an untrusted or mismatched certificate, a refused client certificate), so
+/// it is not mistaken for a backend that is down.
+fn connect_cause(e: &reqwest::Error) -> String {
+    let mut innermost: &dyn std::error::Error = e;
+    let mut depth = 0;
+    while let Some(next) = innermost.source() {
+        innermost = next;
+        depth += 1;
+    }
+    if depth == 0 {
+        return "connection refused or unreachable".to_owned();
+    }
+    let text = innermost.to_string();
+    let lower = text.to_ascii_lowercase();
+    if ["certificate", "handshake", "tls", "alert"].iter().any(|w| lower.contains(w)) { format!("TLS handshake failed: {text}") } else { text }
 }

@@ -128,3 +128,54 @@ async fn explicit_jwks_uri_skips_discovery() {
     let token = mint(Algorithm::ES256, EC1_KEY, Some("e1"), &claims(&idp.issuer, "alice"));
     assert!(authenticator(&yaml).verify_bearer(Some(&bearer(&token))).await.is_ok());
 }
+
+#[tokio::test]
+async fn key_replaced_under_the_same_kid_is_refetched_and_the_retired_key_stops_verifying() {
+    let idp = TestIdp::start(rsa_jwks(&[("k1", RSA1_KEY)])).await;
+    let auth = authenticator(&idp.config_yaml("jwks: {refresh_min_interval: 0s}"));
+    let old = mint(Algorithm::RS256, RSA1_KEY, Some("k1"), &claims(&idp.issuer, "alice"));
+    assert!(auth.verify_bearer(Some(&bearer(&old))).await.is_ok(), "verified, and remembered");
+
+    idp.set_jwks(rsa_jwks(&[("k1", RSA2_KEY)]));
+    let new = mint(Algorithm::RS256, RSA2_KEY, Some("k1"), &claims(&idp.issuer, "bob"));
+    assert_eq!(auth.verify_bearer(Some(&bearer(&new))).await.expect("the replaced key is fetched").subject, "bob");
+    assert_eq!(idp.jwks_hits(), 2, "one load plus one refetch on the failed signature");
+
+    let again = auth.verify_bearer(Some(&bearer(&old))).await;
+    assert_eq!(again.err(), Some(AuthError::BadSignature), "the remembered verification was dropped with the retired key");
+}
+
+#[tokio::test]
+async fn key_type_changed_under_the_same_kid_is_refetched() {
+    let idp = TestIdp::start(rsa_jwks(&[("k1", RSA1_KEY)])).await;
+    let auth = authenticator(&idp.config_yaml("jwks: {refresh_min_interval: 0s}"));
+    let first = mint(Algorithm::RS256, RSA1_KEY, Some("k1"), &claims(&idp.issuer, "alice"));
+    assert!(auth.verify_bearer(Some(&bearer(&first))).await.is_ok());
+
+    idp.set_jwks(json!({ "keys": [jwk(Algorithm::ES256, EC1_KEY, "k1", true)] }));
+    let ec = mint(Algorithm::ES256, EC1_KEY, Some("k1"), &claims(&idp.issuer, "alice"));
+    assert!(auth.verify_bearer(Some(&bearer(&ec))).await.is_ok(), "an EC key now under k1");
+    assert_eq!(auth.verify_bearer(Some(&bearer(&first))).await.err(), Some(AuthError::AlgorithmNotAllowed));
+}
+
+#[tokio::test]
+async fn bad_signature_on_a_known_kid_refetches_at_most_once_per_interval() {
+    let idp = TestIdp::start(rsa_jwks(&[("k1", RSA1_KEY)])).await;
+    let auth = authenticator(&idp.config_yaml("jwks: {refresh_min_interval: 1h}"));
+    let forged = mint(Algorithm::RS256, RSA2_KEY, Some("k1"), &claims(&idp.issuer, "mallory"));
+    for _ in 0..5 {
+        assert_eq!(auth.verify_bearer(Some(&bearer(&forged))).await.err(), Some(AuthError::BadSignature));
+    }
+    assert_eq!(idp.jwks_hits(), 1, "the first load counts as the interval's fetch: forged signatures cannot drive refetches");
+}
+
+#[tokio::test]
+async fn claim_failures_after_a_good_signature_never_refetch() {
+    let idp = TestIdp::start(rsa_jwks(&[("k1", RSA1_KEY)])).await;
+    let auth = authenticator(&idp.config_yaml("jwks: {refresh_min_interval: 0s}"));
+    let expired = mint(Algorithm::RS256, RSA1_KEY, Some("k1"), &with(claims(&idp.issuer, "alice"), json!({"exp": now() - 3600})));
+    let elsewhere = mint(Algorithm::RS256, RSA1_KEY, Some("k1"), &with(claims(&idp.issuer, "alice"), json!({"aud": "other"})));
+    assert_eq!(auth.verify_bearer(Some(&bearer(&expired))).await.err(), Some(AuthError::Expired));
+    assert_eq!(auth.verify_bearer(Some(&bearer(&elsewhere))).await.err(), Some(AuthError::WrongAudience));
+    assert_eq!(idp.jwks_hits(), 1);
+}

@@ -1,6 +1,8 @@
 //! An issuer's remote keys: OIDC discovery, JWKS fetch, the cached key set, refresh on an
-//! unknown `kid` (coalesced: concurrent misses share one request; rate-limited per issuer)
-//! and refresh of a set older than `max_age`. Never fetches from a URL named in a token,
+//! unknown `kid` or a signature that fails on a known one (a key replaced under the same
+//! `kid`) — coalesced: concurrent misses share one request; rate-limited per issuer — and
+//! refresh of a set older than `max_age`. Counts the refreshes that retired a key (the
+//! `epoch`) so verifications remembered under an older set are redone. Never fetches from a URL named in a token,
 //! never follows plain-http URLs the config does not allow, never drops working keys
 //! because a refresh failed.
 
@@ -20,6 +22,9 @@ const MAX_DOCUMENT_BYTES: usize = 512 * 1024;
 pub(crate) struct Fetched {
     pub keys: KeySet,
     pub generation: u64,
+    /// Bumped by every refresh that removed or replaced a key: a token verified under an
+    /// older epoch may have been signed by a key the issuer has since retired.
+    pub epoch: u64,
     pub fetched_at: Option<Instant>,
 }
 
@@ -62,7 +67,7 @@ impl RemoteKeys {
             http,
             allowed,
             timing,
-            current: ArcSwap::from_pointee(Fetched { keys: KeySet::default(), generation: 0, fetched_at: None }),
+            current: ArcSwap::from_pointee(Fetched { keys: KeySet::default(), generation: 0, epoch: 0, fetched_at: None }),
             refresh: Mutex::new(Attempts::default()),
         }
     }
@@ -78,6 +83,11 @@ impl RemoteKeys {
             return self.current.load_full();
         }
         cur
+    }
+
+    /// The epoch of the cached set, without fetching.
+    pub fn epoch(&self) -> u64 {
+        self.current.load().epoch
     }
 
     /// Fetches the keys again unless another task did so since `seen_generation` (then its
@@ -100,8 +110,16 @@ impl RemoteKeys {
         *last_attempt = Some(Instant::now());
         match self.fetch().await {
             Ok(keys) => {
-                tracing::debug!(issuer = %self.issuer, keys = keys.len(), "fetched issuer keys");
-                self.current.store(Arc::new(Fetched { keys, generation: seen_generation + 1, fetched_at: Some(Instant::now()) }));
+                let old = self.current.load();
+                let retired = old.keys.retired_in(&keys);
+                let epoch = if retired > 0 {
+                    tracing::info!(issuer = %self.issuer, retired, keys = keys.len(), "issuer keys rotated: tokens signed by retired keys are no longer accepted");
+                    old.epoch + 1
+                } else {
+                    tracing::debug!(issuer = %self.issuer, keys = keys.len(), "fetched issuer keys");
+                    old.epoch
+                };
+                self.current.store(Arc::new(Fetched { keys, generation: seen_generation + 1, epoch, fetched_at: Some(Instant::now()) }));
                 Ok(())
             }
             Err(e) => {

@@ -234,7 +234,7 @@ async fn call_plan(shared: &Arc<Shared>, in_flight: &Arc<InFlight>, session: &Ar
     };
     // The backend session is the client's own, opened (or reused) by the gateway with the
     // call's credential, exactly as standalone does; Envoy carries its id.
-    let conn = match timeout_at(deadline, session.backend(&target.backend, &shared.http, credential.as_ref())).await {
+    let conn = match timeout_at(deadline, session.backend(&target.backend, credential.as_ref())).await {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => return Plan::Answer(Answer::rpc_error(Some(&id), &unavailable(&target.backend, &e))),
         Err(_) => return Plan::Answer(Answer::rpc_error(Some(&id), &unavailable(&target.backend, &UpstreamError::Timeout))),

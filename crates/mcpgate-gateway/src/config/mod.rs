@@ -13,6 +13,7 @@ mod observe;
 pub mod rate_limits;
 mod types;
 mod validate;
+mod validate_tls;
 
 pub use cluster::{ClusterConfig, ClusterKey, ShutdownConfig, StoreConfig};
 pub use envoy::{EnvoyConfig, EnvoyHeaders, ExtAuthzConfig, ExtProcConfig, FailureMode};

@@ -68,6 +68,7 @@ pub fn validate(c: &GatewayConfig) -> Result<(), Vec<Problem>> {
         check_server(&format!("servers[{i}]"), s, &mut p);
     }
     check_names_and_prefixes(c, &mut p);
+    super::validate_tls::check(c, &mut p);
     check_auth(c, &mut p);
     check_credentials(c, &mut p);
     check_observability(c, &mut p);

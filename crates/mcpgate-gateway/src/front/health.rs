@@ -80,6 +80,7 @@ pub async fn status(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value
         "parked_calls": shared.bridges.len(),
         // Tasks alive in the runtime (cheap: one atomic read); bench/soak.sh watches it for leaks.
         "runtime": {"tasks": tokio::runtime::Handle::current().metrics().num_alive_tasks()},
+        "connections": shared.front_door.to_json(&(&config.limits).into()),
     }))
 }
 

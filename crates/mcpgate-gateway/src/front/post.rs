@@ -116,7 +116,17 @@ async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, body: Body, meter: &R
     checks::content_type(headers)?;
     checks::accept_post(headers)?;
     let max = config.limits.max_body_bytes;
-    let bytes = axum::body::to_bytes(body, max).await.map_err(|_| Reject::TooLarge(max))?;
+    let wait = config.limits.body_read_timeout;
+    let bytes = match tokio::time::timeout(wait, axum::body::to_bytes(body, max)).await {
+        Ok(read) => read.map_err(|_| Reject::TooLarge(max))?,
+        Err(_) => {
+            // The rest of the body may still be on its way: this connection cannot carry
+            // another request.
+            let mut resp = Reject::BodyTimeout(wait).into_response();
+            resp.headers_mut().insert(axum::http::header::CONNECTION, HeaderValue::from_static("close"));
+            return Ok(resp);
+        }
+    };
     dupkeys::check(&bytes).map_err(|e| match e {
         StructureError::Syntax(s) => Reject::Parse(s),
         StructureError::DuplicateKey(k) => Reject::DuplicateKey(k),

@@ -72,7 +72,7 @@ pub async fn delete(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Re
     if checks::same_identity(&session, &access).is_err() {
         return Reject::SessionIdentity.into_response();
     }
-    match shared.sessions.delete(id, &shared.session_ctx(), &shared.backends.load(), &shared.http).await {
+    match shared.sessions.delete(id, &shared.session_ctx(), &shared.backends.load()).await {
         Ok(()) => {
             tracing::info!(session = %crate::session::short(id), "session deleted by client");
             StatusCode::NO_CONTENT.into_response()
