@@ -586,8 +586,39 @@ class Bench:
                 self.record("8 observability overhead", f"{name}, c=16, round {round_}", gateway=r)
         stop_all()
 
+    def envoy(self) -> None:
+        """Scenario 10: the gateway as Envoy's ext_proc router and ext_authz service, driven by
+        mcpgate-envoy-load (Envoy's messages, through the clients generated from Envoy's
+        protos), beside the standalone tools/call on the same gateway and backend."""
+        name = "10 Envoy services (gRPC)"
+        backend = self.backend(era="legacy")
+        port = free_port()
+        gw, url = self.gateway(f"listen: LISTEN\nservers:\n  - {{name: b, url: \"{backend}\"}}\nenvoy:\n  grpc_listen: 127.0.0.1:{port}\n  routes: {{b: b.local}}\n")
+        self.wait_catalog(url, 1, 1, era="legacy")
+        for c in ([16] if self.smoke else [1, 16]):
+            self.record(name, f"reference: standalone tools/call echo (with the upstream hop), c={c}", gateway=self.measured(gw, url, c, tool="b_echo"))
+            for op, label in [
+                ("route", "ext_proc: routing a tools/call (request headers + body)"),
+                ("call", "ext_proc: routed tools/call (request headers + body, response headers + body; no upstream hop)"),
+                ("list", "ext_proc: tools/list answered immediately"),
+                ("authz", "ext_authz: Check of a routed tools/call (body, permission)"),
+            ]:
+                self.record(name, f"{label}, c={c}", gateway=self.envoy_load(gw, port, op, c))
+        stop_all()
+
+    def envoy_load(self, gw: subprocess.Popen, port: int, op: str, concurrency: int) -> dict:
+        before = proc_cpu_seconds(gw.pid)
+        argv = [str(self.bin / "mcpgate-envoy-load"), "--target", f"127.0.0.1:{port}", "--op", op, "--concurrency", str(concurrency),
+                "--duration", str(self.duration), "--tool", "echo" if op == "authz" else "b_echo"]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=self.duration + 120, check=True)
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        # Every unit the driver ran (warm-up and session set-up included) cost gateway CPU.
+        r["gateway_cpu_us_per_call"] = round((proc_cpu_seconds(gw.pid) - before) / max(r["calls_total"], 1) * 1e6, 1)
+        r["gateway_rss_mib"] = round(proc_rss_mib(gw.pid), 1)
+        return r
+
     def pinning(self) -> None:
-        """Scenario 10: tools/call (legacy, no auth) through a gateway with `pinning: enforce`
+        """Scenario 11: tools/call (legacy, no auth) through a gateway with `pinning: enforce`
         (every definition approved) and through one with pinning off, over the same backend,
         measured alternately (off, enforce, off, enforce) so drift on the shared machine hits
         both alike."""
@@ -610,12 +641,12 @@ class Bench:
                 runs[label].append(self.measured(gw, url, 16, tool="b_echo"))
         for label, gw, url in (("off", off, off_url), ("enforce", on, on_url)):
             for i, r in enumerate(runs[label], 1):
-                self.record("10 tools/call echo with pinning", f"pinning {label}, closed loop c=16 (run {i})", gateway=r)
-            self.record("10 tools/call echo with pinning", f"pinning {label}, open loop {rate}/s", gateway=self.measured(gw, url, 16, rate=rate, tool="b_echo"))
+                self.record("11 tools/call echo with pinning", f"pinning {label}, closed loop c=16 (run {i})", gateway=r)
+            self.record("11 tools/call echo with pinning", f"pinning {label}, open loop {rate}/s", gateway=self.measured(gw, url, 16, rate=rate, tool="b_echo"))
         stop_all()
 
     def catalog_rebuild(self) -> None:
-        """Scenario 11: one catalog rebuild of 5,000 tools (10 servers x 500, realistic schemas),
+        """Scenario 12: one catalog rebuild of 5,000 tools (10 servers x 500, realistic schemas),
         timed in-process by mcpgate-bench-catalog: without pinning, with pinning when every
         listing just arrived (every definition hashed), and with the listings kept (a rebuild
         after an approval or a reload: hashes reused)."""
@@ -624,7 +655,7 @@ class Bench:
         r = json.loads(out.stdout.strip().splitlines()[-1])
         for key, label in (("off", "pinning off"), ("enforce_new_listings", "pinning enforce, new listings (all hashed)"),
                            ("enforce_listings_kept", "pinning enforce, listings kept (hashes reused)"), ("record_new_listings", "pinning record, new listings")):
-            self.record(f"11 catalog rebuild, {r['tools']} tools", label, **r[key])
+            self.record(f"12 catalog rebuild, {r['tools']} tools", label, **r[key])
 
     def startup(self) -> None:
         port = free_port()
@@ -697,7 +728,7 @@ def main() -> None:
     ap.add_argument("--only", default="", help="comma-separated scenario methods to run")
     args = ap.parse_args()
     b = Bench(args.bin_dir, args.smoke)
-    scenarios = [b.startup, b.echo_call, b.echo_call_modern, b.full_pipeline, b.list_scale, b.many_sessions, b.peer, b.observability, b.scale_out,
+    scenarios = [b.startup, b.echo_call, b.echo_call_modern, b.full_pipeline, b.list_scale, b.many_sessions, b.peer, b.observability, b.scale_out, b.envoy,
                  b.pinning, b.catalog_rebuild]
     try:
         for s in scenarios:

@@ -36,6 +36,9 @@ else
     cargo test --locked --workspace
 fi
 
+step "fuzz smoke (each cargo-fuzz target ~20 s over its committed corpus; skipped without nightly)"
+scripts/fuzz-smoke.sh
+
 step "integration tests (pytest, real binary, real SDK servers and clients)"
 "$CACHE/venv-mcp2/bin/pytest" tests/integration -q -p no:cacheprovider
 

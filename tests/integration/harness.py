@@ -295,12 +295,13 @@ class Backend:
         # Config keys every entry for this backend gets (e.g. `era: modern` for a server_v2 that
         # a test means to be spoken to in the modern era only).
         self.config_defaults: dict[str, Any] = {}
+        self.scheme = "http"
 
     @property
     def url(self) -> str:
         if self.transport == "sse":
-            return f"http://127.0.0.1:{self.port}/sse"
-        return f"http://127.0.0.1:{self.port}/mcp"
+            return f"{self.scheme}://127.0.0.1:{self.port}/sse"
+        return f"{self.scheme}://127.0.0.1:{self.port}/mcp"
 
     def launch(self) -> Backend:
         self.proc = self.registry.start(f"backend-{self.name}", self.argv)
@@ -389,9 +390,13 @@ class Backends:
         start: bool | None = True,
         log_name: str | None = None,
         flags: Iterable[str] = (),
+        tls: tuple[Path, Path] | None = None,
+        client_ca: Path | None = None,
     ) -> Backend:
         """Python SDK 2.x server (server_v2.py). `log_name` separates the request logs of two
-        instances with the same server name; `flags` are extra options (e.g. --editable-tools)."""
+        instances with the same server name; `flags` are extra options (e.g. --editable-tools).
+        `tls` = (cert, key) serves HTTPS; `client_ca` then requires client certificates signed
+        by it."""
         port = free_port()
         log = self._log(log_name or name)
         argv = [
@@ -412,8 +417,15 @@ class Backends:
             argv += ["--instructions", instructions]
         if json_response:
             argv.append("--json-response")
+        if tls is not None:
+            argv += ["--ssl-certfile", str(tls[0]), "--ssl-keyfile", str(tls[1])]
+            if client_ca is not None:
+                argv += ["--ssl-ca-certs", str(client_ca)]
         argv += list(flags)
-        return self._maybe_start(Backend(self.registry, name, "v2", transport, port, argv, log), start)
+        backend = Backend(self.registry, name, "v2", transport, port, argv, log)
+        if tls is not None:
+            backend.scheme = "https"
+        return self._maybe_start(backend, start)
 
     def v1(self, name: str = "c", *, transport: str = "streamable-http", start: bool | None = True) -> Backend:
         """Legacy Python SDK (mcp<2) server (server_v1.py) over streamable-http or sse."""
@@ -459,6 +471,17 @@ class Backends:
         return self._maybe_start(
             Backend(self.registry, name, "raw", "streamable-http", port, argv, self._log(name)), start
         )
+
+    def fault(self, name: str = "junk", *, start: bool | None = True) -> Backend:
+        """Fault-injecting server (fault_server.py): one tool per way an answer can go wrong."""
+        port = free_port()
+        argv = [sys.executable, str(PY_FIXTURES / "fault_server.py"), "--name", name, "--port", str(port), "--log", str(self._log(name))]
+        return self._maybe_start(Backend(self.registry, name, "fault", "streamable-http", port, argv, self._log(name)), start)
+
+    def fault_stdio(self, name: str = "junk") -> StdioBackend:
+        """fault_server.py over stdio (launched by the gateway): `echo` and `flood`."""
+        args = [str(PY_FIXTURES / "fault_server.py"), "--name", name, "--transport", "stdio", "--log", str(self._log(name))]
+        return StdioBackend(name, sys.executable, args, self._log(name))
 
     def stdio(self, name: str = "e", *, sdk: str = "v1") -> StdioBackend:
         """A stdio server the gateway itself launches (no process started here)."""
@@ -532,10 +555,14 @@ class Gateway:
         self.config_path = workdir / "gateway.yaml"
         self.proc: Proc | None = None
         self.mcp_path = "/mcp"
+        # A TLS front door: "https", and what httpx should verify with (an ssl.SSLContext
+        # holding the test CA, and a client certificate when one is required).
+        self.scheme = "http"
+        self.verify: Any = True
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     @property
     def url(self) -> str:
@@ -600,14 +627,14 @@ class Gateway:
             if not proc.alive():
                 raise AssertionError(f"mcpgate exited with {proc.popen.returncode}:\n{proc.stderr()[-4000:]}")
             try:
-                return httpx.get(self.base + "/healthz", timeout=1.0).status_code == 200
+                return httpx.get(self.base + "/healthz", timeout=1.0, verify=self.verify).status_code == 200
             except httpx.HTTPError:
                 return False
 
         wait_until(healthy, timeout, what="mcpgate /healthz")
 
     def status(self) -> dict[str, Any]:
-        r = httpx.get(self.base + "/status", timeout=5.0)
+        r = httpx.get(self.base + "/status", timeout=5.0, verify=self.verify)
         assert r.status_code == 200, r.text
         return r.json()
 

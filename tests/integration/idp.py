@@ -53,8 +53,10 @@ class Idp:
         assert r.status_code == 200, r.text
         return r.json()["access_token"]
 
-    def rotate(self, drop_old: bool = False) -> None:
-        r = self.http.post(f"{self.issuer}/test/rotate-keys" + ("?drop_old=1" if drop_old else ""))
+    def rotate(self, drop_old: bool = False, same_kid: bool = False) -> None:
+        """A new signing key; `same_kid`: it replaces the current one under the same `kid`."""
+        query = "&".join(q for q, on in (("drop_old=1", drop_old), ("same_kid=1", same_kid)) if on)
+        r = self.http.post(f"{self.issuer}/test/rotate-keys" + (f"?{query}" if query else ""))
         assert r.status_code == 200, r.text
 
     def stats(self) -> dict[str, Any]:

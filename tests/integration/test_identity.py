@@ -15,6 +15,7 @@ from idp import (
     Idp,
     OwnIssuer,
     claims_of,
+    header_of,
     hs256_with_public_key,
     public_pem_of_jwk,
     unsigned,
@@ -231,6 +232,29 @@ def test_token_whose_key_was_removed_is_refused(secured, idp):
     assert r.status_code == 401, r.text
     fresh = client(gw, idp.token("alice"))
     fresh.initialize()
+
+
+def test_key_replaced_under_the_same_kid_is_picked_up_at_once_and_the_replaced_key_is_refused(backends, start_gateway, idp):
+    a = backends.v2("a")
+    # No refetch interval: the first token of the new key must be accepted (with the default
+    # 10 s, a token within 10 s of the last fetch would wait for the next one).
+    auth = {"issuers": [{"issuer": idp.issuer}], "audiences": ["mcpgate"], "jwks": {"refresh_min_interval": "0s"}}
+    gw = start_gateway([a.config(auth={"client_ids": ["a.local"]})], auth=auth)
+    before = idp.token("alice")
+    old_session = client(gw, before)
+    old_session.initialize()
+    assert old_session.tool_names() == ["a_add", "a_echo"], "the old token is verified and remembered"
+
+    idp.rotate(same_kid=True)
+    after = idp.token("alice")
+    assert header_of(after)["kid"] == header_of(before)["kid"] and after.split(".")[2] != before.split(".")[2]
+
+    fresh = client(gw, after)
+    fresh.initialize()
+    assert fresh.tool_names() == ["a_add", "a_echo"], "the first token of the replaced key is accepted"
+    r = old_session.post_raw({"jsonrpc": "2.0", "id": 99, "method": "tools/list"})
+    assert r.status_code == 401, f"a token of the replaced key is refused, even remembered: {r.status_code} {r.text}"
+    assert 'error="invalid_token"' in r.headers.get("www-authenticate", "")
 
 
 def test_protected_resource_metadata_names_the_issuer(secured, idp):

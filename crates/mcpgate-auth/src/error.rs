@@ -8,6 +8,10 @@
 pub enum AuthError {
     #[error("no bearer token")]
     Missing,
+    /// A credential header was sent more than once (two `Authorization` headers, two
+    /// wristbands): which one counts would be a guess, so neither does. Names the header.
+    #[error("ambiguous credential: more than one {0} header")]
+    Ambiguous(String),
     /// The header or token is not a well-formed bearer JWT; the detail is a fixed phrase.
     #[error("malformed bearer token: {0}")]
     Malformed(&'static str),
@@ -34,10 +38,12 @@ pub enum AuthError {
 }
 
 impl AuthError {
-    /// HTTP status: 401 for a missing or invalid token, 403 for insufficient scope, 503 when
-    /// the issuer's keys cannot be fetched (the caller's token may be fine; retry later).
+    /// HTTP status: 401 for a missing or invalid token, 403 for insufficient scope, 400 for
+    /// an ambiguous credential (RFC 6750 `invalid_request`), 503 when the issuer's keys cannot
+    /// be fetched (the caller's token may be fine; retry later).
     pub fn status(&self) -> u16 {
         match self {
+            AuthError::Ambiguous(_) => 400,
             AuthError::InsufficientScope { .. } => 403,
             AuthError::Unavailable => 503,
             _ => 401,
@@ -49,6 +55,7 @@ impl AuthError {
     pub fn www_authenticate_error(&self) -> Option<&'static str> {
         match self {
             AuthError::Missing => None,
+            AuthError::Ambiguous(_) => Some("invalid_request"),
             AuthError::InsufficientScope { .. } => Some("insufficient_scope"),
             _ => Some("invalid_token"),
         }
@@ -66,6 +73,7 @@ impl AuthError {
     pub fn reason(&self) -> &'static str {
         match self {
             AuthError::Missing => "missing",
+            AuthError::Ambiguous(_) => "ambiguous",
             AuthError::Malformed(_) => "malformed",
             AuthError::UnknownIssuer => "unknown_issuer",
             AuthError::WrongAudience => "wrong_audience",
@@ -90,6 +98,14 @@ mod tests {
         assert_eq!(e.status(), 403);
         assert_eq!(e.www_authenticate_error(), Some("insufficient_scope"));
         assert_eq!(e.needed_scopes(), ["mcp:tools".to_owned()]);
+    }
+
+    #[test]
+    fn two_credentials_are_a_400_invalid_request_naming_the_header() {
+        let e = AuthError::Ambiguous("Authorization".into());
+        assert_eq!(e.status(), 400);
+        assert_eq!(e.www_authenticate_error(), Some("invalid_request"));
+        assert_eq!(e.to_string(), "ambiguous credential: more than one Authorization header");
     }
 
     #[test]

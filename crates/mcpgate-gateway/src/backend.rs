@@ -76,6 +76,9 @@ pub struct Backend {
     modern: std::sync::OnceLock<Option<mcpgate_upstream::ModernLink>>,
     /// This server's counters (kept across reloads by `observe::Series`).
     pub series: Arc<crate::observe::series::ServerSeries>,
+    /// The HTTP client for this backend: the gateway's shared one, or one of its own when the
+    /// server has `tls` settings (its CA bundle, its client certificate).
+    http: reqwest::Client,
 }
 
 /// A backend's protocol era.
@@ -117,8 +120,9 @@ impl Era {
 }
 
 impl Backend {
-    /// Builds the run-time backend from a validated server config.
-    pub fn new(config: &ServerConfig, series: &crate::observe::Series) -> Arc<Self> {
+    /// Builds the run-time backend from a validated server config; `shared_http` serves it
+    /// unless it has TLS settings of its own.
+    pub fn new(config: &ServerConfig, series: &crate::observe::Series, shared_http: &reqwest::Client) -> Arc<Self> {
         let name = ServerName::parse(&config.name).unwrap_or_else(|_| unreachable_name());
         let transport = match config.transport {
             Transport::StreamableHttp => TransportSpec::StreamableHttp { url: parse_url(config) },
@@ -148,7 +152,13 @@ impl Backend {
             era: AtomicU8::new(Era::Unknown as u8),
             modern: std::sync::OnceLock::new(),
             series: series.server(&config.name),
+            http: own_http(config).unwrap_or_else(|| shared_http.clone()),
         })
+    }
+
+    /// The HTTP client that reaches this backend.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     pub fn health(&self) -> Health {
@@ -181,8 +191,8 @@ impl Backend {
     }
 
     /// The stateless link to this backend (Streamable HTTP only).
-    pub fn modern_link(&self, http: &reqwest::Client) -> Option<&mcpgate_upstream::ModernLink> {
-        self.modern.get_or_init(|| self.http_url().map(|url| mcpgate_upstream::ModernLink::new(http.clone(), url.clone(), self.headers.clone()))).as_ref()
+    pub fn modern_link(&self) -> Option<&mcpgate_upstream::ModernLink> {
+        self.modern.get_or_init(|| self.http_url().map(|url| mcpgate_upstream::ModernLink::new(self.http.clone(), url.clone(), self.headers.clone()))).as_ref()
     }
 
     /// The endpoint of a Streamable HTTP backend (the only transport the modern era uses).
@@ -241,6 +251,20 @@ impl Backend {
 impl Drop for Backend {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A client with the server's own TLS settings, when it has any. Validation read the files;
+/// if they broke since, the backend gets a client that trusts no certificate at all, so its
+/// calls fail (naming the server) rather than trusting the system's roots instead.
+fn own_http(config: &ServerConfig) -> Option<reqwest::Client> {
+    let tls = config.tls.as_ref()?;
+    match mcpgate_tls::http_client(Some(tls), Default::default()) {
+        Ok(client) => Some(client),
+        Err(e) => {
+            tracing::error!(server = %config.name, error = %e, "servers[].tls: cannot build the backend's TLS client; its calls will fail");
+            reqwest::Client::builder().tls_certs_only(Vec::new()).no_proxy().build().ok()
+        }
     }
 }
 

@@ -74,6 +74,7 @@ impl Security {
     /// Verifies the caller and computes their permissions. Fails closed: with authentication
     /// configured, no valid token means no access at all.
     pub async fn access(&self, headers: &HeaderMap) -> Result<Access, AuthError> {
+        self.single_credentials(headers)?;
         let identity = match &self.authenticator {
             Some(a) => {
                 let header = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
@@ -85,7 +86,20 @@ impl Security {
         Ok(Access { identity, caller, scope: None, personal: None, meter: RequestMeter::disabled() })
     }
 
-    /// The 401/403/503 answer for a failed authentication, with the RFC 9728 challenge.
+    /// A credential header sent twice is refused whatever the configuration: proxies and
+    /// servers disagree on which copy wins, and the gateway will not guess.
+    fn single_credentials(&self, headers: &HeaderMap) -> Result<(), AuthError> {
+        let twice = |name: &axum::http::HeaderName| headers.get_all(name).iter().nth(1).is_some();
+        if twice(&axum::http::header::AUTHORIZATION) {
+            return Err(AuthError::Ambiguous("Authorization".into()));
+        }
+        if let Some(name) = self.policy.iter().flat_map(|p| p.wristband_headers()).find(|h| twice(h)) {
+            return Err(AuthError::Ambiguous(name.as_str().to_owned()));
+        }
+        Ok(())
+    }
+
+    /// The 400/401/403/503 answer for a failed authentication, with the RFC 9728 challenge.
     pub fn challenge(&self, err: &AuthError) -> Response {
         self.challenge_for(err, None)
     }

@@ -20,6 +20,7 @@ pub mod front;
 pub mod governance;
 pub mod identity;
 pub mod kind;
+pub mod listener;
 pub mod observe;
 pub mod per_user;
 pub mod pins;

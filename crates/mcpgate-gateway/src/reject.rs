@@ -11,6 +11,8 @@ pub enum Reject {
     UnsupportedMediaType,
     NotAcceptable(&'static str),
     TooLarge(usize),
+    /// The request body did not arrive within `limits.body_read_timeout`.
+    BodyTimeout(std::time::Duration),
     Parse(String),
     DuplicateKey(String),
     Batch,
@@ -39,6 +41,7 @@ impl Reject {
             Reject::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Reject::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             Reject::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Reject::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Reject::UnknownSession => StatusCode::NOT_FOUND,
             Reject::TooManySessions | Reject::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Reject::Parse(_)
@@ -57,6 +60,7 @@ impl Reject {
             Reject::UnsupportedMediaType => (ErrorCode::InvalidRequest, "Content-Type must be application/json".to_owned()),
             Reject::NotAcceptable(what) => (ErrorCode::InvalidRequest, format!("Accept must include {what}")),
             Reject::TooLarge(max) => (ErrorCode::InvalidRequest, format!("request body larger than {max} bytes")),
+            Reject::BodyTimeout(d) => (ErrorCode::InvalidRequest, format!("request body not received within {}", humantime::format_duration(*d))),
             Reject::Parse(e) => (ErrorCode::ParseError, format!("Parse error: {e}")),
             Reject::DuplicateKey(k) => (ErrorCode::InvalidRequest, format!("duplicate key \"{k}\" in JSON object")),
             Reject::Batch => (ErrorCode::InvalidRequest, "JSON-RPC batches are not supported; send one message per request".to_owned()),

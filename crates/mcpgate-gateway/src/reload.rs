@@ -21,7 +21,12 @@ pub fn watch(path: PathBuf, shared: Arc<Shared>) {
     let watched = path.clone();
     let debouncer = new_debouncer(Duration::from_millis(300), None, move |res: notify_debouncer_full::DebounceEventResult| {
         if let Ok(events) = res {
-            let touches = events.iter().any(|e| e.paths.iter().any(|p| p.file_name() == watched.file_name() || p.ends_with("..data")));
+            // Reading the file (as every reload does) is an event too; counting it would
+            // re-read the config every debounce period forever.
+            let touches = events
+                .iter()
+                .filter(|e| !e.kind.is_access() && !e.kind.is_other())
+                .any(|e| e.paths.iter().any(|p| p.file_name() == watched.file_name() || p.ends_with("..data")));
             if touches {
                 let _ = file_tx.send("file change");
             }
@@ -64,8 +69,9 @@ pub async fn reload(path: &Path, shared: &Shared, why: &str) {
                 }
                 return;
             }
-            if old.listen != new.listen || old.mcp_path != new.mcp_path {
-                tracing::warn!("listen and mcp_path changes take effect only after a restart");
+            if old.listen != new.listen || old.mcp_path != new.mcp_path || old.tls != new.tls {
+                // The TLS files themselves are reloaded by the listener; the section's paths are not.
+                tracing::warn!("listen, mcp_path and tls changes take effect only after a restart");
             }
             match shared.apply(new).await {
                 Ok(()) => {

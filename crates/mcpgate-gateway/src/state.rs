@@ -60,6 +60,8 @@ pub struct Shared {
     pub pins: Pins,
     /// Each caller's own listings of `catalog: per_user` servers.
     pub per_user: crate::per_user::PerUser,
+    /// The front door's connection counters (written by `listener`, shown by `/status`).
+    pub front_door: Arc<crate::listener::FrontDoorStats>,
     changed: mpsc::UnboundedSender<()>,
     /// The other replicas and the shared store, when this is one of several.
     pub cluster: Option<Arc<Cluster>>,
@@ -91,13 +93,7 @@ impl Shared {
         let (changed, rx) = mpsc::unbounded_channel();
         // No proxies from the environment and no redirects: a redirect must never carry a
         // backend credential (e.g. X-API-Key) to another host.
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(5))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
+        let http = mcpgate_tls::http_client(None, Default::default()).map_err(|e| vec![e])?;
         let security = Security::build(&config, &http, &series)?;
         let governance = Governance::build(&config)?;
         let audit = crate::observe::audit::Audit::open(&config.audit, series.clone()).map_err(|e| vec![e])?;
@@ -123,6 +119,7 @@ impl Shared {
             governance: ArcSwap::from_pointee(governance),
             pins: Pins::default(),
             per_user: Default::default(),
+            front_door: Default::default(),
             changed,
             keys: ArcSwap::from_pointee(key_ring(&config)),
             cluster,
@@ -209,9 +206,9 @@ impl Shared {
             match old.iter().find(|b| b.config.same_connection(sc) && same_credentials) {
                 Some(b) => next.push(b.clone()),
                 None => {
-                    let b = Backend::new(sc, &self.series);
+                    let b = Backend::new(sc, &self.series, &self.http);
                     let credentials = self.security.load().credentials.clone();
-                    let task = tokio::spawn(discovery::run(b.clone(), self.http.clone(), config.catalog.clone(), self.changed.clone(), credentials));
+                    let task = tokio::spawn(discovery::run(b.clone(), b.http().clone(), config.catalog.clone(), self.changed.clone(), credentials));
                     b.set_task(task.abort_handle());
                     next.push(b);
                 }
@@ -365,6 +362,6 @@ async fn sweep_store(shared: &Shared, cluster: &Arc<Cluster>, limit: Duration) {
         cluster.send(mcpgate_store::bus::To::All, &crate::cluster::BusMessage::Closed { session: id.clone() }).await;
         let stored = rec.backends.clone();
         let s = shared.sessions.get(&id).unwrap_or_else(|| ClientSession::from_record(&ctx, id, rec));
-        s.end_everywhere(stored, &backends, &shared.http).await;
+        s.end_everywhere(stored, &backends).await;
     }
 }

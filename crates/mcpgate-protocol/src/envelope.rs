@@ -216,6 +216,20 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// Whether a raw `id` is one MCP allows: a string or an integer (no fraction, no exponent).
+/// Objects, arrays, booleans, fractions and `1e3` are not ids, and neither is `null`.
+pub fn is_valid_id(raw: &RawValue) -> bool {
+    let text = raw.get().as_bytes();
+    match text.first() {
+        Some(b'"') => true,
+        Some(_) => {
+            let digits = text.strip_prefix(b"-").unwrap_or(text);
+            !digits.is_empty() && digits.iter().all(u8::is_ascii_digit)
+        }
+        None => false,
+    }
+}
+
 /// Reads a raw JSON value as a string, borrowing when it has no escapes.
 pub fn raw_str(raw: &RawValue) -> Option<Cow<'_, str>> {
     #[derive(Deserialize)]
@@ -367,6 +381,20 @@ mod tests {
     fn null_id_is_no_id() {
         let env = Envelope::parse(br#"{"jsonrpc":"2.0","id":null,"method":"x"}"#).expect("object");
         assert_eq!(env.kind(), Some(Kind::Notification));
+    }
+
+    #[test]
+    fn only_strings_and_integers_are_ids() {
+        let id_of = |body: &str| {
+            let env = Envelope::parse(body.as_bytes()).expect("object");
+            env.get("id").map(is_valid_id).expect("id present")
+        };
+        for ok in [r#""x""#, r#""""#, "0", "7", "-3", "123456789012345678901234567890"] {
+            assert!(id_of(&format!(r#"{{"id":{ok}}}"#)), "{ok} is an id");
+        }
+        for bad in ["{}", r#"{"a":1}"#, "[1]", "[]", "true", "false", "1.5", "1e3", "-1E2", "1.0", "null"] {
+            assert!(!id_of(&format!(r#"{{"id": {bad} }}"#)), "{bad} is not an id");
+        }
     }
 
     #[test]

@@ -10,17 +10,28 @@ pub struct Event {
     pub id: Option<String>,
 }
 
-/// Feeds bytes in, takes whole events out. Handles LF, CRLF and CR line ends, multi-line
-/// `data:` fields and `:` comments.
+/// Feeds bytes in, takes whole events out. Handles LF, CRLF and CR line ends (a CR ends its
+/// line at once, even as the last byte received so far), multi-line `data:` fields, `:`
+/// comments and a leading byte-order mark.
 #[derive(Default)]
 pub struct Decoder {
     buf: BytesMut,
+    /// Bytes at the start of `buf` already searched for a line end (none found): a long line
+    /// arriving in small chunks is searched once, not once per chunk.
+    scanned: usize,
+    /// The last line ended with a CR at the end of the bytes received: an LF arriving next
+    /// belongs to that line end.
+    after_cr: bool,
+    /// Whether the start of the stream has been checked for a byte-order mark.
+    started: bool,
     current: Event,
     has_data: bool,
 }
 
 /// The longest line accepted before the stream is treated as garbage.
 pub const MAX_LINE: usize = 16 * 1024 * 1024;
+
+const BOM: &[u8] = "\u{feff}".as_bytes();
 
 #[derive(Debug, thiserror::Error)]
 #[error("SSE line longer than {MAX_LINE} bytes")]
@@ -37,20 +48,42 @@ impl Decoder {
 
     /// The next complete event, if the buffered bytes hold one.
     pub fn next_event(&mut self) -> Result<Option<Event>, LineTooLong> {
+        if !self.started {
+            // One leading byte-order mark is not part of the first line.
+            if self.buf.len() < BOM.len() && BOM.starts_with(&self.buf) {
+                return Ok(None);
+            }
+            if self.buf.starts_with(BOM) {
+                self.buf.advance(BOM.len());
+            }
+            self.started = true;
+        }
         loop {
-            let Some(end) = self.buf.iter().position(|b| *b == b'\n' || *b == b'\r') else {
+            if self.after_cr && !self.buf.is_empty() {
+                if self.buf[0] == b'\n' {
+                    self.buf.advance(1);
+                }
+                self.after_cr = false;
+            }
+            let Some(found) = memchr::memchr2(b'\n', b'\r', &self.buf[self.scanned..]) else {
+                self.scanned = self.buf.len();
                 if self.buf.len() > MAX_LINE {
                     return Err(LineTooLong);
                 }
                 return Ok(None);
             };
-            // A CR at the very end may be the first half of CRLF: wait for more bytes.
-            if self.buf[end] == b'\r' && end + 1 == self.buf.len() {
-                return Ok(None);
-            }
+            let end = self.scanned + found;
+            self.scanned = 0;
             let line = self.buf.split_to(end);
-            let crlf = self.buf[0] == b'\r' && self.buf.get(1) == Some(&b'\n');
-            self.buf.advance(if crlf { 2 } else { 1 });
+            let cr = self.buf[0] == b'\r';
+            self.buf.advance(1);
+            if cr {
+                match self.buf.first() {
+                    Some(b'\n') => self.buf.advance(1),
+                    Some(_) => {}
+                    None => self.after_cr = true,
+                }
+            }
             if line.is_empty() {
                 if self.has_data {
                     self.has_data = false;
@@ -135,6 +168,36 @@ mod tests {
         let evs = all(&[b"data: y\r", b"\n\r", b"\n"]);
         assert_eq!(evs.len(), 1);
         assert_eq!(evs[0].data, "y");
+    }
+
+    #[test]
+    fn a_cr_ending_the_bytes_so_far_ends_the_event_at_once() {
+        // A server using CR line ends: the final blank line must not wait for a byte that may
+        // never come.
+        assert_eq!(all(&[b"data: a\r\r"]).len(), 1);
+        let evs = all(&[b"data: a\r", b"\ndata: b\r", b"\r"]);
+        assert_eq!(evs, vec![Event { event: None, data: "a\nb".into(), id: None }]);
+    }
+
+    #[test]
+    fn a_leading_byte_order_mark_is_skipped_even_when_split() {
+        // The first event of a stream starting with a BOM used to be lost.
+        let evs = all(&[b"\xEF", b"\xBB\xBFdata: x\n\n"]);
+        assert_eq!(evs, vec![Event { event: None, data: "x".into(), id: None }]);
+        // Only at the very start.
+        assert_eq!(all(&[b"data: x\n\n\xEF\xBB\xBFdata: y\n\n"]).len(), 1);
+    }
+
+    #[test]
+    fn a_long_line_in_small_chunks_is_decoded() {
+        let mut d = Decoder::new();
+        d.push(b"data: ");
+        for _ in 0..10_000 {
+            d.push(b"xx");
+            assert!(d.next_event().expect("short").is_none());
+        }
+        d.push(b"\n\n");
+        assert_eq!(d.next_event().expect("short").map(|e| e.data.len()), Some(20_000));
     }
 
     #[test]

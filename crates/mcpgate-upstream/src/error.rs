@@ -1,4 +1,5 @@
-//! Why a backend exchange failed. Messages never include credentials or request headers.
+//! Why a backend exchange failed. Messages never include credentials or request headers, nor
+//! the backend's bytes (a backend's answer may echo anything; the kind of fault is enough).
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum UpstreamError {
@@ -10,6 +11,9 @@ pub enum UpstreamError {
     SessionExpired,
     #[error("backend sent an invalid message: {0}")]
     Protocol(String),
+    /// The backend answered, but its answer to the request cannot be read as one.
+    #[error("{0}")]
+    Invalid(InvalidResponse),
     #[error("backend refused initialize: {0}")]
     Rejected(String),
     #[error("backend connection closed")]
@@ -18,18 +22,76 @@ pub enum UpstreamError {
     Timeout,
 }
 
+/// What was wrong with a backend's answer to a request. Strict on purpose: an answer is one
+/// JSON-RPC response to the request sent, nothing more and nothing less (docs/protocol.md,
+/// "Backend answers").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidResponse {
+    #[error("the JSON body is not valid JSON")]
+    NotJson,
+    /// Two or more JSON values one after the other (e.g. a notification and the response).
+    #[error("the JSON body holds {0} JSON-RPC messages; one response was expected")]
+    SeveralMessages(usize),
+    #[error("the JSON body is not a JSON-RPC object")]
+    NotAnObject,
+    /// A request or notification where the response belongs.
+    #[error("the JSON body is not a JSON-RPC response")]
+    NotAResponse,
+    #[error("the JSON body answers another request id")]
+    WrongId,
+    #[error("the body ended before it was complete")]
+    Truncated,
+    #[error("the answer has content type {0}, neither JSON nor an event stream")]
+    ContentType(String),
+    #[error("the backend accepted the request (202) without answering it")]
+    AcceptedWithoutAnswer,
+    #[error("an event-stream line is longer than the limit")]
+    LineTooLong,
+}
+
+/// A content type as it may be shown: its media type only, when it is a plain token pair
+/// (never the backend's raw header).
+pub(crate) fn shown_content_type(content_type: &str) -> String {
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let plain = essence.len() <= 64 && essence.bytes().all(|b| b.is_ascii_alphanumeric() || b"/+.-_".contains(&b));
+    match essence.as_str() {
+        "" => "(none)".to_owned(),
+        _ if plain => essence,
+        _ => "(unreadable)".to_owned(),
+    }
+}
+
 impl UpstreamError {
     pub(crate) fn from_reqwest(e: &reqwest::Error) -> Self {
         if e.is_timeout() {
             UpstreamError::Timeout
         } else if e.is_connect() {
-            UpstreamError::Connect("connection refused or unreachable".into())
+            UpstreamError::Connect(connect_cause(e))
         } else if e.is_body() || e.is_decode() {
-            UpstreamError::Protocol("response body could not be read".into())
+            // The status and headers arrived; the body did not, whole.
+            UpstreamError::Invalid(InvalidResponse::Truncated)
         } else {
             // The URL is left out: configured URLs may carry secrets in their query.
             let cause = std::error::Error::source(e).map(ToString::to_string).unwrap_or_default();
             UpstreamError::Connect(format!("request failed {cause}").trim_end().to_owned())
         }
     }
+}
+
+/// Why a connection could not be made, from the innermost error (which names no URL): a TLS
+/// failure says so (an untrusted or mismatched certificate, a refused client certificate), so
+/// it is not mistaken for a backend that is down.
+fn connect_cause(e: &reqwest::Error) -> String {
+    let mut innermost: &dyn std::error::Error = e;
+    let mut depth = 0;
+    while let Some(next) = innermost.source() {
+        innermost = next;
+        depth += 1;
+    }
+    if depth == 0 {
+        return "connection refused or unreachable".to_owned();
+    }
+    let text = innermost.to_string();
+    let lower = text.to_ascii_lowercase();
+    if ["certificate", "handshake", "tls", "alert"].iter().any(|w| lower.contains(w)) { format!("TLS handshake failed: {text}") } else { text }
 }

@@ -8,7 +8,7 @@ use mcpgate_protocol::envelope::{Envelope, Kind};
 use mcpgate_protocol::sse;
 use tokio::sync::mpsc;
 
-use crate::error::UpstreamError;
+use crate::error::{InvalidResponse, UpstreamError};
 use crate::mux::PendingGuard;
 
 /// A message from the backend about one request. `is_final` marks the response itself.
@@ -30,7 +30,7 @@ pub struct Exchange {
 enum State {
     Single(Option<Bytes>),
     Sse { body: ByteStream, decoder: sse::Decoder, done: bool },
-    Channel { rx: mpsc::UnboundedReceiver<Bytes>, _guard: PendingGuard, done: bool },
+    Channel { rx: mpsc::Receiver<Bytes>, _guard: PendingGuard, done: bool },
 }
 
 impl Exchange {
@@ -42,7 +42,7 @@ impl Exchange {
         Self { id, state: State::Sse { body, decoder: sse::Decoder::new(), done: false } }
     }
 
-    pub(crate) fn channel(id: u64, rx: mpsc::UnboundedReceiver<Bytes>, guard: PendingGuard) -> Self {
+    pub(crate) fn channel(id: u64, rx: mpsc::Receiver<Bytes>, guard: PendingGuard) -> Self {
         Self { id, state: State::Channel { rx, _guard: guard, done: false } }
     }
 
@@ -65,13 +65,10 @@ impl Exchange {
         match &mut self.state {
             State::Single(body) => match body.take() {
                 None => Ok(None),
-                Some(bytes) => {
-                    if is_response_to(&bytes, id) {
-                        Ok(Some(Inbound { bytes, is_final: true }))
-                    } else {
-                        Err(UpstreamError::Protocol("JSON body is not the response to the request".into()))
-                    }
-                }
+                Some(bytes) => match single_response(&bytes, id) {
+                    Ok(()) => Ok(Some(Inbound { bytes, is_final: true })),
+                    Err(why) => Err(UpstreamError::Invalid(why)),
+                },
             },
             State::Sse { body, decoder, done } => {
                 if *done {
@@ -79,7 +76,7 @@ impl Exchange {
                 }
                 loop {
                     match decoder.next_event() {
-                        Err(e) => return Err(UpstreamError::Protocol(e.to_string())),
+                        Err(_) => return Err(UpstreamError::Invalid(InvalidResponse::LineTooLong)),
                         Ok(Some(ev)) => {
                             if ev.data.trim().is_empty() {
                                 continue; // priming event for resumability
@@ -120,9 +117,72 @@ impl Exchange {
     }
 }
 
+/// Whether a JSON body is exactly one JSON-RPC response to request `id`, and if not, what it
+/// is instead. Strict: a body holding the response plus anything else is refused, not mined
+/// for the response (docs/protocol.md, "Backend answers", says why).
+pub(crate) fn single_response(bytes: &[u8], id: u64) -> Result<(), InvalidResponse> {
+    if let Ok(env) = Envelope::parse(bytes) {
+        return match env.kind() {
+            Some(Kind::Response) if env.id().is_some_and(|v| v.get() == id.to_string()) => Ok(()),
+            Some(Kind::Response) => Err(InvalidResponse::WrongId),
+            _ => Err(InvalidResponse::NotAResponse),
+        };
+    }
+    // Not one object: say what it is (only on this failure path; the answer above is parsed once).
+    let mut values = serde_json::Deserializer::from_slice(bytes).into_iter::<serde::de::IgnoredAny>();
+    let mut count = 0;
+    loop {
+        match values.next() {
+            None => break,
+            Some(Ok(_)) => count += 1,
+            Some(Err(_)) => return Err(InvalidResponse::NotJson),
+        }
+    }
+    match count {
+        0 => Err(InvalidResponse::NotJson),
+        1 => Err(InvalidResponse::NotAnObject),
+        n => Err(InvalidResponse::SeveralMessages(n)),
+    }
+}
+
 pub(crate) fn is_response_to(bytes: &[u8], id: u64) -> bool {
     match Envelope::parse(bytes) {
         Ok(env) => env.kind() == Some(Kind::Response) && env.id().is_some_and(|v| v.get() == id.to_string()),
         Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_response_to_the_request_is_the_answer() {
+        assert_eq!(single_response(br#"{"jsonrpc":"2.0","id":5,"result":{}}"#, 5), Ok(()));
+        assert_eq!(single_response(b"{\"jsonrpc\":\"2.0\",\"id\":5,\"error\":{\"code\":1,\"message\":\"m\"}}\n", 5), Ok(()));
+    }
+
+    #[test]
+    fn each_malformed_json_answer_is_named() {
+        let cases: [(&[u8], InvalidResponse); 9] = [
+            (br#"{"jsonrpc":"2.0","method":"notifications/message","params":{}}{"jsonrpc":"2.0","id":5,"result":{}}"#, InvalidResponse::SeveralMessages(2)),
+            (b"{\"jsonrpc\":\"2.0\",\"id\":5,\"result\":{}}\n{\"jsonrpc\":\"2.0\",\"id\":5,\"result\":{}}\n", InvalidResponse::SeveralMessages(2)),
+            (br#"{"jsonrpc":"2.0","id":5,"result":{}} trailing"#, InvalidResponse::NotJson),
+            (br#"{"jsonrpc":"2.0","id":5,"result":{"#, InvalidResponse::NotJson),
+            (b"<html>502 Bad Gateway</html>", InvalidResponse::NotJson),
+            (b"", InvalidResponse::NotJson),
+            (b"[1,2]", InvalidResponse::NotAnObject),
+            (br#"{"jsonrpc":"2.0","id":6,"result":{}}"#, InvalidResponse::WrongId),
+            (br#"{"jsonrpc":"2.0","method":"notifications/progress"}"#, InvalidResponse::NotAResponse),
+        ];
+        for (body, want) in cases {
+            assert_eq!(single_response(body, 5), Err(want), "{}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_single_body_that_is_not_the_answer_is_an_invalid_response() {
+        let mut ex = Exchange::single(5, Bytes::from_static(br#"{"jsonrpc":"2.0","id":5,"result":{}}{"jsonrpc":"2.0","id":5,"result":{}}"#));
+        assert!(matches!(ex.next().await, Err(UpstreamError::Invalid(InvalidResponse::SeveralMessages(2)))));
     }
 }

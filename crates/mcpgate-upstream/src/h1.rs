@@ -25,7 +25,7 @@ use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::error::UpstreamError;
+use crate::error::{InvalidResponse, UpstreamError};
 
 type Conn = http1::Connection<TokioIo<TcpStream>, Full<Bytes>>;
 
@@ -138,7 +138,12 @@ impl Pool {
             });
             return Ok(Answer::Streaming { headers: parts.headers, body: Box::pin(frames) });
         }
-        let body = drive(&mut c.conn, collect(body)).await??;
+        // The head arrived: a connection that ends now cut the body short (and the request
+        // was delivered, so it must not be sent again).
+        let body = match drive(&mut c.conn, collect(body)).await {
+            Ok(Ok(body)) => body,
+            Ok(Err(e)) | Err(e) => return Err(cut_short(e)),
+        };
         let reusable = parts.headers.get(http::header::CONNECTION).is_none_or(|v| !v.as_bytes().eq_ignore_ascii_case(b"close"));
         if reusable {
             self.checkin(c);
@@ -170,8 +175,19 @@ async fn drive<F: std::future::Future>(conn: &mut Conn, work: F) -> Result<F::Ou
     }
 }
 
+/// An error while reading a body whose head arrived: the body was cut short (a connection
+/// closed or reset early, a broken chunk), unless the wait itself ran out.
+fn cut_short(e: UpstreamError) -> UpstreamError {
+    match e {
+        UpstreamError::Timeout => UpstreamError::Timeout,
+        _ => UpstreamError::Invalid(InvalidResponse::Truncated),
+    }
+}
+
 fn from_hyper(e: &hyper::Error) -> UpstreamError {
-    if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
+    // A reset or an early end of the connection surfaces as an I/O error under hyper's own.
+    let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+    if e.is_incomplete_message() || e.is_canceled() || e.is_closed() || io {
         UpstreamError::Closed
     } else if e.is_timeout() {
         UpstreamError::Timeout

@@ -11,12 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::UpstreamError;
 use crate::mux::{Mux, MuxLink, Writer};
 
-pub(crate) async fn connect(
-    client: reqwest::Client,
-    url: url::Url,
-    headers: HeaderMap,
-    events: mpsc::UnboundedSender<Bytes>,
-) -> Result<MuxLink, UpstreamError> {
+pub(crate) async fn connect(client: reqwest::Client, url: url::Url, headers: HeaderMap, events: mpsc::Sender<Bytes>) -> Result<MuxLink, UpstreamError> {
     let resp =
         client.get(url.clone()).headers(headers.clone()).header(ACCEPT, "text/event-stream").send().await.map_err(|e| UpstreamError::from_reqwest(&e))?;
     if !resp.status().is_success() {
@@ -38,7 +33,7 @@ pub(crate) async fn connect(
                             let _ = tx.send(ev.data);
                         }
                     }
-                    Ok(Some(ev)) => reader_mux.dispatch(Bytes::from(ev.data)),
+                    Ok(Some(ev)) => reader_mux.dispatch(Bytes::from(ev.data)).await,
                     Ok(None) => break,
                     Err(_) => break 'read,
                 }

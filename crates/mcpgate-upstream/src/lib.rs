@@ -19,7 +19,7 @@ mod spec;
 mod stdio;
 mod streamable;
 
-pub use error::UpstreamError;
+pub use error::{InvalidResponse, UpstreamError};
 pub use exchange::{Exchange, Inbound};
 pub use modern::{Discovered, ModernLink, RequestHeaders, probe};
 pub use spec::{BackendSpec, InitOptions, StdioSpec, TransportSpec, gateway_client_info};
@@ -33,6 +33,11 @@ use mcpgate_protocol::ObjectWriter;
 use mcpgate_protocol::envelope::{Envelope, json_string, raw_str};
 use serde_json::value::RawValue;
 use tokio::sync::{Mutex, mpsc};
+
+/// Out-of-request messages held for the connection's reader (see [`Connection::take_events`]).
+/// A GET stream waits when it is full (the backend is slowed down); a multiplexed transport,
+/// whose reader also carries responses, drops them instead (logged).
+pub const EVENT_QUEUE: usize = 1024;
 
 /// What the backend answered to `initialize`.
 #[derive(Debug, Clone)]
@@ -70,13 +75,13 @@ pub struct Connection {
     link: Link,
     next_id: AtomicU64,
     init: InitResult,
-    events: Mutex<Option<mpsc::UnboundedReceiver<Bytes>>>,
+    events: Mutex<Option<mpsc::Receiver<Bytes>>>,
 }
 
 impl Connection {
     /// Opens the transport and performs the `initialize` handshake.
     pub async fn connect(spec: Arc<BackendSpec>, client: &reqwest::Client, headers: HeaderMap, init: &InitOptions) -> Result<Self, UpstreamError> {
-        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let next_id = AtomicU64::new(first_request_id());
         let init_msg = init.request(0);
         let (link, init) = match &spec.transport {
@@ -114,7 +119,7 @@ impl Connection {
         let TransportSpec::StreamableHttp { url } = &spec.transport else {
             return Err(UpstreamError::Protocol("only Streamable HTTP sessions can be shared between replicas".into()));
         };
-        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let mut link = streamable::HttpLink::attach(client.clone(), url.clone(), headers, session_id, events_tx)?;
         link.set_protocol_version(protocol_version);
         let raw = RawValue::from_string("{}".to_owned()).map_err(|e| UpstreamError::Protocol(e.to_string()))?;
@@ -184,7 +189,7 @@ impl Connection {
     /// also opens the backend's GET stream and waits (at most `wait`) until the backend has
     /// answered it: a backend may send a server request on that stream as soon as the next
     /// call reaches it, and a message sent before the stream exists is lost.
-    pub async fn take_events(&self, wait: std::time::Duration) -> Option<mpsc::UnboundedReceiver<Bytes>> {
+    pub async fn take_events(&self, wait: std::time::Duration) -> Option<mpsc::Receiver<Bytes>> {
         let rx = self.events.lock().await.take()?;
         if let Link::Http(h) = &self.link {
             let opened = h.open_event_stream();

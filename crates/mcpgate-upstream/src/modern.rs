@@ -13,7 +13,7 @@ use mcpgate_protocol::modern::{HEADER_METHOD, HEADER_NAME, HEADER_PARAM_PREFIX, 
 use mcpgate_protocol::versions::MODERN_VERSION;
 use serde_json::value::RawValue;
 
-use crate::error::UpstreamError;
+use crate::error::{InvalidResponse, UpstreamError, shown_content_type};
 use crate::exchange::Exchange;
 use crate::h1::Answer;
 use crate::spec::gateway_client_info;
@@ -96,7 +96,11 @@ impl ModernLink {
                 if ctype.starts_with("application/json") && (status.is_success() || is_error_response(&body)) {
                     return Ok(Exchange::single(id, rekey(body, id)));
                 }
-                Err(UpstreamError::Status { status: status.as_u16() })
+                match status {
+                    http::StatusCode::ACCEPTED => Err(UpstreamError::Invalid(InvalidResponse::AcceptedWithoutAnswer)),
+                    s if s.is_success() => Err(UpstreamError::Invalid(InvalidResponse::ContentType(shown_content_type(&ctype)))),
+                    s => Err(UpstreamError::Status { status: s.as_u16() }),
+                }
             }
         }
     }
@@ -146,6 +150,7 @@ pub async fn probe(link: &ModernLink) -> Result<Option<Discovered>, UpstreamErro
         // 400/404/405 without a modern error body: a legacy server.
         Err(UpstreamError::Status { status }) if (400..500).contains(&status) => return Ok(None),
         Err(UpstreamError::Protocol(_)) => return Ok(None),
+        Err(UpstreamError::Invalid(why)) if why != InvalidResponse::Truncated => return Ok(None),
         Err(e) => return Err(e),
     };
     let Ok(env) = Envelope::parse(&resp) else { return Ok(None) };

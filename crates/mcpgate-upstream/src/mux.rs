@@ -1,5 +1,9 @@
 //! Multiplexed transports (legacy HTTP+SSE, stdio): one inbound message stream shared by all
 //! requests of a session, dispatched here by JSON-RPC id and progress token.
+//!
+//! Queues are bounded: a request's messages wait for its reader (so a flood during a call
+//! slows the backend's stream, and with it the session's other calls on that backend, rather
+//! than filling memory); out-of-request messages are dropped when their queue is full.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,9 +18,12 @@ use tokio::task::AbortHandle;
 use crate::error::UpstreamError;
 use crate::exchange::Exchange;
 
+/// Messages of one request held for its reader.
+const PER_REQUEST: usize = 64;
+
 #[derive(Default)]
 struct Table {
-    pending: HashMap<u64, mpsc::UnboundedSender<Bytes>>,
+    pending: HashMap<u64, mpsc::Sender<Bytes>>,
     progress: HashMap<String, u64>,
     closed: bool,
 }
@@ -24,20 +31,21 @@ struct Table {
 /// Routes inbound messages to the request they belong to.
 pub(crate) struct Mux {
     table: Mutex<Table>,
-    events: mpsc::UnboundedSender<Bytes>,
+    events: mpsc::Sender<Bytes>,
+    dropped: std::sync::atomic::AtomicU64,
 }
 
 impl Mux {
-    pub(crate) fn new(events: mpsc::UnboundedSender<Bytes>) -> Arc<Self> {
-        Arc::new(Self { table: Mutex::new(Table::default()), events })
+    pub(crate) fn new(events: mpsc::Sender<Bytes>) -> Arc<Self> {
+        Arc::new(Self { table: Mutex::new(Table::default()), events, dropped: Default::default() })
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, Table> {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn register(self: &Arc<Self>, id: u64, progress_token: Option<String>) -> Result<(mpsc::UnboundedReceiver<Bytes>, PendingGuard), UpstreamError> {
-        let (tx, rx) = mpsc::unbounded_channel();
+    fn register(self: &Arc<Self>, id: u64, progress_token: Option<String>) -> Result<(mpsc::Receiver<Bytes>, PendingGuard), UpstreamError> {
+        let (tx, rx) = mpsc::channel(PER_REQUEST);
         let mut t = self.table();
         if t.closed {
             return Err(UpstreamError::Closed);
@@ -49,11 +57,32 @@ impl Mux {
         Ok((rx, PendingGuard { mux: self.clone(), id, progress_token }))
     }
 
-    /// Delivers one message read from the backend.
-    pub(crate) fn dispatch(&self, msg: Bytes) {
-        let Ok(env) = Envelope::parse(&msg) else {
+    /// Delivers one message read from the backend; waits while its request's queue is full.
+    pub(crate) async fn dispatch(&self, msg: Bytes) {
+        let Some(target) = self.target(&msg) else { return };
+        match target {
+            Some(tx) => {
+                // The request's reader is gone (answered, timed out, abandoned): nothing to do.
+                let _ = tx.send(msg).await;
+            }
+            None => {
+                if let Err(mpsc::error::TrySendError::Full(_)) = self.events.try_send(msg) {
+                    let n = self.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    // Logged at 1, 2, 4, 8, ... drops: visible, but not a log line per message.
+                    if n.is_power_of_two() {
+                        tracing::warn!(dropped = n, "backend messages outside any request dropped: nobody is reading them fast enough");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The queue of the request `msg` belongs to (`Some(None)`: the connection's event queue;
+    /// `None`: not a message at all, ignored).
+    fn target(&self, msg: &[u8]) -> Option<Option<mpsc::Sender<Bytes>>> {
+        let Ok(env) = Envelope::parse(msg) else {
             tracing::debug!("ignoring a non-object message from a backend");
-            return;
+            return None;
         };
         let t = self.table();
         let target = match env.kind() {
@@ -68,14 +97,7 @@ impl Mux {
             Some(_) if t.pending.len() == 1 => t.pending.keys().next().copied(),
             _ => None,
         };
-        match target.and_then(|id| t.pending.get(&id)) {
-            Some(tx) => {
-                let _ = tx.send(msg);
-            }
-            None => {
-                let _ = self.events.send(msg);
-            }
-        }
+        Some(target.and_then(|id| t.pending.get(&id)).cloned())
     }
 
     /// The transport ended: every open request sees `Closed`.

@@ -10,7 +10,7 @@ use mcpgate_protocol::sse;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
-use crate::error::UpstreamError;
+use crate::error::{InvalidResponse, UpstreamError, shown_content_type};
 use crate::exchange::{ByteStream, Exchange};
 use crate::h1::{self, Answer};
 
@@ -27,7 +27,7 @@ pub(crate) struct HttpLink {
     /// Headers sent on every request: the creator's, plus session id and version once known.
     headers: HeaderMap,
     has_session: bool,
-    events: mpsc::UnboundedSender<Bytes>,
+    events: mpsc::Sender<Bytes>,
     get_task: Mutex<Option<AbortHandle>>,
 }
 
@@ -38,7 +38,7 @@ impl HttpLink {
         url: url::Url,
         mut headers: HeaderMap,
         init: Vec<u8>,
-        events: mpsc::UnboundedSender<Bytes>,
+        events: mpsc::Sender<Bytes>,
     ) -> Result<(Self, Vec<u8>), UpstreamError> {
         headers.insert(ACCEPT, ACCEPT_BOTH);
         headers.insert(CONTENT_TYPE, JSON);
@@ -60,7 +60,7 @@ impl HttpLink {
         url: url::Url,
         mut headers: HeaderMap,
         session_id: &str,
-        events: mpsc::UnboundedSender<Bytes>,
+        events: mpsc::Sender<Bytes>,
     ) -> Result<Self, UpstreamError> {
         headers.insert(ACCEPT, ACCEPT_BOTH);
         headers.insert(CONTENT_TYPE, JSON);
@@ -115,9 +115,9 @@ impl HttpLink {
                 if ctype.starts_with("application/json") {
                     Ok(Exchange::single(id, body))
                 } else if status == StatusCode::ACCEPTED {
-                    Err(UpstreamError::Protocol("backend accepted a request without answering it".into()))
+                    Err(UpstreamError::Invalid(InvalidResponse::AcceptedWithoutAnswer))
                 } else {
-                    Err(UpstreamError::Protocol(format!("unexpected content type {ctype:?}")))
+                    Err(UpstreamError::Invalid(InvalidResponse::ContentType(shown_content_type(&ctype))))
                 }
             }
         }
@@ -157,7 +157,8 @@ impl HttpLink {
             while let Some(Ok(chunk)) = body.next().await {
                 decoder.push(&chunk);
                 while let Ok(Some(ev)) = decoder.next_event() {
-                    if !ev.data.trim().is_empty() && events.send(Bytes::from(ev.data)).is_err() {
+                    // Waits while the queue is full: the backend's stream is slowed, not buffered.
+                    if !ev.data.trim().is_empty() && events.send(Bytes::from(ev.data)).await.is_err() {
                         return;
                     }
                 }

@@ -15,6 +15,8 @@ fn main() -> ExitCode {
     if !matches!(cli.command, cli::Command::Serve(_)) {
         cli::init_logging(cli.log_format, None);
     }
+    // One TLS crypto provider for the whole process, before any client or listener is built.
+    mcpgate_tls::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -9,6 +9,7 @@ use mcpgate_gateway::config::{ConfigError, GatewayConfig, ServerConfig, Transpor
 use std::time::Duration;
 
 use mcpgate_gateway::cluster::Cluster;
+use mcpgate_gateway::listener::{ConnLimits, FrontDoor, LimitsSource};
 use mcpgate_gateway::{Shared, front, reload, replicas};
 
 use mcpgate_gateway::observe::Series;
@@ -76,6 +77,10 @@ pub async fn serve(args: ServeArgs, log: LogFormat) -> ExitCode {
     if let Some(path) = &args.config {
         reload::watch(path.clone(), shared.clone());
     }
+    if let Err(e) = mcpgate_envoy::start(shared.clone()).await {
+        eprintln!("error: envoy: cannot listen: {e}");
+        return ExitCode::FAILURE;
+    }
     let result = run(shared, &config).await;
     if let Some(t) = &telemetry {
         t.flush(std::time::Duration::from_secs(2)).await;
@@ -96,11 +101,10 @@ const STORE_PATIENCE: Duration = Duration::from_secs(30);
 /// listener keeps accepting for `shutdown.grace` (load balancers notice and stop sending), then
 /// closes; in-flight calls get `shutdown.drain` to finish, and open streams are ended so their
 /// clients reconnect to another replica.
-pub async fn run(shared: Arc<Shared>, config: &GatewayConfig) -> std::io::Result<()> {
+pub async fn run(shared: Arc<Shared>, config: &GatewayConfig) -> Result<(), String> {
     if let Some(admin) = &config.admin {
-        let listener =
-            tokio::net::TcpListener::bind(&admin.listen).await.map_err(|e| std::io::Error::new(e.kind(), format!("admin.listen {}: {e}", admin.listen)))?;
-        tracing::info!("admin listener on http://{} (/metrics, /admin/pins)", listener.local_addr()?);
+        let listener = tokio::net::TcpListener::bind(&admin.listen).await.map_err(|e| format!("admin.listen {}: {e}", admin.listen))?;
+        tracing::info!("admin listener on http://{} (/metrics, /admin/pins)", listener.local_addr().map_err(|e| e.to_string())?);
         let router = front::admin::admin_router(shared.clone());
         // Up until the listener closes: metrics stay readable while the replica drains.
         let stopping = shared.stopping.clone();
@@ -110,38 +114,52 @@ pub async fn run(shared: Arc<Shared>, config: &GatewayConfig) -> std::io::Result
             }
         });
     }
-    let listener = tokio::net::TcpListener::bind(&config.listen).await?;
-    let addr: SocketAddr = listener.local_addr()?;
-    tracing::info!("listening on http://{addr}{}", config.mcp_path);
-    // Streamed responses (progress, SSE) are many small writes: never hold them back (Nagle).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("TCP_NODELAY: {e}");
-        }
-    });
-    let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
+    let live = shared.clone();
+    let limits: LimitsSource = Arc::new(move || ConnLimits::from(&live.config.load().limits));
+    let door = FrontDoor::bind(config, shared.front_door.clone(), limits).await?;
+    let addr: SocketAddr = door.local_addr().map_err(|e| e.to_string())?;
+    raise_open_file_limit(config.limits.max_connections);
+    tracing::info!("listening on {}://{addr}{}", door.scheme(), config.mcp_path);
+    let handle = door.handle();
+    let serving = tokio::spawn(door.serve(front::router(shared.clone())));
+    shutdown().await;
     let settings = config.shutdown;
-    let leaving = shared.clone();
-    let drained = tokio::spawn(async move {
-        shutdown().await;
-        leaving.draining.store(true, std::sync::atomic::Ordering::Relaxed);
-        tracing::info!(grace = ?settings.grace, "draining: /readyz is 503; still accepting for the grace period");
-        tokio::time::sleep(settings.grace).await;
-        let _ = stop_accepting.send(());
-        tracing::info!(drain = ?settings.drain, "listener closed; ending open streams, waiting for calls");
-        leaving.stopping.cancel();
-        tokio::time::sleep(settings.drain).await;
-    });
-    let server = axum::serve(listener, front::router(shared)).with_graceful_shutdown(async move {
-        let _ = stopped.await;
-    });
-    tokio::select! {
-        served = server => served,
+    shared.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+    tracing::info!(grace = ?settings.grace, "draining: /readyz is 503; still accepting for the grace period");
+    tokio::time::sleep(settings.grace).await;
+    handle.stop_accepting();
+    handle.close_connections();
+    tracing::info!(drain = ?settings.drain, "listener closed; ending open streams, waiting for calls");
+    shared.stopping.cancel();
+    if tokio::time::timeout(settings.drain, handle.wait_closed()).await.is_err() {
         // The drain timeout passed with connections still open: they are cut.
-        _ = drained => {
-            tracing::warn!("drain timeout reached; closing the remaining connections");
-            Ok(())
-        }
+        tracing::warn!("drain timeout reached; closing the remaining connections");
+    }
+    serving.abort();
+    Ok(())
+}
+
+/// Each connection is a file descriptor. The soft open-file limit is raised to the hard one
+/// (as Go's runtime does): many systems start processes at 1024, fewer than
+/// `limits.max_connections`. A warning says when the cap still cannot be reached.
+fn raise_open_file_limit(max_connections: usize) {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum
+        && let Err(e) = setrlimit(Resource::Nofile, Rlimit { current: limit.maximum, maximum: limit.maximum })
+    {
+        tracing::debug!(error = %e, "cannot raise the open-file limit");
+    }
+    // Room for backend connections, the config, logs and the runtime besides clients.
+    let wanted = max_connections as u64 + 256;
+    if let Some(soft) = getrlimit(Resource::Nofile).current
+        && soft < wanted
+    {
+        tracing::warn!(
+            open_files = soft,
+            max_connections,
+            "the open-file limit is below limits.max_connections (plus room for backends): raise it (ulimit -n) or lower the cap"
+        );
     }
 }
 

@@ -85,6 +85,10 @@ pub struct IssuerConfig {
     /// Logged as a warning: keys fetched over plain HTTP can be forged on the path.
     #[serde(default)]
     pub allow_insecure_http: bool,
+    /// TLS towards this issuer's discovery and JWKS URLs: a CA bundle trusted instead of the
+    /// system's roots (an in-house IdP), and a client certificate.
+    #[serde(default)]
+    pub tls: Option<mcpgate_tls::ClientTls>,
 }
 
 /// Key fetching: refresh on an unknown `kid` at most once per `refresh_min_interval` per

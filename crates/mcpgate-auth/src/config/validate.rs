@@ -1,5 +1,5 @@
 //! Checks on `auth:` that serde cannot express. Messages name the key and the fix; never
-//! touches the network.
+//! touches the network (key and TLS files are read, to report a broken one by its key).
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -69,6 +69,14 @@ fn check_issuer(issuer: &IssuerConfig, global_audiences: &[String], at: &str, er
     for (k, key) in issuer.static_keys.iter().enumerate() {
         if let Err(e) = key.load() {
             errors.push(format!("{at}.static_keys[{k}]: {e}"));
+        }
+    }
+    if let Some(tls) = &issuer.tls {
+        if !issuer.static_keys.is_empty() {
+            errors.push(format!("{at}.tls: an issuer with static_keys fetches nothing; remove tls"));
+        }
+        if let Err(problems) = tls.check() {
+            errors.extend(problems.into_iter().map(|p| format!("{at}.tls.{}: {} (fix: {})", p.key, p.problem, p.fix)));
         }
     }
 }

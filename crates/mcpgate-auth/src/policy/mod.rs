@@ -232,6 +232,14 @@ impl Policy {
         caller
     }
 
+    /// The headers that carry a wristband for this policy: a request must not send one twice.
+    pub fn wristband_headers(&self) -> impl Iterator<Item = &http::HeaderName> {
+        self.inner.sources.iter().filter_map(|s| match s {
+            Source::Wristband { header, .. } => Some(header),
+            _ => None,
+        })
+    }
+
     /// Servers as given at compile time.
     pub fn servers(&self) -> &[ServerAuthInfo] {
         &self.inner.servers

@@ -57,6 +57,27 @@ async fn unknown_kid_is_refused_and_refetches_are_rate_limited() {
 }
 
 #[tokio::test]
+async fn a_key_rotated_just_after_the_first_load_is_fetched_at_once() {
+    // The load on first use does not start the unknown-kid rate limit: an IdP that rotates
+    // right after the gateway loaded its keys must not get its new tokens refused for
+    // `refresh_min_interval` (found by the key-rotation-under-load fault test).
+    let idp = TestIdp::start(rsa_jwks(&[("k1", RSA1_KEY)])).await;
+    let auth = authenticator(&idp.config_yaml("jwks: {refresh_min_interval: 1h}"));
+    let old = mint(Algorithm::RS256, RSA1_KEY, Some("k1"), &claims(&idp.issuer, "alice"));
+    assert!(auth.verify_bearer(Some(&bearer(&old))).await.is_ok());
+
+    idp.set_jwks(rsa_jwks(&[("k1", RSA1_KEY), ("k2", RSA2_KEY)]));
+    let new = mint(Algorithm::RS256, RSA2_KEY, Some("k2"), &claims(&idp.issuer, "bob"));
+    assert_eq!(auth.verify_bearer(Some(&bearer(&new))).await.expect("new key fetched").subject, "bob");
+    assert_eq!(idp.jwks_hits(), 2);
+
+    // That refetch did start the limit: a stranger's kid costs no further request.
+    let stranger = mint(Algorithm::RS256, RSA2_KEY, Some("who"), &claims(&idp.issuer, "mallory"));
+    assert_eq!(auth.verify_bearer(Some(&bearer(&stranger))).await.err(), Some(AuthError::UnknownKey));
+    assert_eq!(idp.jwks_hits(), 2);
+}
+
+#[tokio::test]
 async fn concurrent_unknown_kid_verifications_share_one_jwks_request() {
     let idp = TestIdp::start_with_delay(rsa_jwks(&[("k1", RSA1_KEY)]), Duration::from_millis(100)).await;
     let auth = authenticator(&idp.config_yaml("jwks: {refresh_min_interval: 0s}"));
@@ -106,4 +127,55 @@ async fn explicit_jwks_uri_skips_discovery() {
     let yaml = format!("issuers:\n  - issuer: {0}\n    jwks_uri: {0}/certs\n    discovery: false\naudiences: [{AUDIENCE}]", idp.issuer);
     let token = mint(Algorithm::ES256, EC1_KEY, Some("e1"), &claims(&idp.issuer, "alice"));
     assert!(authenticator(&yaml).verify_bearer(Some(&bearer(&token))).await.is_ok());
+}
+
+#[tokio::test]
+async fn key_replaced_under_the_same_kid_is_refetched_and_the_retired_key_stops_verifying() {
+    let idp = TestIdp::start(rsa_jwks(&[("k1", RSA1_KEY)])).await;
+    let auth = authenticator(&idp.config_yaml("jwks: {refresh_min_interval: 0s}"));
+    let old = mint(Algorithm::RS256, RSA1_KEY, Some("k1"), &claims(&idp.issuer, "alice"));
+    assert!(auth.verify_bearer(Some(&bearer(&old))).await.is_ok(), "verified, and remembered");
+
+    idp.set_jwks(rsa_jwks(&[("k1", RSA2_KEY)]));
+    let new = mint(Algorithm::RS256, RSA2_KEY, Some("k1"), &claims(&idp.issuer, "bob"));
+    assert_eq!(auth.verify_bearer(Some(&bearer(&new))).await.expect("the replaced key is fetched").subject, "bob");
+    assert_eq!(idp.jwks_hits(), 2, "one load plus one refetch on the failed signature");
+
+    let again = auth.verify_bearer(Some(&bearer(&old))).await;
+    assert_eq!(again.err(), Some(AuthError::BadSignature), "the remembered verification was dropped with the retired key");
+}
+
+#[tokio::test]
+async fn key_type_changed_under_the_same_kid_is_refetched() {
+    let idp = TestIdp::start(rsa_jwks(&[("k1", RSA1_KEY)])).await;
+    let auth = authenticator(&idp.config_yaml("jwks: {refresh_min_interval: 0s}"));
+    let first = mint(Algorithm::RS256, RSA1_KEY, Some("k1"), &claims(&idp.issuer, "alice"));
+    assert!(auth.verify_bearer(Some(&bearer(&first))).await.is_ok());
+
+    idp.set_jwks(json!({ "keys": [jwk(Algorithm::ES256, EC1_KEY, "k1", true)] }));
+    let ec = mint(Algorithm::ES256, EC1_KEY, Some("k1"), &claims(&idp.issuer, "alice"));
+    assert!(auth.verify_bearer(Some(&bearer(&ec))).await.is_ok(), "an EC key now under k1");
+    assert_eq!(auth.verify_bearer(Some(&bearer(&first))).await.err(), Some(AuthError::AlgorithmNotAllowed));
+}
+
+#[tokio::test]
+async fn bad_signature_on_a_known_kid_refetches_at_most_once_per_interval() {
+    let idp = TestIdp::start(rsa_jwks(&[("k1", RSA1_KEY)])).await;
+    let auth = authenticator(&idp.config_yaml("jwks: {refresh_min_interval: 1h}"));
+    let forged = mint(Algorithm::RS256, RSA2_KEY, Some("k1"), &claims(&idp.issuer, "mallory"));
+    for _ in 0..5 {
+        assert_eq!(auth.verify_bearer(Some(&bearer(&forged))).await.err(), Some(AuthError::BadSignature));
+    }
+    assert_eq!(idp.jwks_hits(), 1, "the first load counts as the interval's fetch: forged signatures cannot drive refetches");
+}
+
+#[tokio::test]
+async fn claim_failures_after_a_good_signature_never_refetch() {
+    let idp = TestIdp::start(rsa_jwks(&[("k1", RSA1_KEY)])).await;
+    let auth = authenticator(&idp.config_yaml("jwks: {refresh_min_interval: 0s}"));
+    let expired = mint(Algorithm::RS256, RSA1_KEY, Some("k1"), &with(claims(&idp.issuer, "alice"), json!({"exp": now() - 3600})));
+    let elsewhere = mint(Algorithm::RS256, RSA1_KEY, Some("k1"), &with(claims(&idp.issuer, "alice"), json!({"aud": "other"})));
+    assert_eq!(auth.verify_bearer(Some(&bearer(&expired))).await.err(), Some(AuthError::Expired));
+    assert_eq!(auth.verify_bearer(Some(&bearer(&elsewhere))).await.err(), Some(AuthError::WrongAudience));
+    assert_eq!(idp.jwks_hits(), 1);
 }

@@ -1,6 +1,8 @@
 //! An issuer's remote keys: OIDC discovery, JWKS fetch, the cached key set, refresh on an
-//! unknown `kid` (coalesced: concurrent misses share one request; rate-limited per issuer)
-//! and refresh of a set older than `max_age`. Never fetches from a URL named in a token,
+//! unknown `kid` or a signature that fails on a known one (a key replaced under the same
+//! `kid`) — coalesced: concurrent misses share one request; rate-limited per issuer — and
+//! refresh of a set older than `max_age`. Counts the refreshes that retired a key (the
+//! `epoch`) so verifications remembered under an older set are redone. Never fetches from a URL named in a token,
 //! never follows plain-http URLs the config does not allow, never drops working keys
 //! because a refresh failed.
 
@@ -20,6 +22,9 @@ const MAX_DOCUMENT_BYTES: usize = 512 * 1024;
 pub(crate) struct Fetched {
     pub keys: KeySet,
     pub generation: u64,
+    /// Bumped by every refresh that removed or replaced a key: a token verified under an
+    /// older epoch may have been signed by a key the issuer has since retired.
+    pub epoch: u64,
     pub fetched_at: Option<Instant>,
 }
 
@@ -32,8 +37,17 @@ pub(crate) struct RemoteKeys {
     allowed: Vec<Alg>,
     timing: JwksConfig,
     current: ArcSwap<Fetched>,
-    /// Held while refreshing; holds the time of the last attempt (success or not).
-    refresh: Mutex<Option<Instant>>,
+    /// Held while refreshing; holds the times of the last attempts (success or not).
+    refresh: Mutex<Attempts>,
+}
+
+/// Refetches are rate-limited per cause: a scheduled one (first use, `max_age`) does not
+/// delay the refetch for a key that appears just after it (an IdP's rotation right after the
+/// gateway loaded its keys would otherwise refuse every new token for `refresh_min_interval`).
+#[derive(Default)]
+struct Attempts {
+    scheduled: Option<Instant>,
+    on_demand: Option<Instant>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,8 +67,8 @@ impl RemoteKeys {
             http,
             allowed,
             timing,
-            current: ArcSwap::from_pointee(Fetched { keys: KeySet::default(), generation: 0, fetched_at: None }),
-            refresh: Mutex::new(None),
+            current: ArcSwap::from_pointee(Fetched { keys: KeySet::default(), generation: 0, epoch: 0, fetched_at: None }),
+            refresh: Mutex::new(Attempts::default()),
         }
     }
 
@@ -65,27 +79,47 @@ impl RemoteKeys {
         let stale = cur.fetched_at.is_none_or(|t| t.elapsed() >= self.timing.max_age);
         if stale {
             // Errors are logged inside; the caller works with whatever is cached.
-            let _ = self.refresh(cur.generation).await;
+            let _ = self.refresh_for(cur.generation, false).await;
             return self.current.load_full();
         }
         cur
     }
 
+    /// The epoch of the cached set, without fetching.
+    pub fn epoch(&self) -> u64 {
+        self.current.load().epoch
+    }
+
     /// Fetches the keys again unless another task did so since `seen_generation` (then its
     /// result is used) or the last attempt was less than `refresh_min_interval` ago.
     pub async fn refresh(&self, seen_generation: u64) -> Result<(), FetchError> {
-        let mut last_attempt = self.refresh.lock().await;
+        self.refresh_for(seen_generation, true).await
+    }
+
+    /// `on_demand`: for a key the cached set lacks (else: scheduled). Each cause has its own
+    /// rate limit.
+    async fn refresh_for(&self, seen_generation: u64, on_demand: bool) -> Result<(), FetchError> {
+        let mut attempts = self.refresh.lock().await;
         if self.current.load().generation != seen_generation {
             return Ok(());
         }
+        let last_attempt = if on_demand { &mut attempts.on_demand } else { &mut attempts.scheduled };
         if last_attempt.is_some_and(|t| t.elapsed() < self.timing.refresh_min_interval) {
             return Err(FetchError::RateLimited);
         }
         *last_attempt = Some(Instant::now());
         match self.fetch().await {
             Ok(keys) => {
-                tracing::debug!(issuer = %self.issuer, keys = keys.len(), "fetched issuer keys");
-                self.current.store(Arc::new(Fetched { keys, generation: seen_generation + 1, fetched_at: Some(Instant::now()) }));
+                let old = self.current.load();
+                let retired = old.keys.retired_in(&keys);
+                let epoch = if retired > 0 {
+                    tracing::info!(issuer = %self.issuer, retired, keys = keys.len(), "issuer keys rotated: tokens signed by retired keys are no longer accepted");
+                    old.epoch + 1
+                } else {
+                    tracing::debug!(issuer = %self.issuer, keys = keys.len(), "fetched issuer keys");
+                    old.epoch
+                };
+                self.current.store(Arc::new(Fetched { keys, generation: seen_generation + 1, epoch, fetched_at: Some(Instant::now()) }));
                 Ok(())
             }
             Err(e) => {

@@ -13,6 +13,9 @@ pub(crate) struct VerifyKey {
     pub kid: Option<String>,
     pub algs: Vec<Alg>,
     pub key: DecodingKey,
+    /// SHA-256 of the key as published (kid and public parameters): tells a key that was
+    /// replaced under the same `kid` from one that stayed.
+    pub fingerprint: [u8; 32],
 }
 
 /// An immutable set of keys, as fetched or configured.
@@ -67,6 +70,12 @@ impl KeySet {
 
     pub fn len(&self) -> usize {
         self.keys.len()
+    }
+
+    /// How many of this set's keys are absent from `next` (removed, or replaced under the
+    /// same `kid`): tokens they verified must be verified again.
+    pub fn retired_in(&self, next: &KeySet) -> usize {
+        self.keys.iter().filter(|k| !next.keys.iter().any(|n| n.fingerprint == k.fingerprint)).count()
     }
 
     /// Keys to try for a token with this `kid` and header algorithm: those with the same
@@ -134,7 +143,8 @@ pub(crate) fn from_jwk(jwk: &Jwk, allowed: &[Alg]) -> Result<VerifyKey, &'static
     };
     let algs = pin(family_algs(&jwk.algorithm)?, pinned, allowed)?;
     let key = DecodingKey::from_jwk(jwk).map_err(|_| "invalid key material")?;
-    Ok(VerifyKey { kid: jwk.common.key_id.clone(), algs, key })
+    let fingerprint = crate::secret::token_hash(&[&serde_json::to_vec(jwk).map_err(|_| "unserialisable JWK")?]);
+    Ok(VerifyKey { kid: jwk.common.key_id.clone(), algs, key, fingerprint })
 }
 
 pub(crate) fn from_pem(pem: &str, kid: Option<String>, pinned: Option<Alg>, allowed: &[Alg]) -> Result<VerifyKey, String> {
@@ -149,5 +159,6 @@ pub(crate) fn from_pem(pem: &str, kid: Option<String>, pinned: Option<Alg>, allo
     // Re-express as a JWK to learn the curve of an EC key.
     let jwk = Jwk::from_decoding_key(&key, None).map_err(|_| "unsupported public key".to_owned())?;
     let algs = pin(family_algs(&jwk.algorithm)?, pinned, allowed)?;
-    Ok(VerifyKey { kid, algs, key })
+    let fingerprint = crate::secret::token_hash(&[kid.as_deref().unwrap_or("").as_bytes(), pem.as_bytes()]);
+    Ok(VerifyKey { kid, algs, key, fingerprint })
 }

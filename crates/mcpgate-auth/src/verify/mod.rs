@@ -1,6 +1,9 @@
 //! Bearer-token verification: the `Authenticator` turns an `Authorization` header into a
 //! [`VerifiedIdentity`] or an [`AuthError`]. The issuer is chosen by exact `iss`, the key by
-//! `kid`, the algorithm by the key (the token's `alg` must equal it and be allowed).
+//! `kid`, the algorithm by the key (the token's `alg` must equal it and be allowed). A token
+//! that fails on an issuer's fetched keys for a reason a key rotation explains (unknown
+//! `kid`, bad signature or wrong algorithm on a known one) is checked once more against a
+//! refreshed set; remembered verifications are redone once the issuer retired a key.
 //! Never logs or caches a token in clear (cache keys and log fields are hashes), never
 //! trusts anything from the token before its signature is checked.
 
@@ -40,7 +43,15 @@ struct Inner {
     allowed: Vec<Alg>,
     leeway: u64,
     required_scopes: Vec<String>,
-    cache: Option<moka::sync::Cache<[u8; 32], VerifiedIdentity>>,
+    cache: Option<moka::sync::Cache<[u8; 32], Remembered>>,
+}
+
+/// A verification remembered by token hash, with the epoch of the issuer's keys it was made
+/// under: once the issuer retires a key, the token is verified again.
+#[derive(Clone)]
+struct Remembered {
+    identity: VerifiedIdentity,
+    epoch: u64,
 }
 
 struct Issuer {
@@ -83,7 +94,17 @@ impl Authenticator {
                 if ic.allow_insecure_http {
                     tracing::warn!(issuer = %ic.issuer, "issuer keys may be fetched over plain http (allow_insecure_http)");
                 }
-                Keys::Remote(RemoteKeys::new(ic, http.clone(), cfg.algorithms.clone(), cfg.jwks.clone()))
+                let client = match &ic.tls {
+                    None => http.clone(),
+                    Some(tls) => match mcpgate_tls::http_client(Some(tls), Default::default()) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            errors.push(format!("auth.issuers[{i}].tls: {e}"));
+                            continue;
+                        }
+                    },
+                };
+                Keys::Remote(RemoteKeys::new(ic, client, cfg.algorithms.clone(), cfg.jwks.clone()))
             };
             let issuer =
                 Issuer { name: ic.issuer.clone(), audiences: ic.effective_audiences(&cfg.audiences).to_vec(), username_claim: ic.username_claim.clone(), keys };
@@ -109,46 +130,60 @@ impl Authenticator {
         let token = peek::bearer(authorization_header)?;
         let key = token_hash(&[token.as_bytes()]);
         if let Some(cache) = &self.inner.cache
-            && let Some(identity) = cache.get(&key)
-            && identity.expires_at.saturating_add(self.inner.leeway) >= now()
+            && let Some(hit) = cache.get(&key)
+            && hit.identity.expires_at.saturating_add(self.inner.leeway) >= now()
+            && self.key_epoch(&hit.identity.issuer) == hit.epoch
         {
-            return Ok(identity);
+            return Ok(hit.identity);
         }
-        let result = self.verify_token(token).await;
-        match &result {
-            Ok(identity) => {
+        match self.verify_token(token).await {
+            Ok((identity, epoch)) => {
                 if let Some(cache) = &self.inner.cache {
-                    cache.insert(key, identity.clone());
+                    cache.insert(key, Remembered { identity: identity.clone(), epoch });
                 }
+                Ok(identity)
             }
-            Err(e) => tracing::debug!(token_id = %token_id(token), reason = e.reason(), "bearer token refused"),
+            Err(e) => {
+                tracing::debug!(token_id = %token_id(token), reason = e.reason(), "bearer token refused");
+                Err(e)
+            }
         }
-        result
     }
 
-    async fn verify_token(&self, token: &str) -> Result<VerifiedIdentity, AuthError> {
+    /// The current epoch of an issuer's keys (0 for static keys, which never change).
+    fn key_epoch(&self, issuer: &str) -> u64 {
+        match self.inner.issuers.get(issuer).map(|i| &i.keys) {
+            Some(Keys::Remote(remote)) => remote.epoch(),
+            _ => 0,
+        }
+    }
+
+    /// The verified identity and the epoch of the keys that verified it.
+    async fn verify_token(&self, token: &str) -> Result<(VerifiedIdentity, u64), AuthError> {
         let peeked = peek::peek(token)?;
         let issuer = self.inner.issuers.get(&peeked.iss).ok_or(AuthError::UnknownIssuer)?;
         let alg = Alg::from_name(&peeked.alg).filter(|a| self.inner.allowed.contains(a)).ok_or(AuthError::AlgorithmNotAllowed)?;
         let kid = peeked.kid.as_deref();
-        let claims = match &issuer.keys {
-            Keys::Static(set) => self.check(set, kid, alg, token, issuer)?,
+        let (claims, epoch) = match &issuer.keys {
+            Keys::Static(set) => (self.check(set, kid, alg, token, issuer)?, 0),
             Keys::Remote(remote) => {
                 let fetched = remote.current().await;
                 if fetched.fetched_at.is_none() {
                     return Err(AuthError::Unavailable);
                 }
                 match self.check(&fetched.keys, kid, alg, token, issuer) {
-                    Err(AuthError::UnknownKey) => {
-                        // Possibly a rotated key: refetch (coalesced, rate-limited) and retry once.
+                    Err(e) if may_be_rotation(&e) => {
+                        // A new key (new kid), or one replaced under its old kid: refetch
+                        // (coalesced, rate-limited) and check once more. Without a new set the
+                        // first answer stands.
                         let _ = remote.refresh(fetched.generation).await;
                         let again = remote.current().await;
                         if again.generation == fetched.generation {
-                            return Err(AuthError::UnknownKey);
+                            return Err(e);
                         }
-                        self.check(&again.keys, kid, alg, token, issuer)?
+                        (self.check(&again.keys, kid, alg, token, issuer)?, again.epoch)
                     }
-                    other => other?,
+                    other => (other?, fetched.epoch),
                 }
             }
         };
@@ -158,7 +193,7 @@ impl Authenticator {
         if !needed.is_empty() {
             return Err(AuthError::InsufficientScope { needed: self.inner.required_scopes.clone() });
         }
-        Ok(identity)
+        Ok((identity, epoch))
     }
 
     /// Checks signature and claims with the keys of `set` that fit `kid` and `alg`.
@@ -194,6 +229,13 @@ impl Authenticator {
     }
 }
 
+/// Failures a key rotation explains: no key has the token's `kid`, or the key under that
+/// `kid` does not verify it (the issuer replaced it, possibly with another key type). Claim
+/// failures (expiry, audience, issuer) come after a good signature and never refetch.
+fn may_be_rotation(e: &AuthError) -> bool {
+    matches!(e, AuthError::UnknownKey | AuthError::BadSignature | AuthError::AlgorithmNotAllowed)
+}
+
 fn map_jwt_error(kind: &ErrorKind) -> AuthError {
     match kind {
         ErrorKind::InvalidSignature | ErrorKind::InvalidEcdsaKey | ErrorKind::InvalidEddsaKey | ErrorKind::InvalidRsaKey(_) | ErrorKind::InvalidKeyFormat => {
@@ -221,9 +263,9 @@ struct UntilExpiry {
     leeway: u64,
 }
 
-impl moka::Expiry<[u8; 32], VerifiedIdentity> for UntilExpiry {
-    fn expire_after_create(&self, _key: &[u8; 32], value: &VerifiedIdentity, _created_at: Instant) -> Option<Duration> {
-        let left = value.expires_at.saturating_add(self.leeway).saturating_sub(now());
+impl moka::Expiry<[u8; 32], Remembered> for UntilExpiry {
+    fn expire_after_create(&self, _key: &[u8; 32], value: &Remembered, _created_at: Instant) -> Option<Duration> {
+        let left = value.identity.expires_at.saturating_add(self.leeway).saturating_sub(now());
         Some(Duration::from_secs(left).min(CACHE_TTL_CAP))
     }
 }

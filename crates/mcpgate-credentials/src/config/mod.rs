@@ -68,6 +68,10 @@ pub struct VaultConfig {
     /// and secrets would cross the network in clear.
     #[serde(default)]
     pub allow_insecure_http: bool,
+    /// TLS towards Vault: a CA bundle trusted instead of the system's roots (e.g. Vault's own
+    /// CA), and a client certificate (Vault's TLS certificate auth, or an mTLS proxy).
+    #[serde(default)]
+    pub tls: Option<mcpgate_tls::ClientTls>,
 }
 
 /// The gateway's Vault login, written as a one-key mapping: `token: {...}`,
@@ -205,6 +209,10 @@ pub struct ExchangeClientConfig {
     /// Allow plain `http://` IdP URLs on non-loopback hosts (logged as a warning).
     #[serde(default)]
     pub allow_insecure_http: bool,
+    /// TLS towards the IdP (token endpoint, discovery, keys): a CA bundle and a client
+    /// certificate.
+    #[serde(default)]
+    pub tls: Option<mcpgate_tls::ClientTls>,
 }
 
 /// The gateway's own OAuth client (client_credentials grant).
@@ -229,6 +237,9 @@ pub struct ClientCredentialsConfig {
     /// Allow a plain `http://` token endpoint on a non-loopback host (logged as a warning).
     #[serde(default)]
     pub allow_insecure_http: bool,
+    /// TLS towards the token endpoint: a CA bundle and a client certificate.
+    #[serde(default)]
+    pub tls: Option<mcpgate_tls::ClientTls>,
 }
 
 fn default_cache_ttl() -> Duration {

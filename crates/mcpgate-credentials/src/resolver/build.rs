@@ -89,18 +89,30 @@ fn clients(cfg: &CredentialsConfig, servers: &[ServerInfo], http: &reqwest::Clie
         })
     };
     let vault = match cfg.vault.as_ref().filter(|_| used("vault")) {
-        Some(v) => keep(VaultClient::new(v, http.clone(), counters.clone()), errors),
+        Some(v) => with_tls("vault", v.tls.as_ref(), http, errors).and_then(|h| keep(VaultClient::new(v, h, counters.clone()), errors)),
         None => None,
     };
     let exchange = match cfg.token_exchange.as_ref().filter(|_| used("token_exchange")) {
-        Some(x) => keep(Exchanger::new(x, http.clone(), counters.clone()), errors),
+        Some(x) => with_tls("token_exchange", x.tls.as_ref(), http, errors).and_then(|h| keep(Exchanger::new(x, h, counters.clone()), errors)),
         None => None,
     };
     let gateway_tokens = match cfg.client_credentials.as_ref().filter(|_| used("client_credentials")) {
-        Some(c) => keep(GatewayTokens::new(c, http.clone(), counters.clone()), errors),
+        Some(c) => with_tls("client_credentials", c.tls.as_ref(), http, errors).and_then(|h| keep(GatewayTokens::new(c, h, counters.clone()), errors)),
         None => None,
     };
     Clients { vault, exchange, gateway_tokens }
+}
+
+/// The client for one section: the shared one, or one with the section's own CA bundle and
+/// client certificate (`credentials.<section>.tls`). A broken TLS file is an error naming its
+/// key, never a silent fall back to the system's roots.
+fn with_tls(section: &str, tls: Option<&mcpgate_tls::ClientTls>, http: &reqwest::Client, errors: &mut Vec<String>) -> Option<reqwest::Client> {
+    let Some(tls) = tls else { return Some(http.clone()) };
+    if let Err(problems) = tls.check() {
+        errors.extend(problems.into_iter().map(|p| format!("credentials.{section}.tls.{}: {} (fix: {})", p.key, p.problem, p.fix)));
+        return None;
+    }
+    mcpgate_tls::http_client(Some(tls), Default::default()).map_err(|e| errors.push(format!("credentials.{section}.tls: {e}"))).ok()
 }
 
 fn keep<T>(built: Result<T, String>, errors: &mut Vec<String>) -> Option<Arc<T>> {

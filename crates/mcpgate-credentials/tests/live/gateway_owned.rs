@@ -140,3 +140,20 @@ fn configuration_mistakes_are_reported_together_with_their_keys() {
     ];
     assert_eq!(errors, expected);
 }
+
+#[test]
+fn a_broken_tls_file_of_a_used_section_is_reported_with_its_key() {
+    let dir = scratch_dir("tls");
+    let not_pem = dir.join("not-a-ca.pem");
+    std::fs::write(&not_pem, "hello").expect("write");
+    let creds = format!(
+        "vault: {{address: 'https://vault.local:8200', auth: {{token: {{value: t}}}}, tls: {{ca_file: '{}'}}}}\n\
+         client_credentials: {{token_endpoint: 'https://idp.local/token', client_id: c, client_secret: {{value: s}}, tls: {{cert_file: '{}'}}}}",
+        not_pem.display(),
+        not_pem.display()
+    );
+    let servers = [("a", "https://a.local/mcp", "credentials: [{vault: {path: 'x'}}]\ndiscovery: {client_credentials: {}}")];
+    let errors = try_resolver(&creds, &servers).expect_err("invalid");
+    assert!(errors.iter().any(|e| e.starts_with("credentials.vault.tls.ca_file: ") && e.contains("not-a-ca.pem")), "{errors:?}");
+    assert!(errors.iter().any(|e| e.starts_with("credentials.client_credentials.tls.key_file: cert_file is set without key_file")), "{errors:?}");
+}

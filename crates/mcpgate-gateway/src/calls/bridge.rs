@@ -115,7 +115,7 @@ pub async fn call(shared: &Arc<Shared>, access: Access, req: ModernRequest, mut 
     // Calls of many modern clients share the session: each is registered under a key of its own.
     let key = format!("bridged-{:032x}", rand::random::<u128>());
     access.meter.upstream_sent();
-    let call = match timeout_at(deadline, BackendCall::open(shared, &session, target, credential, &key)).await {
+    let call = match timeout_at(deadline, BackendCall::open(&session, target, credential, &key)).await {
         Ok(Ok(call)) => call,
         Ok(Err(e)) => return error(StatusCode::OK, Some(&req.id), &unavailable(&backend, &e)),
         Err(_) => return error(StatusCode::OK, Some(&req.id), &unavailable(&backend, &UpstreamError::Timeout)),

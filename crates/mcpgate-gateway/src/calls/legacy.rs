@@ -39,7 +39,7 @@ pub async fn forward(shared: &Arc<Shared>, session: &Arc<ClientSession>, access:
     let (rewrite, backend) = (target.rewrite, target.backend.clone());
     let meter = access.meter.clone();
     meter.upstream_sent();
-    let mut call = match timeout_at(deadline, BackendCall::open(shared, session, target, credential, &client_id)).await {
+    let mut call = match timeout_at(deadline, BackendCall::open(session, target, credential, &client_id)).await {
         Ok(Ok(call)) => call,
         Ok(Err(e)) => return Reply::Json(unavailable(&backend, &e).response(Some(&client_id))),
         Err(_) => return Reply::Json(unavailable(&backend, &UpstreamError::Timeout).response(Some(&client_id))),
@@ -89,7 +89,6 @@ pub(crate) struct BackendCall {
 }
 
 struct Retry {
-    shared: Arc<Shared>,
     method: String,
     params: String,
     credential: Option<Resolved>,
@@ -98,16 +97,10 @@ struct Retry {
 impl BackendCall {
     /// Gets the client's backend session for the call's credential, registers the call, and
     /// starts sending it.
-    pub(crate) async fn open(
-        shared: &Arc<Shared>,
-        session: &Arc<ClientSession>,
-        target: Target,
-        credential: Option<Resolved>,
-        client_id: &str,
-    ) -> Result<Self, UpstreamError> {
+    pub(crate) async fn open(session: &Arc<ClientSession>, target: Target, credential: Option<Resolved>, client_id: &str) -> Result<Self, UpstreamError> {
         let backend = target.backend.clone();
-        let conn = session.backend(&backend, &shared.http, credential.as_ref()).await?;
-        let retry = Retry { shared: shared.clone(), method: target.method, params: target.params, credential };
+        let conn = session.backend(&backend, credential.as_ref()).await?;
+        let retry = Retry { method: target.method, params: target.params, credential };
         let (backend_id, inbox, phase) = start(session, &backend, &conn, client_id, &retry.method, &retry.params);
         Ok(Self { session: session.clone(), backend, conn, client_id: client_id.to_owned(), backend_id, phase, inbox, finished: false, retry: Some(retry) })
     }
@@ -179,7 +172,7 @@ impl BackendCall {
         tracing::info!(server = %self.backend.name, "backend session lost; re-initialising");
         self.session.forget_backend(&self.backend.name, &self.conn);
         // Boxed: opening a backend session is rare, and its state would enlarge every call.
-        self.conn = Box::pin(self.session.backend(&self.backend, &retry.shared.http, retry.credential.as_ref())).await?;
+        self.conn = Box::pin(self.session.backend(&self.backend, retry.credential.as_ref())).await?;
         let (backend_id, inbox, phase) = start(&self.session, &self.backend, &self.conn, &self.client_id, &retry.method, &retry.params);
         (self.backend_id, self.inbox, self.phase) = (backend_id, inbox, phase);
         Ok(())

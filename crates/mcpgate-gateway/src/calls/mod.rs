@@ -21,30 +21,38 @@ use serde_json::value::RawValue;
 
 use crate::backend::Backend;
 
-/// The JSON-RPC error a client gets when the owning backend cannot answer.
+/// The JSON-RPC error a client gets when the owning backend cannot answer: -32603 with a
+/// message naming the server and `data: {"server", "reason"}`, where `reason` is `timeout`,
+/// `invalid_response` (it answered, but not with one response to the request) or
+/// `unavailable` (anything else: down, refused, closed).
 pub fn unavailable(backend: &Backend, e: &UpstreamError) -> RpcError {
-    if !matches!(e, UpstreamError::Timeout) {
-        backend.nudge();
-    }
+    let name = &backend.name;
     let cause = match e {
         UpstreamError::Timeout => 0,
         UpstreamError::Connect(_) => 1,
         UpstreamError::Closed => 2,
         UpstreamError::SessionExpired => 3,
         UpstreamError::Protocol(_) => 4,
+        UpstreamError::Invalid(_) => 6,
         _ => 5,
     };
     crate::observe::series::bump(&backend.series.backend_errors[cause]);
-    let what = match e {
-        UpstreamError::Timeout => format!("did not answer within {}", humantime::format_duration(backend.timeouts.call)),
-        other => format!("is unavailable: {other}"),
+    let (reason, message) = match e {
+        UpstreamError::Timeout => ("timeout", format!("server '{name}' did not answer within {}", humantime::format_duration(backend.timeouts.call))),
+        // The backend is up (it answered): no health re-check.
+        UpstreamError::Invalid(why) => ("invalid_response", format!("invalid response from backend '{name}': {why}")),
+        other => {
+            backend.nudge();
+            ("unavailable", format!("server '{name}' is unavailable: {other}"))
+        }
     };
-    tracing::warn!(server = %backend.name, error = %e, "call failed");
-    RpcError::new(ErrorCode::BackendUnavailable, format!("server '{}' {what}", backend.name))
+    tracing::warn!(server = %name, error = %e, reason, "call failed");
+    let data = serde_json::json!({ "server": name.as_str(), "reason": reason }).to_string();
+    RpcError::new(ErrorCode::BackendUnavailable, message).with_data(data)
 }
 
 /// `resources/read` result with each content's `uri` in the gateway's namespace.
-pub(crate) fn rewrite_contents(server: &ServerName, prefix: &str, result: &RawValue) -> Option<String> {
+pub fn rewrite_contents(server: &ServerName, prefix: &str, result: &RawValue) -> Option<String> {
     if prefix.is_empty() {
         return Some(result.get().to_owned());
     }

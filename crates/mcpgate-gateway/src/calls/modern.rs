@@ -27,7 +27,7 @@ use crate::state::Shared;
 use tracing::Instrument;
 
 /// `Mcp-Name` and `Mcp-Param-*` for the request as the backend will see it.
-fn request_headers(target: &Target) -> RequestHeaders {
+pub fn request_headers(target: &Target) -> RequestHeaders {
     let mut out = RequestHeaders { name: target.name.clone(), params: Vec::new() };
     if !target.param_headers.is_empty() {
         let params: serde_json::Value = serde_json::from_str(&target.params).unwrap_or_default();
@@ -48,7 +48,7 @@ pub(crate) async fn send_modern(shared: &Shared, access: &Access, target: &Targe
     };
     let link = target
         .backend
-        .modern_link(&shared.http)
+        .modern_link()
         .ok_or_else(|| unavailable(&target.backend, &UpstreamError::Protocol("a modern backend must use Streamable HTTP".into())))?;
     let span = crate::stage_span!("upstream", otel.kind = "client", mcp.server = %target.backend.name, mcp.method.name = %target.method);
     let mut extra: Vec<(http::HeaderName, http::HeaderValue)> = credential.as_ref().map_or_else(Vec::new, |c| c.headers.clone());

@@ -101,7 +101,7 @@ impl Subscriptions {
     /// A share of the subscription to `uri` (the backend's own URI) at `backend`, made at the
     /// backend when there is none for this credential yet. `None` when the backend refused it
     /// or could not be reached.
-    pub async fn subscribe(&self, http: &reqwest::Client, backend: &Arc<Backend>, who: Subscriber<'_>, uri: &str) -> Option<Subscription> {
+    pub async fn subscribe(&self, backend: &Arc<Backend>, who: Subscriber<'_>, uri: &str) -> Option<Subscription> {
         let key: Key = (backend.name.clone(), who.credential.map_or(0, |c| c.fingerprint), uri.to_owned());
         if let Some(up) = self.lock().get(&key).and_then(Weak::upgrade) {
             let rx = up.fanout.subscribe();
@@ -110,11 +110,8 @@ impl Subscriptions {
         // Two first subscribers at once may both subscribe upstream; the later one is kept in
         // the map and the other lives as long as its own subscriber.
         let (fanout, rx) = broadcast::channel(FANOUT_DEPTH);
-        let task = if backend.era().serves_modern() {
-            modern(http, backend, &who, uri, fanout.clone()).await?
-        } else {
-            legacy(http, backend, who, uri, fanout.clone()).await?
-        };
+        let task =
+            if backend.era().serves_modern() { modern(backend, &who, uri, fanout.clone()).await? } else { legacy(backend, who, uri, fanout.clone()).await? };
         let up = Arc::new(Upstream { fanout, task });
         let mut map = self.lock();
         map.retain(|_, w| w.strong_count() > 0);
@@ -128,8 +125,8 @@ fn is_update(msg: &[u8]) -> bool {
     Envelope::parse(msg).is_ok_and(|e| e.kind() == Some(Kind::Notification) && e.method().as_deref() == Some("notifications/resources/updated"))
 }
 
-async fn modern(http: &reqwest::Client, backend: &Backend, who: &Subscriber<'_>, uri: &str, fanout: broadcast::Sender<Bytes>) -> Option<AbortHandle> {
-    let link = backend.modern_link(http)?;
+async fn modern(backend: &Backend, who: &Subscriber<'_>, uri: &str, fanout: broadcast::Sender<Bytes>) -> Option<AbortHandle> {
+    let link = backend.modern_link()?;
     let credential = who.credential.map_or(&[][..], |c| c.headers.as_slice());
     let params = with_meta(
         Some(&format!(r#"{{"notifications":{{"resourceSubscriptions":[{}]}}}}"#, json_string(uri))),
@@ -160,7 +157,7 @@ async fn modern(http: &reqwest::Client, backend: &Backend, who: &Subscriber<'_>,
     Some(task.abort_handle())
 }
 
-async fn legacy(http: &reqwest::Client, backend: &Arc<Backend>, who: Subscriber<'_>, uri: &str, fanout: broadcast::Sender<Bytes>) -> Option<AbortHandle> {
+async fn legacy(backend: &Arc<Backend>, who: Subscriber<'_>, uri: &str, fanout: broadcast::Sender<Bytes>) -> Option<AbortHandle> {
     if !backend.health().listing.is_some_and(|l| l.caps.subscribe) {
         return None;
     }
@@ -169,7 +166,7 @@ async fn legacy(http: &reqwest::Client, backend: &Arc<Backend>, who: Subscriber<
     let session = ClientSession::internal(who.ctx, id, LATEST_LEGACY, who.capabilities.to_owned(), who.client_info.to_owned(), who.principal);
     let mut events = session.open_stream();
     let subscribed = tokio::time::timeout(SUBSCRIBE_TIMEOUT, async {
-        let conn = session.backend(backend, http, who.credential).await.ok()?;
+        let conn = session.backend(backend, who.credential).await.ok()?;
         let params = format!(r#"{{"uri":{}}}"#, json_string(uri));
         let answer = conn.request("resources/subscribe", Some(&params)).await.ok()?.response().await.ok()?;
         Some(Envelope::parse(&answer).is_ok_and(|e| e.has("result")))

@@ -41,8 +41,8 @@ pub async fn initialize(shared: &Shared, env: &Envelope<'_>, access: &Access) ->
     }
     match shared.sessions.insert(session.clone(), &limits.sessions()).await {
         Ok(Some((evicted, stored))) => {
-            let (backends, http) = (shared.backends.load_full(), shared.http.clone());
-            drop(tokio::spawn(async move { evicted.end_everywhere(stored, &backends, &http).await }));
+            let backends = shared.backends.load_full();
+            drop(tokio::spawn(async move { evicted.end_everywhere(stored, &backends).await }));
         }
         Ok(None) => {}
         Err(Refused::Full) => return Err(Reject::TooManySessions),
@@ -152,7 +152,7 @@ async fn set_level(shared: &Shared, session: &ClientSession, access: &Access, pa
         if let Some(backend) = shared.backend(&server)
             && let Ok(cred) = crate::core::credential(shared, access, &backend, None).await
         {
-            let _ = session.backend(&backend, &shared.http, cred.as_ref()).await;
+            let _ = session.backend(&backend, cred.as_ref()).await;
         }
     }
     for (_, conn) in session.open_backends() {
@@ -229,7 +229,7 @@ pub async fn client_response(shared: &Shared, session: &Arc<ClientSession>, env:
         && cred.as_ref().map_or(0, |c| c.fingerprint) == fingerprint
     {
         // The backend session another replica opened (or this one dropped from its cache).
-        conn = session.backend(&backend, &shared.http, cred.as_ref()).await.ok();
+        conn = session.backend(&backend, cred.as_ref()).await.ok();
     }
     match conn {
         Some(conn) => {
@@ -248,8 +248,15 @@ pub fn kind_of(env: &Envelope<'_>) -> Result<Kind, Reject> {
     if env.str("jsonrpc").as_deref() != Some("2.0") {
         return Err(Reject::Invalid("jsonrpc must be \"2.0\"".into()));
     }
-    if env.has("id") && env.id().is_none() {
-        return Err(Reject::Invalid("id must not be null".into()));
+    if let Some(id) = env.get("id") {
+        if id.get() == "null" {
+            return Err(Reject::Invalid("id must not be null".into()));
+        }
+        // MCP narrows JSON-RPC: an id is a string or an integer. Anything else would be
+        // echoed back to a client (or a backend) that cannot match it.
+        if !mcpgate_protocol::envelope::is_valid_id(id) {
+            return Err(Reject::Invalid("id must be a string or an integer".into()));
+        }
     }
     env.kind().ok_or_else(|| Reject::Invalid("not a request, notification or response".into()))
 }

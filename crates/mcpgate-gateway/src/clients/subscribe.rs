@@ -39,7 +39,7 @@ pub async fn through_listen(shared: &Arc<Shared>, session: &Arc<ClientSession>, 
         capabilities: &init.capabilities,
         client_info: &init.client_info,
     };
-    let Some(mut sub) = shared.subscriptions.subscribe(&shared.http, &backend, who, &original).await else {
+    let Some(mut sub) = shared.subscriptions.subscribe(&backend, who, &original).await else {
         let e = RpcError::new(ErrorCode::InvalidParams, format!("server '{}' did not accept a subscription to {exposed}", backend.name));
         return Reply::Json(e.response(Some(&id)));
     };

@@ -7,6 +7,7 @@
 mod cluster;
 pub(crate) mod duration;
 mod env;
+mod envoy;
 mod governance;
 mod load;
 mod observe;
@@ -14,8 +15,10 @@ pub mod rate_limits;
 mod types;
 mod validate;
 mod validate_governance;
+mod validate_tls;
 
 pub use cluster::{ClusterConfig, ClusterKey, ShutdownConfig, StoreConfig};
+pub use envoy::{EnvoyConfig, EnvoyHeaders, ExtAuthzConfig, ExtProcConfig, FailureMode};
 pub use load::{ConfigError, load_file, parse_str};
 pub use mcpgate_auth::Secret;
 pub use observe::*;

@@ -16,6 +16,10 @@ pub struct GatewayConfig {
     /// Address to listen on, e.g. `127.0.0.1:8080`.
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// Serve HTTPS on `listen` with this certificate (reloaded when its files change), and
+    /// optionally require client certificates (mTLS).
+    #[serde(default)]
+    pub tls: Option<mcpgate_tls::ServerTls>,
     /// Path of the MCP endpoint.
     #[serde(default = "default_mcp_path")]
     pub mcp_path: String,
@@ -75,6 +79,9 @@ pub struct GatewayConfig {
     /// Token buckets per caller, server, tool or group of callers (docs/observability.md).
     #[serde(default)]
     pub rate_limits: super::rate_limits::RateLimitsConfig,
+    /// Serve Envoy's ext_proc and ext_authz (see docs/envoy.md). Off when absent.
+    #[serde(default)]
+    pub envoy: Option<super::envoy::EnvoyConfig>,
 }
 
 /// The session pool's limits, as the session registry applies them (from `limits:`).
@@ -122,7 +129,8 @@ impl GatewayConfig {
     }
 
     pub fn resource_url(&self) -> String {
-        self.public_url.clone().unwrap_or_else(|| format!("http://{}{}", self.listen, self.mcp_path))
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        self.public_url.clone().unwrap_or_else(|| format!("{scheme}://{}{}", self.listen, self.mcp_path))
     }
 }
 
@@ -150,6 +158,22 @@ pub struct Limits {
     pub session_idle_timeout: Duration,
     /// Most `subscriptions/listen` streams one principal may hold open at once (429 above).
     pub max_listen_streams_per_principal: usize,
+    /// Most client connections open at once. At the cap, the longest idle connection is
+    /// closed to make room; with none idle, new connections are refused.
+    pub max_connections: usize,
+    /// Most client connections open at once from one IP address; 0 for no per-IP cap (e.g.
+    /// behind a load balancer whose few addresses carry every client).
+    pub max_connections_per_ip: usize,
+    /// Time a client has to send a complete request head: from accepting the connection (TLS
+    /// handshake included), and from the first byte of each later request.
+    #[serde(with = "humantime_field")]
+    pub header_read_timeout: Duration,
+    /// Time a client has to send a complete request body (408 and the connection closed).
+    #[serde(with = "humantime_field")]
+    pub body_read_timeout: Duration,
+    /// A connection with no request in flight is closed after this long.
+    #[serde(with = "humantime_field")]
+    pub idle_connection_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -162,6 +186,11 @@ impl Default for Limits {
             refuse_sessions_without_access: false,
             session_idle_timeout: Duration::from_secs(30 * 60),
             max_listen_streams_per_principal: 32,
+            max_connections: 10_000,
+            max_connections_per_ip: 1_000,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            idle_connection_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -269,6 +298,10 @@ pub struct ServerConfig {
     /// How long a caller's own listing of a `per_user` server is reused.
     #[serde(default = "super::governance::default_catalog_ttl", with = "humantime_field")]
     pub catalog_ttl: Duration,
+    /// TLS towards an `https` backend: a CA bundle trusted instead of the system's roots,
+    /// and a client certificate (mTLS).
+    #[serde(default)]
+    pub tls: Option<mcpgate_tls::ClientTls>,
 }
 
 impl ServerConfig {

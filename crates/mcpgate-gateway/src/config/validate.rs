@@ -68,10 +68,12 @@ pub fn validate(c: &GatewayConfig) -> Result<(), Vec<Problem>> {
         check_server(&format!("servers[{i}]"), s, &mut p);
     }
     check_names_and_prefixes(c, &mut p);
+    super::validate_tls::check(c, &mut p);
     check_auth(c, &mut p);
     check_credentials(c, &mut p);
     check_observability(c, &mut p);
     super::validate_governance::check(c, &mut p);
+    super::envoy::check(c, &mut p);
     if p.is_empty() { Ok(()) } else { Err(p) }
 }
 

@@ -93,7 +93,7 @@ async fn fetch(
     match backend.era() {
         // A dual-era backend is listed statelessly too (the listing is the same in both eras).
         Era::Modern | Era::Dual => {
-            let link = backend.modern_link(&shared.http).ok_or_else(|| UpstreamError::Protocol("a modern backend must use Streamable HTTP".into()))?;
+            let link = backend.modern_link().ok_or_else(|| UpstreamError::Protocol("a modern backend must use Streamable HTTP".into()))?;
             let headers = credential.map_or(&[][..], |c| c.headers.as_slice());
             // What to list is what the backend's discovery offered (no second server/discover).
             let caps = backend.health().listing.map(|l| l.caps).unwrap_or_default();
@@ -106,7 +106,7 @@ async fn fetch(
                 let id = format!("per-user-{:032x}", rand::random::<u128>());
                 ClientSession::internal(&shared.session_ctx(), id, LATEST_LEGACY, "{}".into(), mcpgate_upstream::gateway_client_info(), access.principal())
             });
-            let conn = session.backend(backend, &shared.http, credential).await?;
+            let conn = session.backend(backend, credential).await?;
             let greeting = conn.init_result().raw.clone();
             match list_all(&Lister::Legacy(&conn), &greeting).await {
                 Ok(l) => Ok(l),

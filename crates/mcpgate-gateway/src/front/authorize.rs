@@ -25,25 +25,12 @@ pub async fn authorize(State(shared): State<Arc<Shared>>, headers: HeaderMap) ->
         Ok(a) => a,
         Err(e) => return security.challenge(&e),
     };
-    let Some(identity) = &access.identity else {
+    if access.identity.is_none() {
         return (StatusCode::UNAUTHORIZED, "a verified bearer token is required").into_response();
-    };
-    let catalog = shared.catalog.load();
-    let config = shared.config.load();
-    let mut grants = Grants::new();
-    for (kind, as_kind) in [(ItemKind::Tool, Kind::Tool), (ItemKind::Prompt, Kind::Prompt)] {
-        for e in catalog.items(kind).iter().filter(|e| allowed(&access, kind, e)) {
-            if let Some(sc) = config.servers.iter().find(|s| s.name == e.server.as_str()) {
-                grants.insert(&sc.wristband_key(), as_kind, &e.backend_name);
-            }
-        }
     }
-    let token = match issuer.issue(identity, &grants) {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot sign a wristband");
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-        }
+    let token = match wristband_for(&shared, &access) {
+        Some(Ok((_, token))) => token,
+        _ => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     };
     let header = issuer.header_name().to_owned();
     let mut resp = Json(json!({"header": header, "wristband": token})).into_response();
@@ -51,4 +38,30 @@ pub async fn authorize(State(shared): State<Arc<Shared>>, headers: HeaderMap) ->
         resp.headers_mut().insert(name, value);
     }
     resp
+}
+
+/// A wristband for a verified caller: every tool and prompt they may use, keyed by each
+/// server's wristband key, signed with `auth.wristband_issue`. `None` without an issuer or a
+/// verified identity. Shared with the Envoy ext_authz service.
+pub fn wristband_for(shared: &Shared, access: &crate::identity::Access) -> Option<Result<(String, String), mcpgate_auth::WristbandError>> {
+    let security = shared.security.load();
+    let issuer = security.wristband.as_ref()?;
+    let identity = access.identity.as_ref()?;
+    let catalog = shared.catalog.load();
+    let config = shared.config.load();
+    let mut grants = Grants::new();
+    for (kind, as_kind) in [(ItemKind::Tool, Kind::Tool), (ItemKind::Prompt, Kind::Prompt)] {
+        for e in catalog.items(kind).iter().filter(|e| allowed(access, kind, e)) {
+            if let Some(sc) = config.servers.iter().find(|s| s.name == e.server.as_str()) {
+                grants.insert(&sc.wristband_key(), as_kind, &e.backend_name);
+            }
+        }
+    }
+    Some(match issuer.issue(identity, &grants) {
+        Ok(token) => Ok((issuer.header_name().to_owned(), token)),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot sign a wristband");
+            Err(e)
+        }
+    })
 }

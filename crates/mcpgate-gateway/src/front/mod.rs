@@ -7,13 +7,15 @@
 
 pub mod admin;
 mod authorize;
-mod checks;
+pub mod checks;
 mod health;
-pub(crate) mod post;
+pub mod post;
 mod stream;
 mod virtual_paths;
 
 use std::sync::Arc;
+
+pub use authorize::wristband_for;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

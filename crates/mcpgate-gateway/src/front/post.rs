@@ -132,7 +132,17 @@ async fn handle(
     checks::content_type(headers)?;
     checks::accept_post(headers)?;
     let max = config.limits.max_body_bytes;
-    let bytes = axum::body::to_bytes(body, max).await.map_err(|_| Reject::TooLarge(max))?;
+    let wait = config.limits.body_read_timeout;
+    let bytes = match tokio::time::timeout(wait, axum::body::to_bytes(body, max)).await {
+        Ok(read) => read.map_err(|_| Reject::TooLarge(max))?,
+        Err(_) => {
+            // The rest of the body may still be on its way: this connection cannot carry
+            // another request.
+            let mut resp = Reject::BodyTimeout(wait).into_response();
+            resp.headers_mut().insert(axum::http::header::CONNECTION, HeaderValue::from_static("close"));
+            return Ok(resp);
+        }
+    };
     dupkeys::check(&bytes).map_err(|e| match e {
         StructureError::Syntax(s) => Reject::Parse(s),
         StructureError::DuplicateKey(k) => Reject::DuplicateKey(k),
@@ -176,7 +186,7 @@ async fn handle(
 
 /// A modern-era (2026-07-28) request carries its protocol version in `params._meta`: its params
 /// and `_meta`, parsed, when it does.
-fn modern_parts<'a>(body: &[u8], env: &Envelope<'a>) -> Option<ModernParts<'a>> {
+pub fn modern_parts<'a>(body: &[u8], env: &Envelope<'a>) -> Option<ModernParts<'a>> {
     // Without escapes in the body, the key is there only if its bytes are: most legacy
     // requests are told apart without parsing params.
     static VERSION_KEY: Needle = Needle::new(META_PROTOCOL_VERSION.as_bytes());
@@ -190,7 +200,7 @@ fn modern_parts<'a>(body: &[u8], env: &Envelope<'a>) -> Option<ModernParts<'a>> 
 
 /// A request that announces a non-legacy version in its header, outside any session, is
 /// treated as modern too (so a missing `_meta` gets the modern error, not "initialize first").
-fn announces_modern(env: &Envelope<'_>, headers: &HeaderMap) -> bool {
+pub fn announces_modern(env: &Envelope<'_>, headers: &HeaderMap) -> bool {
     let header = headers.get(checks::VERSION_HEADER).and_then(|v| v.to_str().ok());
     header.is_some_and(|v| !mcpgate_protocol::versions::is_supported_legacy(v))
         && checks::session_id(headers).is_none()

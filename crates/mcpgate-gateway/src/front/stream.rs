@@ -89,7 +89,7 @@ pub(crate) async fn end(shared: Arc<Shared>, scope: Option<Arc<VirtualServer>>, 
     if checks::same_identity(&session, &access).is_err() {
         return Reject::SessionIdentity.into_response();
     }
-    match shared.sessions.delete(id, &shared.session_ctx(), &shared.backends.load(), &shared.http).await {
+    match shared.sessions.delete(id, &shared.session_ctx(), &shared.backends.load()).await {
         Ok(()) => {
             tracing::info!(session = %crate::session::short(id), "session deleted by client");
             StatusCode::NO_CONTENT.into_response()

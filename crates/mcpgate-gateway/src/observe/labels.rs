@@ -163,7 +163,7 @@ pub fn source_index(source: &str) -> usize {
 }
 
 /// Why a call to a backend failed on the gateway's side (`mcpgate_backend_errors_total`).
-pub const BACKEND_ERRORS: [&str; 6] = ["timeout", "connect", "closed", "session_expired", "protocol", "other"];
+pub const BACKEND_ERRORS: [&str; 7] = ["timeout", "connect", "closed", "session_expired", "protocol", "other", "invalid_response"];
 
 #[cfg(test)]
 mod tests {

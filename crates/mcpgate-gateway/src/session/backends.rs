@@ -39,7 +39,7 @@ impl Slot {
 impl ClientSession {
     /// This client's session with `backend`, created on first use with `credential`. When the
     /// credential changes (expired and re-resolved), a new backend session replaces the old.
-    pub async fn backend(&self, backend: &Arc<Backend>, http: &reqwest::Client, credential: Option<&Resolved>) -> Result<Arc<Connection>, UpstreamError> {
+    pub async fn backend(&self, backend: &Arc<Backend>, credential: Option<&Resolved>) -> Result<Arc<Connection>, UpstreamError> {
         let fingerprint = credential.map_or(0, |c| c.fingerprint);
         let (cell, replaced) = {
             let mut map = lock(&self.backends);
@@ -57,7 +57,7 @@ impl ClientSession {
         let conn = cell
             // Boxed: opening a backend session is rare, and its state would otherwise enlarge
             // every call's future.
-            .get_or_try_init(|| Box::pin(self.open_backend(backend, http, credential, fingerprint)))
+            .get_or_try_init(|| Box::pin(self.open_backend(backend, credential, fingerprint)))
             .await?
             .clone();
         Ok(conn)
@@ -65,19 +65,13 @@ impl ClientSession {
 
     /// Resumes the backend session the cluster already has for (`backend`, `fingerprint`), or
     /// opens a new one (and shares it).
-    async fn open_backend(
-        &self,
-        backend: &Arc<Backend>,
-        http: &reqwest::Client,
-        credential: Option<&Resolved>,
-        fingerprint: u64,
-    ) -> Result<Arc<Connection>, UpstreamError> {
+    async fn open_backend(&self, backend: &Arc<Backend>, credential: Option<&Resolved>, fingerprint: u64) -> Result<Arc<Connection>, UpstreamError> {
         let mut headers = backend.headers.clone();
         for (name, value) in credential.iter().flat_map(|c| c.headers.iter()) {
             headers.insert(name.clone(), value.clone());
         }
         if let Some(existing) = self.shared_backend(&backend.name, fingerprint).await
-            && let Ok(conn) = Connection::attach(backend.spec.clone(), http, headers.clone(), &existing.session_id, &existing.protocol_version)
+            && let Ok(conn) = Connection::attach(backend.spec.clone(), backend.http(), headers.clone(), &existing.session_id, &existing.protocol_version)
         {
             let conn = Arc::new(conn);
             tracing::debug!(session = %short(&self.id), server = %backend.name, "backend session resumed");
@@ -92,11 +86,11 @@ impl ClientSession {
             *lock(&self.log_level) = rec.log_level;
         }
         init.protocol_version = self.protocol_version.to_owned();
-        let connect = Connection::connect(backend.spec.clone(), http, headers.clone(), &init);
+        let connect = Connection::connect(backend.spec.clone(), backend.http(), headers.clone(), &init);
         let conn = tokio::time::timeout(backend.timeouts.connect.max(backend.timeouts.discovery), connect).await.map_err(|_| UpstreamError::Timeout)??;
         let mut conn = Arc::new(conn);
         if let Some(winner) = self.share_backend(&backend.name, fingerprint, &conn).await
-            && let Ok(theirs) = Connection::attach(backend.spec.clone(), http, headers, &winner.session_id, &winner.protocol_version)
+            && let Ok(theirs) = Connection::attach(backend.spec.clone(), backend.http(), headers, &winner.session_id, &winner.protocol_version)
         {
             // Another replica opened one at the same moment and stored it first: use that one.
             let ours = std::mem::replace(&mut conn, Arc::new(theirs));
@@ -200,7 +194,7 @@ impl ClientSession {
     }
 
     /// The fingerprint of the credential this session's backend session at `server` uses.
-    pub(super) fn credential_of(&self, server: &ServerName) -> u64 {
+    pub fn credential_of(&self, server: &ServerName) -> u64 {
         lock(&self.backends).get(server).map_or(0, |s| s.credential)
     }
 }

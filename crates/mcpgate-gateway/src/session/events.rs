@@ -21,6 +21,9 @@ use super::{ClientSession, lock, short};
 use crate::backend::{Backend, ListChangedSink};
 use crate::cluster::BusMessage;
 
+/// Messages held for a client's GET stream before the client is considered gone.
+pub const CLIENT_STREAM_QUEUE: usize = 1024;
+
 impl ClientSession {
     /// Reads `conn`'s out-of-request messages for the life of the connection. `wait`: hold
     /// the caller until the backend has answered the GET (for a session opened here, before its
@@ -122,8 +125,8 @@ impl ClientSession {
     /// Installs the client's GET stream here; backends' out-of-request messages go to it from
     /// now on. In a cluster the store names this replica as its holder, and a stream the client
     /// still had open on another replica is ended there.
-    pub fn open_stream(&self) -> mpsc::UnboundedReceiver<Bytes> {
-        let (tx, rx) = mpsc::unbounded_channel();
+    pub fn open_stream(&self) -> mpsc::Receiver<Bytes> {
+        let (tx, rx) = mpsc::channel(CLIENT_STREAM_QUEUE);
         *lock(&self.stream) = Some(tx);
         if let Some(cluster) = self.cluster().cloned() {
             let session = self.id.clone();
@@ -155,12 +158,17 @@ impl ClientSession {
         *lock(&self.stream) = None;
     }
 
-    /// Sends a message on the client's GET stream here; false when none is open here.
+    /// Sends a message on the client's GET stream here; false when none is open here. A client
+    /// that falls [`CLIENT_STREAM_QUEUE`] messages behind has its stream closed (it sees the
+    /// stream end and may reopen it) rather than held in memory.
     pub fn push(&self, msg: Bytes) -> bool {
         let mut slot = lock(&self.stream);
-        match slot.as_ref().map(|tx| tx.send(msg)) {
+        match slot.as_ref().map(|tx| tx.try_send(msg)) {
             Some(Ok(())) => true,
-            Some(Err(_)) => {
+            Some(Err(e)) => {
+                if matches!(e, mpsc::error::TrySendError::Full(_)) {
+                    tracing::warn!(session = %short(&self.id), "client's GET stream is {CLIENT_STREAM_QUEUE} messages behind; closing it");
+                }
                 *slot = None;
                 false
             }

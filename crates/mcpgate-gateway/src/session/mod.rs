@@ -90,7 +90,7 @@ pub struct ClientSession {
     /// Resource subscriptions the gateway holds for the client (modern backends, which have no
     /// `resources/subscribe`): the task relaying each one's updates, by the URI the client named.
     subscriptions: Mutex<HashMap<String, tokio::task::AbortHandle>>,
-    stream: Mutex<Option<mpsc::UnboundedSender<Bytes>>>,
+    stream: Mutex<Option<mpsc::Sender<Bytes>>>,
     log_level: Mutex<Option<String>>,
     next_id: AtomicU64,
     created: Instant,
@@ -318,7 +318,7 @@ impl ClientSession {
     /// Ends the session for good: its backend sessions here and those `stored` (opened by other
     /// replicas) are ended at their backends, best effort (with the backend's static headers
     /// only: the caller's credential is not at hand).
-    pub async fn end_everywhere(&self, stored: StoredBackends, backends: &[Arc<crate::backend::Backend>], http: &reqwest::Client) {
+    pub async fn end_everywhere(&self, stored: StoredBackends, backends: &[Arc<crate::backend::Backend>]) {
         let mine: Vec<String> = self.open_backends().iter().filter_map(|(_, c)| c.shareable_id().map(str::to_owned)).collect();
         self.close(true).await;
         for ((server, _), b) in stored {
@@ -326,7 +326,7 @@ impl ClientSession {
                 continue;
             }
             let Some(backend) = backends.iter().find(|x| x.name.as_str() == server) else { continue };
-            if let Ok(conn) = Connection::attach(backend.spec.clone(), http, backend.headers.clone(), &b.session_id, &b.protocol_version) {
+            if let Ok(conn) = Connection::attach(backend.spec.clone(), backend.http(), backend.headers.clone(), &b.session_id, &b.protocol_version) {
                 conn.close().await;
             }
         }

@@ -195,7 +195,7 @@ impl Sessions {
 
     /// Ends the session `id` (client DELETE): gone from the store, from every replica's cache,
     /// and its backend sessions ended. `Unknown` when there was no such session.
-    pub async fn delete(&self, id: &str, ctx: &SessionCtx, backends: &[Arc<Backend>], http: &reqwest::Client) -> Result<(), Refused> {
+    pub async fn delete(&self, id: &str, ctx: &SessionCtx, backends: &[Arc<Backend>]) -> Result<(), Refused> {
         let local = self.write().remove(id);
         let Some(cluster) = &ctx.cluster else {
             let s = local.ok_or(Refused::Unknown)?;
@@ -218,7 +218,7 @@ impl Sessions {
         };
         let stored = rec.backends.clone();
         let s = local.unwrap_or_else(|| ClientSession::from_record(ctx, id.to_owned(), rec));
-        s.end_everywhere(stored, backends, http).await;
+        s.end_everywhere(stored, backends).await;
         Ok(())
     }
 

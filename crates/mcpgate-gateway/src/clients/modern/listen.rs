@@ -172,7 +172,7 @@ async fn subscribe_resources(shared: &Arc<Shared>, access: &Access, req: &Modern
                 capabilities: &req.capabilities,
                 client_info: &req.client_info,
             };
-            if let Some(sub) = shared.subscriptions.subscribe(&shared.http, &backend, who, &original).await {
+            if let Some(sub) = shared.subscriptions.subscribe(&backend, who, &original).await {
                 honoured.push(client_uri);
                 subscriptions.push((backend.clone(), sub));
             }

@@ -139,7 +139,7 @@ async fn call(shared: &Arc<Shared>, access: Access, req: ModernRequest) -> Respo
 }
 
 /// 2025-era error codes a modern client must not see (`-32002` became `-32602`).
-pub(crate) fn modern_error(mut e: RpcError) -> RpcError {
+pub fn modern_error(mut e: RpcError) -> RpcError {
     if e.code == ErrorCode::ResourceNotFound {
         e.code = ErrorCode::InvalidParams;
     }
