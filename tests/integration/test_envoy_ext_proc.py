@@ -568,3 +568,35 @@ def test_without_the_shared_secret_the_service_refuses(registry, backends, mcpga
     s.close()
     r = FakeEnvoy(f"127.0.0.1:{port}", {}, secret=secret).request("POST", "/mcp", JSON_HEADERS, rpc("ping"))
     assert r.status == 400, "with the secret the request is processed"
+
+
+def test_with_the_main_endpoint_off_envoy_is_refused_there_and_virtual_servers_still_answer(registry, backends, mcpgate_bin, tmp_path):
+    """`expose_full_catalog: false` holds through Envoy: the main path is answered 404 (as
+    standalone), never routed; a virtual server's path is answered by the gateway's front door
+    with only its selection."""
+    a = backends.v2("a")
+    gw = Gateway(registry, mcpgate_bin, tmp_path)
+    port = free_port()
+    gw.write_config(
+        [a.config()],
+        envoy={"grpc_listen": f"127.0.0.1:{port}", "routes": {"a": "a.local"}},
+        expose_full_catalog=False,
+        virtual_servers=[{"name": "ops", "include": [{"kind": "tool", "name": "a_echo"}]}],
+    )
+    gw.start_with_config(ready=["a"])
+    envoy = FakeEnvoy(f"127.0.0.1:{port}", {"a.local": f"http://127.0.0.1:{a.port}"})
+    params = {"protocolVersion": LEGACY_VERSION, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    main = envoy.request("POST", "/mcp", JSON_HEADERS, rpc("initialize", params))
+    assert (main.status, main.via) == (404, "immediate"), main.body
+    assert httpx.post(gw.url, headers=JSON_HEADERS, content=rpc("initialize", params)).status_code == 404, "the same as standalone"
+    listed = envoy.request("POST", "/mcp", JSON_HEADERS, rpc("tools/list", id=2))
+    assert listed.status == 404 and b"a_echo" not in listed.body
+
+    ops = envoy.request("POST", "/mcp/ops", JSON_HEADERS, rpc("initialize", params))
+    assert (ops.status, ops.via) == (200, "immediate"), ops.body
+    headers = {**JSON_HEADERS, "mcp-session-id": ops.headers["mcp-session-id"], "mcp-protocol-version": LEGACY_VERSION}
+    tools = envoy.request("POST", "/mcp/ops", headers, rpc("tools/list", id=3))
+    assert tools.status == 200, tools.body
+    text = tools.body.decode()
+    payload = json.loads(text[text.index("{") : text.rindex("}") + 1])
+    assert [t["name"] for t in payload["result"]["tools"]] == ["a_echo"]

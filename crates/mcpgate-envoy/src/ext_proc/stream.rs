@@ -118,7 +118,9 @@ impl Stream {
             return self.fail(Some(Kind::RequestHeaders), "request_body_mode is not supported: use BUFFERED (or STREAMED)");
         }
         let shared = &self.inner.shared;
-        let on_mcp = path.split('?').next() == Some(gateway::gateway_config(shared).mcp_path.as_str());
+        // With `expose_full_catalog: false` the main path is not routed here: the front door
+        // answers it (404), as it does without Envoy. Virtual servers' paths always go there.
+        let on_mcp = path.split('?').next() == Some(gateway::gateway_config(shared).mcp_path.as_str()) && shared.governance.load().expose_full_catalog;
         if on_mcp && method == Method::GET {
             // Envoy cannot merge backends' server-to-client streams; the spec allows 405.
             let body =
