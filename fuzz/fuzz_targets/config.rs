@@ -46,7 +46,7 @@ fuzz_target!(|data: &[u8]| {
                 return;
             }
             let _guard = runtime().enter();
-            if let Err(errors) = Security::build(&config, &reqwest::Client::new()) {
+            if let Err(errors) = Security::build(&config, &reqwest::Client::new(), &mcpgate_gateway::observe::Series::default()) {
                 panic!("check accepts a config the gateway refuses at start-up: {errors:?}");
             }
         }

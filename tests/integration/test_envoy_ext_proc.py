@@ -498,7 +498,7 @@ def test_backend_losing_the_session_gets_the_standalone_error_and_a_fresh_sessio
     s.send(msg_request_body(rpc("tools/call", {"name": "a_echo", "arguments": {"text": "2"}}, id=4)))
     m = s.send(msg_response_headers(404, [("content-type", "application/json")]))
     assert m.immediate_status == 200
-    assert m.immediate_json() == {"jsonrpc": "2.0", "id": 4, "error": {"code": -32603, "message": "server 'a' is unavailable: backend session expired"}}
+    assert m.immediate_json() == {"jsonrpc": "2.0", "id": 4, "error": {"code": -32603, "message": "server 'a' is unavailable: backend session expired", "data": {"reason": "unavailable", "server": "a"}}}
     s.close()
     envoy.request("POST", "/mcp", headers, rpc("tools/call", {"name": "a_echo", "arguments": {"text": "3"}}))
     assert step(envoy, "request_body").set["mcp-session-id"] != first
