@@ -503,7 +503,7 @@ class Bench:
                         added_cpu_us_per_call=round(on["gateway_cpu_us_per_call"] - off["gateway_cpu_us_per_call"], 1))
         for p in (plain, shared):
             p.terminate()
-            p.wait(5)
+            p.wait(30)  # it drains first (shutdown.grace)
 
         replicas = []
         for i in range(3):
