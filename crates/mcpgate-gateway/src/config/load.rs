@@ -54,7 +54,7 @@ fn parse_substituted(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Res
     }
     let config: GatewayConfig = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let path = if path == "." { "(top level)".to_owned() } else { path };
+        let path = if path == "." || path.is_empty() { "(top level)".to_owned() } else { path };
         ConfigError::Invalid(vec![Problem::new(path, e.inner().to_string(), "see docs/configuration.md for the keys and their types")])
     })?;
     validate(&config).map_err(ConfigError::Invalid)?;
@@ -149,5 +149,12 @@ mod tests {
                 "error: (top level): environment variable UNSET_VAR is not set (fix: set UNSET_VAR in the gateway's environment, or write $${ for a literal ${)"
             )
         );
+    }
+
+    #[test]
+    fn a_key_that_is_the_empty_string_is_named_at_the_top_level() {
+        // Found by fuzzing the loader: `"":` gave a problem with an empty key path.
+        let p = problems_with_env("\"\": 1\n");
+        assert!(p.first().is_some_and(|l| l.starts_with("error: (top level): unknown field ``")), "{p:?}");
     }
 }
