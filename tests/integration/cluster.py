@@ -146,7 +146,8 @@ class Cluster:
             "expose_replica": True,
         }
         extra = {"cluster": cluster, "shutdown": {"grace": "1s", "drain": "10s"}}
-        extra.update(self.config)
+        # A callable value is made per replica (e.g. its own admin port or pin file).
+        extra.update({k: v(r) if callable(v) else v for k, v in self.config.items()})
         r.write_config(self.servers, **extra)
 
     @property

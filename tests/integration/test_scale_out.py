@@ -22,8 +22,10 @@ from harness import (
     ProcessRegistry,
     Backends,
     find_binary,
+    free_port,
     interactive_backend,
     parse_sse,
+    run_cli,
     run_ts_client,
     run_v1_client,
     tool_text,
@@ -407,5 +409,56 @@ def test_a_virtual_server_session_stays_bound_to_its_path_on_every_replica(tmp_p
         assert resumed.delete().status_code == 204
         ops.close()
         resumed.close()
+    finally:
+        registry.stop_all()
+
+
+def test_pins_approved_at_one_replica_are_served_by_every_replica(tmp_path_factory):
+    """In a cluster the pins live in the store: each replica has a pin file of its own (empty),
+    nothing is served in enforce mode until approved, and one approval through one replica's
+    admin endpoint lifts the quarantine on every replica. The files stay untouched."""
+    binary = find_binary()
+    registry = ProcessRegistry(tmp_path_factory.mktemp("scale-out-pins"))
+    token = "scale-out-pins-admin-token-0123456789"
+    admin_ports: dict[str, int] = {}
+
+    def admin(r) -> dict:
+        admin_ports[r.replica_id] = admin_ports.get(r.replica_id) or free_port()
+        return {"listen": f"127.0.0.1:{admin_ports[r.replica_id]}", "token": token}
+
+    try:
+        a = Backends(registry).v2("a")
+        cluster = Cluster(registry, binary, registry.workdir, [a.config(pinning="enforce")], n=2,
+                          pins=lambda r: {"file": str(r.workdir / "pins.yaml")}, admin=admin)
+        r1, r2 = cluster.replicas
+
+        def tools_at(r) -> list[str]:
+            c = McpHttp(r.url)
+            c.initialize()
+            try:
+                return c.tool_names()
+            finally:
+                c.close()
+
+        def quarantined_at(r) -> int:
+            return len(httpx.get(r.base + "/status", timeout=5).json()["servers"][0].get("quarantined", []))
+
+        wait_until(lambda: quarantined_at(r1) > 0 and quarantined_at(r2) > 0, 20, what="tools quarantined on both replicas")
+        assert tools_at(r1) == [] and tools_at(r2) == [], "nothing approved: nothing served"
+        out = run_cli(binary, ["pins", "approve", "--all", "--admin", f"http://127.0.0.1:{admin_ports['r1']}"],
+                      env={"MCPGATE_ADMIN_TOKEN": token})
+        assert out.returncode == 0, out.stderr
+        wait_until(lambda: quarantined_at(r2) == 0, 20, what="the approval made at r1 reaching r2")
+        served = tools_at(r2)
+        assert "a_echo" in served and served == tools_at(r1), served
+        mark = a.log.mark()
+        c = McpHttp(r2.url)
+        c.initialize()
+        assert tool_text(c.call_tool("a_echo", {"text": "pinned"})["result"]) == "pinned"
+        c.close()
+        assert a.log.find(since=mark, rpc_method="tools/call"), "the call reached the backend"
+        for r in (r1, r2):
+            pin_file = r.workdir / "pins.yaml"
+            assert not pin_file.exists(), f"{r.replica_id}: the pins live in the store, not in the file"
     finally:
         registry.stop_all()

@@ -45,6 +45,8 @@ pub enum BusMessage {
     Resume(Box<ResumeRequest>),
     /// One message of a resumed call, back to the replica serving the client.
     ResumeReply { corr: String, message: String, last: bool },
+    /// The pins in the store changed: read them again.
+    PinsChanged,
 }
 
 /// A modern client's retry of a parked call, forwarded to the replica holding the call.

@@ -31,6 +31,13 @@ pub fn listen(shared: &Arc<Shared>, mut inbox: Inbox) {
 async fn handle(shared: &Arc<Shared>, msg: BusMessage) {
     match msg {
         BusMessage::Closed { session } => shared.sessions.forget(&session).await,
+        BusMessage::PinsChanged => {
+            if let Some(store) = shared.pins.store()
+                && let Err(e) = store.refresh().await
+            {
+                tracing::warn!("{e}; keeping the pins read before");
+            }
+        }
         BusMessage::Relist { server } => {
             if let Some(backend) = ServerName::parse(&server).ok().and_then(|s| shared.backend(&s)) {
                 backend.request_relist();

@@ -130,7 +130,7 @@ impl Shared {
             audit,
         });
         // Before any listing arrives: in enforce mode nothing is served without the pins.
-        shared.pins.configure(&config, &shared.changed)?;
+        shared.pins.configure(&config, &shared.changed, shared.cluster.as_ref())?;
         shared.apply_backends(&config, &config);
         tokio::spawn(rebuild_catalog(Arc::downgrade(&shared), rx));
         tokio::spawn(sweep_sessions(Arc::downgrade(&shared)));
@@ -158,7 +158,7 @@ impl Shared {
     pub async fn apply(&self, config: GatewayConfig) -> Result<(), Vec<String>> {
         let security = Security::build(&config, &self.http, &self.series)?;
         let governance = Governance::build(&config)?;
-        if self.pins.configure(&config, &self.changed)?
+        if self.pins.configure(&config, &self.changed, self.cluster.as_ref())?
             && let Some(store) = self.pins.store()
         {
             // The same pin file: read it again (SIGHUP also picks up hand edits).

@@ -5,6 +5,7 @@
 //!   client capabilities, log level, the backend session ids per backend and credential), the
 //!   session pool's accounting (global and per-principal counts, idle eviction) and expiry.
 //! - [`buckets`]: rate-limit token buckets shared by the replicas (one atomic Lua take).
+//! - `pins`: the approved tool and prompt definitions (one document, compare-and-set).
 //! - [`bus`]: the replicas' message bus (Redis pub/sub): one channel per replica and one for
 //!   all. Used only for rare cross-replica events, never per call.
 //!
@@ -15,6 +16,7 @@
 pub mod buckets;
 pub mod bus;
 mod error;
+mod pins;
 mod redis_store;
 pub mod sessions;
 

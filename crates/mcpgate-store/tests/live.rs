@@ -98,6 +98,20 @@ async fn a_session_created_by_one_replica_is_loaded_by_another() {
 }
 
 #[tokio::test]
+async fn pins_are_replaced_only_by_whoever_read_the_current_version() {
+    let Some(redis) = Redis::start() else { return };
+    let a = RedisStore::connect(&redis.options()).await.expect("connect");
+    let b = RedisStore::connect(&redis.options()).await.expect("connect");
+    assert_eq!(a.load_pins().await, Ok((None, 0)));
+    assert_eq!(a.replace_pins(0, "one").await, Ok(true));
+    // b read version 0 too: its write loses and it must read again.
+    assert_eq!(b.replace_pins(0, "other").await, Ok(false));
+    assert_eq!(b.load_pins().await, Ok((Some("one".to_owned()), 1)));
+    assert_eq!(b.replace_pins(1, "two").await, Ok(true));
+    assert_eq!(a.load_pins().await, Ok((Some("two".to_owned()), 2)));
+}
+
+#[tokio::test]
 async fn quotas_refuse_or_evict_the_longest_idle_session() {
     let Some(redis) = Redis::start() else { return };
     let s = RedisStore::connect(&redis.options()).await.expect("connect");

@@ -13,6 +13,7 @@ pub mod diff;
 pub mod file;
 mod report;
 pub mod set;
+mod shared;
 pub mod store;
 mod watch;
 
@@ -28,8 +29,10 @@ pub use definition::Definition;
 pub use file::PinFileError;
 pub use report::{ChangedServed, PinReport, Quarantined};
 pub use set::{Applied, Approved, Change, Observation, PinKind, PinSet, Selection, Verdict};
+pub use shared::SharedStore;
 pub use store::{FileStore, PinStore};
 
+use crate::cluster::Cluster;
 use crate::config::{GatewayConfig, PinMode};
 use crate::observe::audit::{Audit, DefinitionDecision, Event};
 
@@ -54,8 +57,9 @@ impl Pins {
     /// Opens the store the config names, or keeps the open one when the file is the same
     /// (true: the caller should `refresh` it). Fails when the file is unreadable or malformed:
     /// the gateway must not serve unpinned tools. `changed` is told whenever the pins change
-    /// (catalog rebuild). Must run inside a tokio runtime.
-    pub fn configure(&self, config: &GatewayConfig, changed: &mpsc::UnboundedSender<()>) -> Result<bool, Vec<String>> {
+    /// (catalog rebuild). In a cluster the pins live in the cluster store (`shared`), the file
+    /// seeding it. Must run inside a tokio runtime.
+    pub fn configure(&self, config: &GatewayConfig, changed: &mpsc::UnboundedSender<()>, cluster: Option<&Arc<Cluster>>) -> Result<bool, Vec<String>> {
         let Some(pins) = &config.pins else {
             *self.store.write().unwrap_or_else(|p| p.into_inner()) = None;
             *lock(&self.watcher) = None;
@@ -64,8 +68,11 @@ impl Pins {
         if self.store.read().unwrap_or_else(|p| p.into_inner()).as_ref().is_some_and(|(path, _)| *path == pins.file) {
             return Ok(true);
         }
-        let store: Arc<dyn PinStore> = Arc::new(FileStore::open(&pins.file).map_err(|e| vec![e.to_string()])?);
-        if !pins.file.exists() {
+        let store: Arc<dyn PinStore> = match cluster {
+            Some(c) => SharedStore::open(c.clone(), &pins.file).map_err(|e| vec![e.to_string()])?,
+            None => Arc::new(FileStore::open(&pins.file).map_err(|e| vec![e.to_string()])?),
+        };
+        if cluster.is_none() && !pins.file.exists() {
             let enforced = config.servers.iter().filter(|s| s.enabled && s.pinning == PinMode::Enforce).count();
             tracing::warn!(file = %pins.file.display(), enforced, "the pin file does not exist yet: no definition is approved; items of servers with pinning: enforce stay quarantined until approved");
         }
@@ -73,7 +80,8 @@ impl Pins {
             tracing::warn!(file = %pins.file.display(), server = %server, "the pin file names a server that is not configured (`mcpgate check` reports it)");
         }
         watch::forward_changes(store.clone(), changed.clone());
-        *lock(&self.watcher) = watch::Watcher::start(&pins.file, store.clone());
+        // In a cluster, edits of the file are not the pins: approvals go through the admin endpoint.
+        *lock(&self.watcher) = if cluster.is_none() { watch::Watcher::start(&pins.file, store.clone()) } else { None };
         tracing::info!(store = %store.describe(), "pin store opened");
         *self.store.write().unwrap_or_else(|p| p.into_inner()) = Some((pins.file.clone(), store));
         Ok(false)
