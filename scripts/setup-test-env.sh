@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything mcpgate's Python integration tests need, outside the repo:
 #
-#   Debian packages (root only; otherwise they must be there): redis-server, haproxy
+#   Debian packages (root only; otherwise they must be there): redis-server, haproxy, prometheus
 #   $MCPGATE_TEST_CACHE (default ~/.cache/mcpgate-test)
 #     venv-mcp2/  CPython 3.11 venv: mcp 2.x, pytest, pytest-timeout, httpx, PyYAML
 #                 (pins: tests/integration/requirements-mcp2.txt)
@@ -47,10 +47,11 @@ fi
 PYVER="$("$PYTHON" -c 'import sys; print(sys.version.split()[0])')"
 log "python: $PYTHON ($PYVER)"
 
-# --- Debian packages: Redis and HAProxy (scale-out tests) --------------------------------
+# --- Debian packages: Redis and HAProxy (scale-out tests), Prometheus (metrics tests) ----
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         log "installing ${missing[*]} with apt-get"
