@@ -202,6 +202,9 @@ class Bench:
     def gateway(self, config: str, name: str = "gw") -> tuple[subprocess.Popen, str]:
         port = free_port()
         config = config.replace("LISTEN", f"127.0.0.1:{port}")
+        if "shutdown:" not in config:
+            # No load balancer to drain from: stop at once (the default grace is 5 s).
+            config = config.rstrip("\n") + "\nshutdown: {grace: 0s, drain: 1s}\n"
         path = self.work / f"{name}.yaml"
         path.write_text(config)
         p = start([str(self.bin / "mcpgate"), "serve", "--config", str(path)], env={"RUST_LOG": "warn"})
