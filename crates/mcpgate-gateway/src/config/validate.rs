@@ -270,11 +270,12 @@ fn check_names_and_prefixes(c: &GatewayConfig, p: &mut Vec<Problem>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::ConfigError;
     use super::super::parse_str;
 
-    fn problems(yaml: &str) -> Vec<String> {
+    /// Every problem `yaml` gets, as `check` prints them (shared by the validation tests).
+    pub(in crate::config) fn problems(yaml: &str) -> Vec<String> {
         match parse_str(yaml, &|_| None) {
             Ok(_) => vec![],
             Err(ConfigError::Invalid(p)) => p.into_iter().map(|p| p.to_string()).collect(),

@@ -219,15 +219,8 @@ fn check_virtual_auth(at: &str, c: &GatewayConfig, v: &VirtualServerConfig, p: &
 
 #[cfg(test)]
 mod tests {
-    use super::super::{ConfigError, parse_str};
-
-    fn problems(yaml: &str) -> Vec<String> {
-        match parse_str(yaml, &|_| None) {
-            Ok(_) => vec![],
-            Err(ConfigError::Invalid(p)) => p.into_iter().map(|p| p.to_string()).collect(),
-            Err(e) => vec![e.to_string()],
-        }
-    }
+    use super::super::parse_str;
+    use super::super::validate::tests::problems;
 
     fn has(p: &[String], prefix: &str) -> bool {
         p.iter().any(|l| l.starts_with(&format!("error: {prefix}")))

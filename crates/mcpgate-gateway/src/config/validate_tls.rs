@@ -45,15 +45,8 @@ pub(super) fn push(p: &mut Vec<Problem>, at: &str, problems: Vec<TlsProblem>) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{ConfigError, parse_str};
-
-    fn problems(yaml: &str) -> Vec<String> {
-        match parse_str(yaml, &|_| None) {
-            Ok(_) => vec![],
-            Err(ConfigError::Invalid(p)) => p.into_iter().map(|p| p.to_string()).collect(),
-            Err(e) => vec![e.to_string()],
-        }
-    }
+    use super::super::parse_str;
+    use super::super::validate::tests::problems;
 
     #[test]
     fn connection_limits_have_sane_defaults_and_refuse_zero() {
