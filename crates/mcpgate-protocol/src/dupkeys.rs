@@ -22,9 +22,14 @@ pub enum StructureError {
 
 /// Checks that `bytes` is one well-formed JSON value with no duplicate object keys at any depth.
 pub fn check(bytes: &[u8]) -> Result<(), StructureError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
+    // Checked as text when it is UTF-8 (once, not string by string); from bytes otherwise, so
+    // that the error says where the bad sequence is.
+    let walked = match std::str::from_utf8(bytes) {
+        Ok(text) => walk(&mut serde_json::Deserializer::from_str(text)),
+        Err(_) => walk(&mut serde_json::Deserializer::from_slice(bytes)),
+    };
     // The marker string is how a duplicate travels through serde's error type.
-    match Walk.deserialize(&mut de).and_then(|()| de.end()) {
+    match walked {
         Ok(()) => Ok(()),
         Err(e) => {
             let msg = e.to_string();
@@ -34,6 +39,10 @@ pub fn check(bytes: &[u8]) -> Result<(), StructureError> {
             }
         }
     }
+}
+
+fn walk<'de, R: serde_json::de::Read<'de>>(de: &mut serde_json::Deserializer<R>) -> Result<(), serde_json::Error> {
+    Walk.deserialize(&mut *de).and_then(|()| de.end())
 }
 
 const DUP_MARKER: &str = "\u{1}dup:";

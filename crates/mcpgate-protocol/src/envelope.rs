@@ -41,13 +41,22 @@ impl<'a> Envelope<'a> {
     /// Parses `bytes` as an object. Duplicate keys are not detected here: call
     /// [`crate::dupkeys::check`] first on untrusted input.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, NotAnObject> {
-        let Members(members) = serde_json::from_slice(bytes).map_err(|e| NotAnObject(e.to_string()))?;
-        Ok(Self { members })
+        // UTF-8 is checked once here, not again for every string and member value (what
+        // parsing from bytes does); members parsed later (`parse_raw`) are not checked again.
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Self::parse_str(text),
+            Err(_) => serde_json::from_slice::<Members<'a>>(bytes).map(|Members(members)| Self { members }).map_err(|e| NotAnObject(e.to_string())),
+        }
     }
 
     /// Parses a raw member value that should itself be an object (e.g. `params`).
     pub fn parse_raw(raw: &'a RawValue) -> Result<Self, NotAnObject> {
-        Self::parse(raw.get().as_bytes())
+        Self::parse_str(raw.get())
+    }
+
+    fn parse_str(text: &'a str) -> Result<Self, NotAnObject> {
+        let Members(members) = serde_json::from_str(text).map_err(|e| NotAnObject(e.to_string()))?;
+        Ok(Self { members })
     }
 
     pub fn get(&self, key: &str) -> Option<&'a RawValue> {
@@ -214,6 +223,19 @@ impl<'a> Fields<'a> {
             self.push(f);
         }
     }
+}
+
+/// One JSON value's bytes, the whitespace around it dropped, with the span `at` (inside the
+/// value, e.g. where a response's id sits) replaced by `raw`: an answer's id restored without
+/// parsing the answer again.
+pub fn splice(bytes: &[u8], at: std::ops::Range<usize>, raw: &str) -> Vec<u8> {
+    let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(0).min(at.start);
+    let end = bytes.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(bytes.len(), |e| e + 1).max(at.end);
+    let mut out = Vec::with_capacity(end - start + raw.len());
+    out.extend_from_slice(&bytes[start..at.start]);
+    out.extend_from_slice(raw.as_bytes());
+    out.extend_from_slice(&bytes[at.end..end]);
+    out
 }
 
 /// Whether a raw `id` is one MCP allows: a string or an integer (no fraction, no exponent).

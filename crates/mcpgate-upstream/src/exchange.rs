@@ -1,5 +1,6 @@
 //! One request's traffic from a backend: related messages, then the response.
 
+use std::ops::Range;
 use std::pin::Pin;
 
 use bytes::Bytes;
@@ -16,6 +17,16 @@ use crate::mux::PendingGuard;
 pub struct Inbound {
     pub bytes: Bytes,
     pub is_final: bool,
+    /// For the response: where its `id` value sits in `bytes` (it was parsed to be recognised,
+    /// so whoever restores the client's id need not parse it again).
+    pub id_at: Option<Range<usize>>,
+}
+
+impl Inbound {
+    /// A message that is not the response (a notification or a server request).
+    pub fn related(bytes: Bytes) -> Self {
+        Self { bytes, is_final: false, id_at: None }
+    }
 }
 
 pub(crate) type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, UpstreamError>> + Send>>;
@@ -66,7 +77,7 @@ impl Exchange {
             State::Single(body) => match body.take() {
                 None => Ok(None),
                 Some(bytes) => match single_response(&bytes, id) {
-                    Ok(()) => Ok(Some(Inbound { bytes, is_final: true })),
+                    Ok(at) => Ok(Some(Inbound { bytes, is_final: true, id_at: Some(at) })),
                     Err(why) => Err(UpstreamError::Invalid(why)),
                 },
             },
@@ -82,9 +93,9 @@ impl Exchange {
                                 continue; // priming event for resumability
                             }
                             let bytes = Bytes::from(ev.data);
-                            let is_final = is_response_to(&bytes, id);
-                            *done = is_final;
-                            return Ok(Some(Inbound { bytes, is_final }));
+                            let id_at = response_to(&bytes, id);
+                            *done = id_at.is_some();
+                            return Ok(Some(Inbound { bytes, is_final: *done, id_at }));
                         }
                         Ok(None) => match body.next().await {
                             Some(Ok(chunk)) => decoder.push(&chunk),
@@ -99,9 +110,9 @@ impl Exchange {
                     return Ok(None);
                 }
                 let bytes = rx.recv().await.ok_or(UpstreamError::Closed)?;
-                let is_final = is_response_to(&bytes, id);
-                *done = is_final;
-                Ok(Some(Inbound { bytes, is_final }))
+                let id_at = response_to(&bytes, id);
+                *done = id_at.is_some();
+                Ok(Some(Inbound { bytes, is_final: *done, id_at }))
             }
         }
     }
@@ -117,14 +128,13 @@ impl Exchange {
     }
 }
 
-/// Whether a JSON body is exactly one JSON-RPC response to request `id`, and if not, what it
-/// is instead. Strict: a body holding the response plus anything else is refused, not mined
-/// for the response (docs/protocol.md, "Backend answers", says why).
-pub(crate) fn single_response(bytes: &[u8], id: u64) -> Result<(), InvalidResponse> {
+/// Whether a JSON body is exactly one JSON-RPC response to request `id` (and if so, where its
+/// id sits), and if not, what it is instead. Strict: a body holding the response plus anything
+/// else is refused, not mined for the response (docs/protocol.md, "Backend answers", says why).
+pub(crate) fn single_response(bytes: &[u8], id: u64) -> Result<Range<usize>, InvalidResponse> {
     if let Ok(env) = Envelope::parse(bytes) {
         return match env.kind() {
-            Some(Kind::Response) if env.id().is_some_and(|v| v.get() == id.to_string()) => Ok(()),
-            Some(Kind::Response) => Err(InvalidResponse::WrongId),
+            Some(Kind::Response) => id_span(bytes, &env, id).ok_or(InvalidResponse::WrongId),
             _ => Err(InvalidResponse::NotAResponse),
         };
     }
@@ -145,11 +155,22 @@ pub(crate) fn single_response(bytes: &[u8], id: u64) -> Result<(), InvalidRespon
     }
 }
 
-pub(crate) fn is_response_to(bytes: &[u8], id: u64) -> bool {
-    match Envelope::parse(bytes) {
-        Ok(env) => env.kind() == Some(Kind::Response) && env.id().is_some_and(|v| v.get() == id.to_string()),
-        Err(_) => false,
+/// Where the id sits when `bytes` is a response to request `id`.
+pub(crate) fn response_to(bytes: &[u8], id: u64) -> Option<Range<usize>> {
+    let env = Envelope::parse(bytes).ok()?;
+    (env.kind() == Some(Kind::Response)).then(|| id_span(bytes, &env, id))?
+}
+
+/// The span of the response's id in `bytes` when it is the integer `id`. (A valid JSON
+/// integer has no leading zeros or sign, so it is `id` exactly when it reads as `id`.)
+fn id_span(bytes: &[u8], env: &Envelope<'_>, id: u64) -> Option<Range<usize>> {
+    let raw = env.id()?.get();
+    if raw.parse::<u64>() != Ok(id) {
+        return None;
     }
+    let start = (raw.as_ptr() as usize).checked_sub(bytes.as_ptr() as usize)?;
+    let at = start..start + raw.len();
+    (bytes.get(at.clone()) == Some(raw.as_bytes())).then_some(at)
 }
 
 #[cfg(test)]
@@ -157,9 +178,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_response_to_the_request_is_the_answer() {
-        assert_eq!(single_response(br#"{"jsonrpc":"2.0","id":5,"result":{}}"#, 5), Ok(()));
-        assert_eq!(single_response(b"{\"jsonrpc\":\"2.0\",\"id\":5,\"error\":{\"code\":1,\"message\":\"m\"}}\n", 5), Ok(()));
+    fn one_response_to_the_request_is_the_answer_and_its_id_is_found() {
+        for body in [&br#"{"jsonrpc":"2.0","id":5,"result":{}}"#[..], b"{\"jsonrpc\":\"2.0\", \"id\" :  5 ,\"error\":{\"code\":1,\"message\":\"m\"}}\n"] {
+            let at = single_response(body, 5).expect("the response");
+            assert_eq!(&body[at], b"5");
+        }
+        let body = br#"{"result":{"id":7},"id":12345678901234,"jsonrpc":"2.0"}"#;
+        assert_eq!(&body[response_to(body, 12345678901234).expect("the response")], b"12345678901234");
+        assert_eq!(response_to(body, 7), None);
+    }
+
+    #[test]
+    fn an_id_that_only_looks_like_the_request_is_not_its_response() {
+        for body in
+            [&br#"{"jsonrpc":"2.0","id":"5","result":{}}"#[..], br#"{"jsonrpc":"2.0","id":50,"result":{}}"#, br#"{"jsonrpc":"2.0","id":-5,"result":{}}"#]
+        {
+            assert_eq!(single_response(body, 5), Err(InvalidResponse::WrongId), "{}", String::from_utf8_lossy(body));
+            assert_eq!(response_to(body, 5), None);
+        }
     }
 
     #[test]

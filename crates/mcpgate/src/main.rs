@@ -9,6 +9,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc: every call allocates and frees a few dozen small blocks, often on another worker
+/// thread than the one that allocated them; glibc's arenas spend far more per block on that
+/// (docs/benchmarks.md, "Where the time goes").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     // `serve` sets logging up once its config is read (it may add the trace exporter).

@@ -121,7 +121,7 @@ pub async fn run(shared: Arc<Shared>, config: &GatewayConfig) -> Result<(), Stri
     raise_open_file_limit(config.limits.max_connections);
     tracing::info!("listening on {}://{addr}{}", door.scheme(), config.mcp_path);
     let handle = door.handle();
-    let serving = tokio::spawn(door.serve(front::router(shared.clone())));
+    let serving = tokio::spawn(door.serve(front::app(shared.clone())));
     shutdown().await;
     let settings = config.shutdown;
     shared.draining.store(true, std::sync::atomic::Ordering::Relaxed);

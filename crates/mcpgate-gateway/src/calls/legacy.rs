@@ -13,7 +13,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::StreamExt;
 use mcpgate_credentials::Resolved;
-use mcpgate_protocol::envelope::{Envelope, Kind, json_string};
+use mcpgate_protocol::envelope::{Envelope, Kind, json_string, splice};
 use mcpgate_protocol::errors::notification;
 use mcpgate_upstream::{Connection, Exchange, Inbound, UpstreamError};
 use tokio::sync::mpsc;
@@ -130,7 +130,7 @@ impl BackendCall {
                         }
                         Err(e) => Err(e),
                     },
-                    Some(bytes) = self.inbox.recv() => Ok(Inbound { bytes, is_final: false }),
+                    Some(bytes) = self.inbox.recv() => Ok(Inbound::related(bytes)),
                     () = sleep_until(deadline) => Err(UpstreamError::Timeout),
                 },
                 Phase::Receiving(ex) => tokio::select! {
@@ -139,7 +139,7 @@ impl BackendCall {
                         Ok(None) => Err(UpstreamError::Closed),
                         Err(e) => Err(e),
                     },
-                    Some(bytes) = self.inbox.recv() => Ok(Inbound { bytes, is_final: false }),
+                    Some(bytes) = self.inbox.recv() => Ok(Inbound::related(bytes)),
                     () = sleep_until(deadline) => Err(UpstreamError::Timeout),
                 },
             };
@@ -244,6 +244,10 @@ async fn next(call: &mut BackendCall, rewrite: ResultRewrite, deadline: Instant,
 }
 
 fn translate(call: &BackendCall, rewrite: ResultRewrite, item: &Inbound) -> Option<Bytes> {
+    if let (true, ResultRewrite::None, Some(at)) = (item.is_final, rewrite, &item.id_at) {
+        // The response was parsed to be recognised: only its id changes.
+        return Some(Bytes::from(splice(&item.bytes, at.clone(), &call.client_id)));
+    }
     let env = Envelope::parse(&item.bytes).ok()?;
     match env.kind()? {
         Kind::Response if item.is_final => {

@@ -9,8 +9,8 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use bytes::Bytes;
 use mcpgate_protocol::RpcError;
-use mcpgate_protocol::envelope::Envelope;
 use mcpgate_protocol::envelope::Kind;
+use mcpgate_protocol::envelope::{Envelope, splice};
 use mcpgate_protocol::modern::param_value;
 use mcpgate_upstream::{Exchange, RequestHeaders, UpstreamError};
 use tokio::sync::mpsc;
@@ -159,9 +159,13 @@ fn next_step(
     };
     if msg.is_final {
         meter.upstream_answered();
-        let out = final_response(backend, rewrite, &msg.bytes, client_id, false)
-            .map(map_final)
-            .unwrap_or_else(|| unavailable(backend, &UpstreamError::Protocol("unreadable response".into())).response(Some(client_id)));
+        // The response was parsed to be recognised: unless its result changes, only its id does.
+        let out = match (&msg.id_at, rewrite) {
+            (Some(at), ResultRewrite::None) => Some(splice(&msg.bytes, at.clone(), client_id)),
+            _ => final_response(backend, rewrite, &msg.bytes, client_id, false),
+        }
+        .map(map_final)
+        .unwrap_or_else(|| unavailable(backend, &UpstreamError::Protocol("unreadable response".into())).response(Some(client_id)));
         return Step::Final(out);
     }
     let Ok(env) = Envelope::parse(&msg.bytes) else { return Step::Skip };

@@ -49,13 +49,15 @@ pub fn content_type(headers: &HeaderMap) -> Result<(), Reject> {
     if ok { Ok(()) } else { Err(Reject::UnsupportedMediaType) }
 }
 
-/// Whether `Accept` admits `mime` (exact, `type/*` or `*/*`).
+/// Whether `Accept` admits `mime` (exact, `type/*` or `*/*`). Read as bytes: every call's
+/// request goes through here twice.
 pub fn accepts(headers: &HeaderMap, mime: &str) -> bool {
-    let top = mime.split('/').next().unwrap_or("");
-    headers.get_all(ACCEPT).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|item| {
-        let t = item.split(';').next().unwrap_or("").trim();
-        let wildcard_of = |t: &str| t.strip_suffix("/*").is_some_and(|ty| ty == "*" || ty.eq_ignore_ascii_case(top));
-        t.eq_ignore_ascii_case(mime) || wildcard_of(t)
+    let (mime, top) = (mime.as_bytes(), mime.split('/').next().unwrap_or("").as_bytes());
+    headers.get_all(ACCEPT).iter().any(|v| {
+        v.as_bytes().split(|&b| b == b',').any(|item| {
+            let t = item.split(|&b| b == b';').next().unwrap_or_default().trim_ascii();
+            t.eq_ignore_ascii_case(mime) || t.strip_suffix(b"/*").is_some_and(|ty| ty == b"*" || ty.eq_ignore_ascii_case(top))
+        })
     })
 }
 
@@ -114,4 +116,35 @@ pub async fn session(shared: &Shared, id: &str, access: &Access) -> Result<Arc<C
 /// A legacy session belongs to the identity that created it.
 pub fn same_identity(session: &ClientSession, access: &Access) -> Result<(), Reject> {
     if session.principal == access.principal() { Ok(()) } else { Err(Reject::SessionIdentity) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(ACCEPT, v.parse().expect("a valid header value"));
+        }
+        h
+    }
+
+    #[test]
+    fn accept_admits_exact_wildcard_and_parameterised_types() {
+        let both = accept(&["application/json, text/event-stream"]);
+        assert!(accepts(&both, "application/json") && accepts(&both, "text/event-stream"));
+        assert!(accept_post(&accept(&["Application/JSON;q=0.9 , text/*", "x/y"])).is_ok());
+        assert!(accept_post(&accept(&["*/*"])).is_ok());
+        assert!(accepts(&accept(&["x/y", "text/event-stream;charset=utf-8"]), "text/event-stream"));
+    }
+
+    #[test]
+    fn accept_without_both_types_is_refused() {
+        for values in
+            [&[][..], &["application/json"], &["text/event-stream"], &["application/jsonx, text/event-stream"], &["application/*/*, text/event-stream"]]
+        {
+            assert!(matches!(accept_post(&accept(values)), Err(Reject::NotAcceptable(_))), "{values:?}");
+        }
+    }
 }

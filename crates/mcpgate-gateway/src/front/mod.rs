@@ -13,17 +13,46 @@ pub mod post;
 mod stream;
 mod virtual_paths;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 pub use authorize::wristband_for;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderValue, Method};
+use axum::response::Response;
 use axum::routing::get;
 
 pub use admin::admin_router;
 
+use crate::listener::{App, Shortcut};
 use crate::state::Shared;
+
+/// The main listener's app: the router, and the MCP endpoint's POST taken before it.
+pub fn app(shared: Arc<Shared>) -> App {
+    let path: Arc<str> = shared.config.load().mcp_path.as_str().into();
+    let replica = shared.cluster.as_ref().filter(|c| c.expose).map(|c| replica_header(&c.replica));
+    let main = shared.clone();
+    let handler = Arc::new(move |request: axum::extract::Request| -> Pin<Box<dyn Future<Output = Response> + Send>> {
+        let (shared, replica) = (main.clone(), replica.clone());
+        Box::pin(async move {
+            let mut resp = post::post(State(shared), request).await;
+            if let Some(name) = replica {
+                resp.headers_mut().insert(REPLICA_HEADER, name);
+            }
+            resp
+        })
+    });
+    App { router: router(shared), shortcut: Some(Shortcut { method: Method::POST, path, handler }) }
+}
+
+const REPLICA_HEADER: &str = "x-mcpgate-replica";
+
+fn replica_header(replica: &str) -> HeaderValue {
+    HeaderValue::from_str(replica).unwrap_or_else(|_| HeaderValue::from_static("unnamed"))
+}
 
 pub fn router(shared: Arc<Shared>) -> Router {
     let mcp_path = shared.config.load().mcp_path.clone();
@@ -44,11 +73,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
     let router = match shared.cluster.as_ref().filter(|c| c.expose) {
         // Which replica answered (for operators and tests behind a load balancer).
         Some(c) => {
-            let name = axum::http::HeaderValue::from_str(&c.replica).unwrap_or_else(|_| axum::http::HeaderValue::from_static("unnamed"));
-            router.layer(axum::middleware::map_response(move |mut resp: axum::response::Response| {
+            let name = replica_header(&c.replica);
+            router.layer(axum::middleware::map_response(move |mut resp: Response| {
                 let name = name.clone();
                 async move {
-                    resp.headers_mut().insert("x-mcpgate-replica", name);
+                    resp.headers_mut().insert(REPLICA_HEADER, name);
                     resp
                 }
             }))

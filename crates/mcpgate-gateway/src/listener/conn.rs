@@ -208,10 +208,35 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
     }
 }
 
+/// What a connection serves: a router, and optionally one route taken before it.
+#[derive(Clone)]
+pub struct App {
+    pub router: Router,
+    pub shortcut: Option<Shortcut>,
+}
+
+impl From<Router> for App {
+    fn from(router: Router) -> Self {
+        Self { router, shortcut: None }
+    }
+}
+
+/// One route answered without the router (its matching, boxed services and extensions): the
+/// MCP endpoint's POST, which every call takes.
+#[derive(Clone)]
+pub struct Shortcut {
+    pub method: http::Method,
+    pub path: Arc<str>,
+    pub handler: Handler,
+}
+
+/// What answers a [`Shortcut`]'s requests.
+pub type Handler = Arc<dyn Fn(http::Request<Body>) -> Pin<Box<dyn Future<Output = axum::response::Response> + Send>> + Send + Sync>;
+
 /// The app as hyper calls it, holding the connection busy while a response body lives.
 #[derive(Clone)]
 pub(crate) struct Tracked {
-    pub app: Router,
+    pub app: App,
     pub state: Arc<ConnState>,
 }
 
@@ -222,7 +247,11 @@ impl hyper::service::Service<http::Request<Incoming>> for Tracked {
 
     fn call(&self, req: http::Request<Incoming>) -> Self::Future {
         let busy = Busy::begin(&self.state);
-        let app = self.app.clone();
+        if let Some(s) = self.app.shortcut.as_ref().filter(|s| req.method() == s.method && req.uri().path() == &*s.path) {
+            let answer = (s.handler)(req.map(Body::new));
+            return Box::pin(async move { Ok(answer.await.map(|body| TrackedBody { body, _busy: busy })) });
+        }
+        let app = self.app.router.clone();
         Box::pin(async move {
             let Ok(resp) = app.oneshot(req).await;
             Ok(resp.map(|body| TrackedBody { body, _busy: busy }))

@@ -19,7 +19,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
@@ -27,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{GatewayConfig, Limits};
+pub use conn::{App, Shortcut};
 use conn::{ConnState, Ending, GracefulShutdown, Tracked, Watched};
 pub use table::FrontDoorStats;
 use table::Table;
@@ -134,7 +134,8 @@ impl FrontDoor {
     }
 
     /// Accepts until [`Handle::stop_accepting`]; each connection runs in its own task.
-    pub async fn serve(self, app: Router) {
+    pub async fn serve(self, app: impl Into<App>) {
+        let app: App = app.into();
         if let Some(tls) = &self.tls {
             tls.watch();
         }
@@ -188,7 +189,7 @@ async fn serve_one(
     state: &Arc<ConnState>,
     limits: &ConnLimits,
     tls: Option<&TlsFront>,
-    app: Router,
+    app: App,
     builder: &auto::Builder<TokioExecutor>,
     close: &CancellationToken,
 ) -> Ending {
