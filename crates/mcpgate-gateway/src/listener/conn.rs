@@ -20,12 +20,12 @@ use axum::body::Body;
 use bytes::Bytes;
 use hyper::body::Incoming;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use super::ConnLimits;
+use super::inline::Inline;
 use super::table::Closed;
 
 /// What the watchdog knows about a connection. Updated with atomics on the request path.
@@ -44,8 +44,6 @@ pub(crate) struct ConnState {
     h2: AtomicBool,
     evicted: AtomicBool,
     evict: CancellationToken,
-    /// Wakes the watchdog when the head clock starts.
-    wake: Notify,
 }
 
 impl ConnState {
@@ -61,7 +59,6 @@ impl ConnState {
             h2: AtomicBool::new(false),
             evicted: AtomicBool::new(false),
             evict: CancellationToken::new(),
-            wake: Notify::new(),
         }
     }
 
@@ -96,10 +93,11 @@ impl ConnState {
         self.h2.store(true, Ordering::Relaxed);
     }
 
+    /// Starts the head clock. Only the connection's own task reads its stream, and its
+    /// watchdog looks at the deadline after every poll of the connection: no wake-up needed.
     fn note_read(&self) {
         if self.is_idle() && self.read_while_idle.load(Ordering::Relaxed) == 0 {
             self.read_while_idle.store(self.now_us() + 1, Ordering::Relaxed);
-            self.wake.notify_one();
         }
     }
 
@@ -294,52 +292,84 @@ const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 /// Drives `conn` (a hyper connection) until it ends, closing it on the watchdog's deadlines,
 /// on eviction, or gracefully when `stop` fires.
+///
+/// One hand-written poll instead of a `select!` loop: after each poll of the connection (which
+/// is where a request's first bytes are seen) the deadline is looked at again, and the timer is
+/// moved only when it must fire earlier. A request on a kept-alive connection thus costs no
+/// wake-up of the connection's task and no new timer. Wake-ups the connection causes itself
+/// while polled are handled in the same poll ([`Inline`]).
 pub(crate) async fn watch<C>(conn: C, state: &ConnState, limits: &ConnLimits, stop: &CancellationToken) -> Ending
 where
     C: Future + GracefulShutdown,
 {
     let mut conn = std::pin::pin!(conn);
+    let mut stopped = std::pin::pin!(stop.cancelled());
+    let mut evicted = std::pin::pin!(state.evict.cancelled());
     let mut ending: Option<Ending> = None;
     let mut hard_stop: Option<Instant> = None;
-    loop {
-        let (deadline, why) = match hard_stop {
-            Some(at) => (at, None),
-            None => match state.deadline(limits) {
-                Some((at, why)) => (at, Some(why)),
-                // Busy: look again after a while (the end of a request does not wake us).
-                None => (Instant::now() + limits.idle_timeout.min(limits.header_read_timeout), None),
-            },
-        };
-        tokio::select! {
-            _ = conn.as_mut() => return ending.unwrap_or(Ending::Normal),
-            _ = stop.cancelled(), if ending.is_none() => {
-                conn.as_mut().graceful();
-                ending = Some(Ending::Normal);
+    let mut registered = false;
+    // When the connection is busy, when to look again (the end of a request does not wake us).
+    let busy_check = limits.idle_timeout.min(limits.header_read_timeout);
+    let next = |hard_stop: Option<Instant>| match hard_stop {
+        Some(at) => (at, None),
+        None => state.deadline(limits).map_or_else(|| (Instant::now() + busy_check, None), |(at, why)| (at, Some(why))),
+    };
+    let mut armed = next(None).0;
+    let mut timer = std::pin::pin!(tokio::time::sleep_until(armed));
+    Inline::new(std::future::poll_fn(|cx| {
+        loop {
+            if conn.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(ending.take().unwrap_or(Ending::Normal));
             }
-            _ = state.evict.cancelled(), if ending.is_none() => {
-                conn.as_mut().graceful();
-                ending = Some(Ending::Closed(Closed::Evicted));
-                hard_stop = Some(Instant::now() + CLOSE_GRACE);
-            }
-            _ = state.wake.notified() => {}
-            _ = tokio::time::sleep_until(deadline) => {
-                if hard_stop.is_some() {
-                    return ending.unwrap_or(Ending::Normal);
+            if ending.is_none() {
+                // Polled once, to be woken when they fire (the waker stays the same for the
+                // connection's life); after that a flag is cheaper to look at.
+                if !registered {
+                    let _ = (stopped.as_mut().poll(cx), evicted.as_mut().poll(cx));
+                    registered = true;
                 }
-                let Some(why) = why else { continue };
-                // The deadline may have moved (a request came and went) while asleep.
-                if state.deadline(limits).is_some_and(|(at, _)| at <= Instant::now()) {
-                    if why == Closed::HeaderTimeout {
-                        // Nothing is owed to a client that never finished its request head.
-                        return Ending::Closed(why);
-                    }
+                if stop.is_cancelled() {
                     conn.as_mut().graceful();
-                    ending = Some(Ending::Closed(why));
+                    ending = Some(Ending::Normal);
+                    continue;
+                }
+                if state.evict.is_cancelled() {
+                    conn.as_mut().graceful();
+                    ending = Some(Ending::Closed(Closed::Evicted));
                     hard_stop = Some(Instant::now() + CLOSE_GRACE);
+                    continue;
                 }
             }
+            let (deadline, why) = next(hard_stop);
+            if deadline < armed {
+                armed = deadline;
+                timer.as_mut().reset(armed);
+            }
+            if timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            // The timer fired: act when the deadline as it is now has passed.
+            let now = Instant::now();
+            if deadline <= now {
+                if hard_stop.is_some() {
+                    return Poll::Ready(ending.take().unwrap_or(Ending::Normal));
+                }
+                match why {
+                    // Nothing is owed to a client that never finished its request head.
+                    Some(Closed::HeaderTimeout) => return Poll::Ready(Ending::Closed(Closed::HeaderTimeout)),
+                    Some(why) => {
+                        conn.as_mut().graceful();
+                        ending = Some(Ending::Closed(why));
+                        hard_stop = Some(now + CLOSE_GRACE);
+                    }
+                    None => {}
+                }
+            }
+            armed = next(hard_stop).0;
+            timer.as_mut().reset(armed);
         }
-    }
+    }))
+    .await
 }
 
 /// A hyper connection that can be asked to finish its in-flight work and close.

@@ -11,6 +11,7 @@
 //! never logs request content.
 
 mod conn;
+mod inline;
 mod table;
 mod tls;
 
