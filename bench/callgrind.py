@@ -1,13 +1,19 @@
 """Instructions the gateway executes per call, by callgrind, for small deltas the shared
-machine's timings cannot show (docs/benchmarks.md, "Observability overhead").
+machine's timings cannot show (docs/benchmarks.md, "Observability overhead" and "Against the
+floor").
 
-    python3 bench/callgrind.py --bin-dir $CARGO_TARGET_DIR/release [--seconds 3]
+    python3 bench/callgrind.py --bin-dir $CARGO_TARGET_DIR/release [--seconds 3] [--floor]
 
 For each variant a release gateway runs under `valgrind --tool=callgrind` in front of one
 legacy-only bench backend; one `mcpgate-load` worker warms it up, the counters are zeroed
 (`callgrind_control --zero`), a measured run follows, and the counters are dumped. The figure
-is the gateway's instructions in the measured run divided by the calls served in it (the load
-driver's own 1 s warm-up included, as in run.py).
+is the gateway's instructions in the measured run divided by the requests it parsed in it
+(counted in the profile itself: calls of httparse's request-line parser; the load driver's
+count, warm-up included, when that symbol is not there).
+
+`--floor` measures instead the floor proxy (`mcpgate-bench-floor`) and the gateway with its
+defaults, legacy and modern (stateless, in front of a dual-era backend), and prints each
+gateway's ratio to the floor. Kernel time is not counted: this is user space only.
 """
 
 from __future__ import annotations
@@ -41,10 +47,36 @@ def variants(backend: str, otlp_port: int | None) -> list[tuple[str, str]]:
     return out
 
 
+# httparse's request-line parser runs once per request a server reads (the gateway's client
+# side parses status lines instead): the profile's own count of requests served.
+REQUEST_PARSER = re.compile(r"^cfn=\((\d+)\)(?: (.*))?$")
+
+
+def counted(path: str) -> tuple[int, int]:
+    """Total instructions of a callgrind dump, and how many requests its server parsed."""
+    names: dict[str, str] = {}
+    total = requests = 0
+    parser = False
+    with open(path, errors="replace") as f:
+        for line in f:
+            if line.startswith(("summary:", "totals:")):
+                total = max(total, int(line.split()[1]))
+            elif line.startswith("cfn="):
+                m = REQUEST_PARSER.match(line.rstrip("\n"))
+                if m:
+                    if m.group(2):
+                        names[m.group(1)] = m.group(2)
+                    parser = "match_uri_vectored" in names.get(m.group(1), "")
+            elif line.startswith("calls=") and parser:
+                requests += int(line[6:].split()[0])
+    return total, requests
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin-dir", type=Path, required=True)
     ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--floor", action="store_true", help="the floor proxy and the gateway in both eras instead of the observability variants")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mcpgate-callgrind-"))
     procs: list[subprocess.Popen] = []
@@ -54,40 +86,63 @@ def main() -> None:
         procs.append(p)
         return p
 
+    def profile(name: str, argv: list[str], port: int, modern: bool = False, ready: str | None = None) -> float:
+        out = work / f"callgrind.{port}.out"
+        proc = spawn(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *argv], env={**os.environ, "RUST_LOG": "warn"})
+        wait_port(port, timeout=120)
+        if ready:
+            wait_http(f"http://127.0.0.1:{port}{ready}", timeout=120)
+        load = [str(args.bin_dir / "mcpgate-load"), "--url", f"http://127.0.0.1:{port}/mcp", "--concurrency", "1", "--op", "call", "--tool", "b_echo"]
+        load += ["--modern"] if modern else []
+        subprocess.run(load + ["--duration", "2"], capture_output=True, check=True, timeout=120)
+        subprocess.run(["callgrind_control", "--zero", str(proc.pid)], capture_output=True, check=True)
+        r = subprocess.run(load + ["--duration", str(args.seconds)], capture_output=True, text=True, check=True, timeout=120)
+        driver = json.loads(r.stdout.strip().splitlines()[-1])["calls"] * (args.seconds + 1) / args.seconds
+        subprocess.run(["callgrind_control", "--dump", str(proc.pid)], capture_output=True, check=True)
+        time.sleep(1)
+        total, requests = 0, 0
+        for f in glob.glob(f"{out}*"):
+            if f != str(out):
+                t, n = counted(f)
+                if t > total:
+                    total, requests = t, n
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+        calls = requests or driver
+        per_call = total / max(calls, 1)
+        print(json.dumps({"variant": name, "calls": round(calls), "instructions_per_call": round(per_call)}), flush=True)
+        return per_call
+
+    def gateway(name: str, cfg: str, modern: bool = False) -> float:
+        port = free_port()
+        path = work / "gw.yaml"
+        path.write_text(cfg.replace("LISTEN", f"127.0.0.1:{port}"))
+        return profile(name, [str(args.bin_dir / "mcpgate"), "serve", "--config", str(path)], port, modern, ready="/readyz")
+
     try:
         bport = free_port()
         spawn([str(args.bin_dir / "mcpgate-bench-backend"), "--listen", f"127.0.0.1:{bport}", "--legacy-only"])
         wait_port(bport)
+        backend = f"http://127.0.0.1:{bport}/mcp"
+        if args.floor:
+            dual = free_port()
+            spawn([str(args.bin_dir / "mcpgate-bench-backend"), "--listen", f"127.0.0.1:{dual}"])
+            wait_port(dual)
+            quiet = "listen: LISTEN\ncatalog: {health_interval: 1h, refresh_interval: 1h}\nservers:\n"
+            fport = free_port()
+            floor = profile("floor proxy", [str(args.bin_dir / "mcpgate-bench-floor"), "--listen", f"127.0.0.1:{fport}", "--backend", backend], fport)
+            legacy = gateway("gateway, legacy", quiet + f'  - {{name: b, url: "{backend}"}}\n')
+            modern = gateway("gateway, modern", quiet + f'  - {{name: b, url: "http://127.0.0.1:{dual}/mcp"}}\n', modern=True)
+            print(json.dumps({"legacy_vs_floor": round(legacy / floor, 2), "modern_vs_floor": round(modern / floor, 2), "modern_vs_legacy": round(modern / legacy, 2)}), flush=True)
+            return
         otlp_port = None
         py = Path(os.environ.get("MCPGATE_TEST_CACHE", Path.home() / ".cache" / "mcpgate-test")) / "venv-mcp2" / "bin" / "python"
         if py.exists():
             otlp_port = free_port()
             spawn([str(py), str(ROOT / "tests/fixtures/python/otlp_receiver.py"), "--grpc-port", str(otlp_port), "--http-port", str(free_port()), "--out", str(work / "spans.jsonl")])
             wait_port(otlp_port)
-        for name, cfg in variants(f"http://127.0.0.1:{bport}/mcp", otlp_port):
-            port = free_port()
-            path = work / "gw.yaml"
-            path.write_text(cfg.replace("LISTEN", f"127.0.0.1:{port}"))
-            out = work / f"callgrind.{port}.out"
-            gw = spawn(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", str(args.bin_dir / "mcpgate"), "serve", "--config", str(path)], env={**os.environ, "RUST_LOG": "warn"})
-            wait_http(f"http://127.0.0.1:{port}/readyz", timeout=120)
-            url = f"http://127.0.0.1:{port}/mcp"
-            load = [str(args.bin_dir / "mcpgate-load"), "--url", url, "--concurrency", "1", "--op", "call", "--tool", "b_echo"]
-            subprocess.run(load + ["--duration", "2"], capture_output=True, check=True, timeout=120)
-            subprocess.run(["callgrind_control", "--zero", str(gw.pid)], capture_output=True, check=True)
-            r = subprocess.run(load + ["--duration", str(args.seconds)], capture_output=True, text=True, check=True, timeout=120)
-            calls = json.loads(r.stdout.strip().splitlines()[-1])["calls"] * (args.seconds + 1) / args.seconds
-            subprocess.run(["callgrind_control", "--dump", str(gw.pid)], capture_output=True, check=True)
-            time.sleep(1)
-            total = 0
-            for f in glob.glob(f"{out}*"):
-                text = Path(f).read_text(errors="replace")
-                m = re.search(r"^summary:\s+(\d+)", text, re.M) or re.search(r"^totals:\s+(\d+)", text, re.M)
-                if m and f != str(out):
-                    total = max(total, int(m.group(1)))
-            os.killpg(gw.pid, signal.SIGTERM)
-            gw.wait(timeout=60)
-            print(json.dumps({"variant": name, "calls": round(calls), "instructions_per_call": round(total / max(calls, 1))}), flush=True)
+        for name, cfg in variants(backend, otlp_port):
+            gateway(name, cfg)
     finally:
         for p in procs:
             try:

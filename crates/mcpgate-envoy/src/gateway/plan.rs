@@ -146,12 +146,12 @@ async fn modern_plan(shared: &Arc<Shared>, headers: &HeaderMap, env: &Envelope<'
     if kind != Kind::Request || !MODERN_CALLS.contains(&method.as_ref()) {
         return Plan::FrontDoor;
     }
-    let req = match ModernRequest::parse(shared, headers, env, parts) {
+    let (req, params) = match ModernRequest::parse(shared, headers, env, parts) {
         Ok(r) => r,
         Err((status, e, id)) => return Plan::Answer(Answer::json(status, e.response(id.as_deref()))),
     };
     let catalog = shared.catalog.load_full();
-    let target = match core::route(shared, &catalog, &req.method, Some(&req.params()), access, &req.id) {
+    let target = match core::route(shared, &catalog, &req.method, Some(&params), access, &req.id) {
         Ok(t) => t,
         Err(e) => return Plan::Answer(Answer::rpc_error(Some(&req.id), &modern_error(e))),
     };

@@ -40,7 +40,7 @@ pub async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, env: &Envelope<'_
         }
         Kind::Request => {}
     }
-    let req = match ModernRequest::parse(shared, headers, env, parts) {
+    let (req, params) = match ModernRequest::parse(shared, headers, env, parts) {
         Ok(r) => r,
         Err((status, e, id)) => return error(status, id.as_deref(), &e),
     };
@@ -55,7 +55,7 @@ pub async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, env: &Envelope<'_
         let (ttl, scope) = cache_hints(shared, &access);
         let scope = json_string(scope);
         let extra = [("resultType", r#""complete""#), ("ttlMs", ttl.as_str()), ("cacheScope", scope.as_str())];
-        match crate::core::list_response(shared, &catalog, kind, Some(&req.params()), page_size, &req.id, &access, &extra) {
+        match crate::core::list_response(shared, &catalog, kind, Some(&params), page_size, &req.id, &access, &extra) {
             Ok(body) => json(StatusCode::OK, body),
             Err(e) => error(StatusCode::OK, Some(&req.id), &e),
         }
@@ -66,7 +66,7 @@ pub async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, env: &Envelope<'_
         "prompts/list" => list(ItemKind::Prompt),
         "resources/list" => list(ItemKind::Resource),
         "resources/templates/list" => list(ItemKind::ResourceTemplate),
-        "tools/call" | "prompts/get" | "resources/read" | "completion/complete" => call(shared, access, req).await,
+        "tools/call" | "prompts/get" | "resources/read" | "completion/complete" => call(shared, access, req, &params).await,
         // Boxed so their larger states do not enlarge every call's future.
         "subscriptions/listen" => Box::pin(listen::handle(shared, &access, &req)).await,
         "tasks/get" | "tasks/update" | "tasks/cancel" => Box::pin(tasks::handle(shared, access, req)).await,
@@ -120,10 +120,11 @@ pub(crate) fn server_info_meta() -> String {
     format!(r#"{{"{META_SERVER_INFO}":{{"name":"mcpgate","title":"mcpgate MCP gateway","version":"{}"}}}}"#, env!("CARGO_PKG_VERSION"))
 }
 
-/// A modern client's `tools/call`, `prompts/get`, `resources/read` or `completion/complete`.
-async fn call(shared: &Arc<Shared>, access: Access, req: ModernRequest) -> Response {
+/// A modern client's `tools/call`, `prompts/get`, `resources/read` or `completion/complete`
+/// (`params`: the request's params, parsed).
+async fn call(shared: &Arc<Shared>, access: Access, req: ModernRequest, params: &Envelope<'_>) -> Response {
     let catalog = shared.catalog.load();
-    let target = match crate::core::route(shared, &catalog, &req.method, Some(&req.params()), &access, &req.id) {
+    let target = match crate::core::route(shared, &catalog, &req.method, Some(params), &access, &req.id) {
         Ok(t) => t,
         Err(e) => return error(StatusCode::OK, Some(&req.id), &modern_error(e)),
     };

@@ -26,7 +26,8 @@ type Refusal = (StatusCode, RpcError, Option<String>);
 impl ModernRequest {
     /// Checks `env` (whose params and `_meta` come parsed in `parts` when the caller has read
     /// them) against its headers.
-    pub fn parse(shared: &Shared, headers: &HeaderMap, env: &Envelope<'_>, parts: Option<ModernParts<'_>>) -> Result<Self, Refusal> {
+    /// The params come back parsed too, for the caller to route on without parsing them again.
+    pub fn parse<'a>(shared: &Shared, headers: &HeaderMap, env: &Envelope<'a>, parts: Option<ModernParts<'a>>) -> Result<(Self, Envelope<'a>), Refusal> {
         let id = env.id().map(|i| i.get().to_owned());
         let refuse = |status, code, msg: String| (status, RpcError::new(code, msg), id.clone());
         let method = env.method().ok_or_else(|| refuse(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, "method must be a string".into()))?.into_owned();
@@ -106,7 +107,7 @@ impl ModernRequest {
         if let (true, Some(name)) = (req.method == "tools/call", name) {
             req.check_param_headers(shared, headers, &name).map_err(|m| mismatch(&id, m))?;
         }
-        Ok(req)
+        Ok((req, params))
     }
 
     /// `Mcp-Param-*` headers against the arguments, for the tool's declared headers. Headers
