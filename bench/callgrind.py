@@ -12,8 +12,9 @@ is the gateway's instructions in the measured run divided by the requests it par
 count, warm-up included, when that symbol is not there).
 
 `--floor` measures instead the floor proxy (`mcpgate-bench-floor`) and the gateway with its
-defaults, legacy and modern (stateless, in front of a dual-era backend), and prints each
-gateway's ratio to the floor. Kernel time is not counted: this is user space only.
+defaults, each with legacy requests (legacy-only backend) and modern ones (stateless, in front
+of a dual-era backend), and prints the gateway's ratios to the floor. Kernel time is not
+counted: this is user space only.
 """
 
 from __future__ import annotations
@@ -99,7 +100,11 @@ def main() -> None:
         r = subprocess.run(load + ["--duration", str(args.seconds)], capture_output=True, text=True, check=True, timeout=120)
         driver = json.loads(r.stdout.strip().splitlines()[-1])["calls"] * (args.seconds + 1) / args.seconds
         subprocess.run(["callgrind_control", "--dump", str(proc.pid)], capture_output=True, check=True)
-        time.sleep(1)
+        # The dump is complete once its size stops changing.
+        sizes: list[int] = []
+        while len(sizes) < 120 and (len(sizes) < 2 or sizes[-1] != sizes[-2] or sizes[-1] == 0):
+            time.sleep(0.5)
+            sizes.append(sum(os.path.getsize(f) for f in glob.glob(f"{out}.*")))
         total, requests = 0, 0
         for f in glob.glob(f"{out}*"):
             if f != str(out):
@@ -110,7 +115,10 @@ def main() -> None:
         proc.wait(timeout=60)
         calls = requests or driver
         per_call = total / max(calls, 1)
-        print(json.dumps({"variant": name, "calls": round(calls), "instructions_per_call": round(per_call)}), flush=True)
+        line = {"variant": name, "calls": round(calls), "instructions_per_call": round(per_call)}
+        if not 0.5 < calls / max(driver, 1) < 2:
+            line["warning"] = f"the profile counted {requests} requests, the load driver about {round(driver)}: measure again"
+        print(json.dumps(line), flush=True)
         return per_call
 
     def gateway(name: str, cfg: str, modern: bool = False) -> float:
@@ -129,11 +137,17 @@ def main() -> None:
             spawn([str(args.bin_dir / "mcpgate-bench-backend"), "--listen", f"127.0.0.1:{dual}"])
             wait_port(dual)
             quiet = "listen: LISTEN\ncatalog: {health_interval: 1h, refresh_interval: 1h}\nservers:\n"
-            fport = free_port()
-            floor = profile("floor proxy", [str(args.bin_dir / "mcpgate-bench-floor"), "--listen", f"127.0.0.1:{fport}", "--backend", backend], fport)
+            def floor(name: str, to: str, modern: bool = False) -> float:
+                port = free_port()
+                return profile(name, [str(args.bin_dir / "mcpgate-bench-floor"), "--listen", f"127.0.0.1:{port}", "--backend", to], port, modern)
+
+            floor_legacy = floor("floor proxy, legacy", backend)
+            # A modern request is larger (its `_meta`), and so is its answer: the floor reads them too.
+            floor_modern = floor("floor proxy, modern", f"http://127.0.0.1:{dual}/mcp", modern=True)
             legacy = gateway("gateway, legacy", quiet + f'  - {{name: b, url: "{backend}"}}\n')
             modern = gateway("gateway, modern", quiet + f'  - {{name: b, url: "http://127.0.0.1:{dual}/mcp"}}\n', modern=True)
-            print(json.dumps({"legacy_vs_floor": round(legacy / floor, 2), "modern_vs_floor": round(modern / floor, 2), "modern_vs_legacy": round(modern / legacy, 2)}), flush=True)
+            ratios = {"legacy_vs_floor": legacy / floor_legacy, "modern_vs_floor": modern / floor_modern, "modern_vs_legacy": modern / legacy}
+            print(json.dumps({k: round(v, 2) for k, v in ratios.items()}), flush=True)
             return
         otlp_port = None
         py = Path(os.environ.get("MCPGATE_TEST_CACHE", Path.home() / ".cache" / "mcpgate-test")) / "venv-mcp2" / "bin" / "python"
