@@ -48,9 +48,10 @@ def variants(backend: str, otlp_port: int | None) -> list[tuple[str, str]]:
     return out
 
 
+# A callee line of a callgrind dump (names are compressed: `(id) name` once, `(id)` after).
 # httparse's request-line parser runs once per request a server reads (the gateway's client
 # side parses status lines instead): the profile's own count of requests served.
-REQUEST_PARSER = re.compile(r"^cfn=\((\d+)\)(?: (.*))?$")
+CALLEE = re.compile(r"^cfn=\((\d+)\)(?: (.*))?$")
 
 
 def counted(path: str) -> tuple[int, int]:
@@ -63,7 +64,7 @@ def counted(path: str) -> tuple[int, int]:
             if line.startswith(("summary:", "totals:")):
                 total = max(total, int(line.split()[1]))
             elif line.startswith("cfn="):
-                m = REQUEST_PARSER.match(line.rstrip("\n"))
+                m = CALLEE.match(line.rstrip("\n"))
                 if m:
                     if m.group(2):
                         names[m.group(1)] = m.group(2)

@@ -43,10 +43,8 @@ impl<'a> Envelope<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<Self, NotAnObject> {
         // UTF-8 is checked once here, not again for every string and member value (what
         // parsing from bytes does); members parsed later (`parse_raw`) are not checked again.
-        match std::str::from_utf8(bytes) {
-            Ok(text) => Self::parse_str(text),
-            Err(_) => serde_json::from_slice::<Members<'a>>(bytes).map(|Members(members)| Self { members }).map_err(|e| NotAnObject(e.to_string())),
-        }
+        let text = std::str::from_utf8(bytes).map_err(|e| NotAnObject(format!("not UTF-8: {e}")))?;
+        Self::parse_str(text)
     }
 
     /// Parses a raw member value that should itself be an object (e.g. `params`).
@@ -346,6 +344,20 @@ mod tests {
     use super::*;
 
     const CALL: &str = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"a_echo","arguments":{"z":1,"a":123456789012345678901234567890},"_meta":{"x-vendor":{"k":[1,2]}}}}"#;
+
+    #[test]
+    fn splice_replaces_only_the_span_and_drops_the_surrounding_whitespace() {
+        let body = b"\n {\"jsonrpc\":\"2.0\",\"id\":42,\"result\":{\"id\":42}}\r\n";
+        let at = 24..26;
+        assert_eq!(&body[at.clone()], b"42");
+        assert_eq!(splice(body, at, r#""client-7""#), br#"{"jsonrpc":"2.0","id":"client-7","result":{"id":42}}"#);
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_not_an_object() {
+        let e = Envelope::parse(b"{\"method\":\"a\xffb\"}").expect_err("not UTF-8");
+        assert!(e.to_string().contains("not UTF-8"), "{e}");
+    }
 
     #[test]
     fn classifies_messages() {
