@@ -15,6 +15,15 @@ pub enum Reply {
     Rejected(Reject),
 }
 
+/// A JSON answer, built directly (every call's answer is one).
+pub fn json_response(status: axum::http::StatusCode, body: Vec<u8>) -> axum::response::Response {
+    use axum::http::header::{CONTENT_TYPE, HeaderValue};
+    let mut resp = axum::response::Response::new(axum::body::Body::from(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
 /// The headers of every SSE answer: no caching, and no buffering by proxies in between.
 pub fn sse_response(body: axum::body::Body) -> axum::response::Response {
     use axum::response::IntoResponse;

@@ -95,3 +95,17 @@ fn connect_cause(e: &reqwest::Error) -> String {
     let lower = text.to_ascii_lowercase();
     if ["certificate", "handshake", "tls", "alert"].iter().any(|w| lower.contains(w)) { format!("TLS handshake failed: {text}") } else { text }
 }
+
+/// Whether the `Content-Type` of an answer starts with `prefix` (lowercase; ASCII case ignored),
+/// read without allocating: every answer is classified by it.
+pub(crate) fn content_type_starts(headers: &http::HeaderMap, prefix: &str) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.as_bytes().get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(prefix.as_bytes())))
+}
+
+/// The `Content-Type` of an answer as shown in an error (lowercased).
+pub(crate) fn content_type_of(headers: &http::HeaderMap) -> String {
+    headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase()
+}

@@ -17,7 +17,7 @@ use std::task::{Context, Poll, Waker};
 use bytes::Bytes;
 use futures::future::{Either, select};
 use futures::{Stream, StreamExt};
-use http::header::{CONTENT_TYPE, HOST};
+use http::header::HOST;
 use http::{HeaderMap, HeaderValue, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -29,6 +29,8 @@ use crate::error::{InvalidResponse, UpstreamError};
 
 type Conn = http1::Connection<TokioIo<TcpStream>, Full<Bytes>>;
 
+/// A connection and its sender. Kept boxed: hyper's connection state is about 700 bytes, and
+/// every move of it (out of the pool, into the call's future, back) would copy them.
 struct Idle {
     sender: http1::SendRequest<Full<Bytes>>,
     conn: Conn,
@@ -38,7 +40,8 @@ struct Idle {
 pub(crate) struct Pool {
     authority: String,
     host: HeaderValue,
-    idle: Mutex<Vec<Idle>>,
+    #[expect(clippy::vec_box, reason = "boxed so that taking a connection out moves a pointer, not the connection")]
+    idle: Mutex<Vec<Box<Idle>>>,
 }
 
 const MAX_IDLE: usize = 256;
@@ -74,7 +77,7 @@ pub(crate) enum Answer {
 }
 
 impl Pool {
-    fn checkout(&self) -> Option<Idle> {
+    fn checkout(&self) -> Option<Box<Idle>> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         while let Some(mut c) = idle.pop() {
             // Let the connection notice a close the backend sent while it was idle.
@@ -86,18 +89,18 @@ impl Pool {
         None
     }
 
-    fn checkin(&self, c: Idle) {
+    fn checkin(&self, c: Box<Idle>) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < MAX_IDLE {
             idle.push(c);
         }
     }
 
-    async fn connect(&self) -> Result<Idle, UpstreamError> {
+    async fn connect(&self) -> Result<Box<Idle>, UpstreamError> {
         let tcp = TcpStream::connect(&self.authority).await.map_err(|_| UpstreamError::Connect("connection refused or unreachable".into()))?;
         let _ = tcp.set_nodelay(true);
         let (sender, conn) = http1::handshake(TokioIo::new(tcp)).await.map_err(|e| UpstreamError::Connect(e.to_string()))?;
-        Ok(Idle { sender, conn })
+        Ok(Box::new(Idle { sender, conn }))
     }
 
     /// POSTs `body` to `path` with `headers`.
@@ -122,7 +125,7 @@ impl Pool {
             }
         };
         let (parts, body) = resp.into_parts();
-        let is_sse = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.to_ascii_lowercase().starts_with("text/event-stream"));
+        let is_sse = crate::error::content_type_starts(&parts.headers, "text/event-stream");
         if is_sse && parts.status.is_success() {
             // A stream outlives this call: the connection gets a task of its own (and is not
             // reused: it serves this stream until it ends).

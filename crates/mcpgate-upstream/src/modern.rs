@@ -13,7 +13,7 @@ use mcpgate_protocol::modern::{HEADER_METHOD, HEADER_NAME, HEADER_PARAM_PREFIX, 
 use mcpgate_protocol::versions::MODERN_VERSION;
 use serde_json::value::RawValue;
 
-use crate::error::{InvalidResponse, UpstreamError, shown_content_type};
+use crate::error::{InvalidResponse, UpstreamError, content_type_of, content_type_starts, shown_content_type};
 use crate::exchange::Exchange;
 use crate::h1::Answer;
 use crate::spec::gateway_client_info;
@@ -90,15 +90,14 @@ impl ModernLink {
         match answer {
             Answer::Streaming { body, .. } => Ok(Exchange::sse(id, body)),
             Answer::Full { status, headers, body } => {
-                let ctype = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
                 // Modern servers answer protocol errors with 4xx and a JSON-RPC error body:
                 // that body is the answer to show, not a transport failure.
-                if ctype.starts_with("application/json") && (status.is_success() || is_error_response(&body)) {
+                if content_type_starts(&headers, "application/json") && (status.is_success() || is_error_response(&body)) {
                     return Ok(Exchange::single(id, rekey(body, id)));
                 }
                 match status {
                     http::StatusCode::ACCEPTED => Err(UpstreamError::Invalid(InvalidResponse::AcceptedWithoutAnswer)),
-                    s if s.is_success() => Err(UpstreamError::Invalid(InvalidResponse::ContentType(shown_content_type(&ctype)))),
+                    s if s.is_success() => Err(UpstreamError::Invalid(InvalidResponse::ContentType(shown_content_type(&content_type_of(&headers))))),
                     s => Err(UpstreamError::Status { status: s.as_u16() }),
                 }
             }

@@ -10,7 +10,7 @@ use mcpgate_protocol::sse;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
-use crate::error::{InvalidResponse, UpstreamError, shown_content_type};
+use crate::error::{InvalidResponse, UpstreamError, content_type_of, content_type_starts, shown_content_type};
 use crate::exchange::{ByteStream, Exchange};
 use crate::h1::{self, Answer};
 
@@ -111,13 +111,12 @@ impl HttpLink {
         match answer {
             Answer::Streaming { body, .. } => Ok(Exchange::sse(id, body)),
             Answer::Full { status, headers, body } => {
-                let ctype = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
-                if ctype.starts_with("application/json") {
+                if content_type_starts(&headers, "application/json") {
                     Ok(Exchange::single(id, body))
                 } else if status == StatusCode::ACCEPTED {
                     Err(UpstreamError::Invalid(InvalidResponse::AcceptedWithoutAnswer))
                 } else {
-                    Err(UpstreamError::Invalid(InvalidResponse::ContentType(shown_content_type(&ctype))))
+                    Err(UpstreamError::Invalid(InvalidResponse::ContentType(shown_content_type(&content_type_of(&headers)))))
                 }
             }
         }
@@ -205,7 +204,7 @@ impl Answer {
 pub(crate) async fn answer_of(resp: reqwest::Response) -> Result<Answer, UpstreamError> {
     let status = resp.status();
     let headers = resp.headers().clone();
-    let is_sse = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.to_ascii_lowercase().starts_with("text/event-stream"));
+    let is_sse = content_type_starts(&headers, "text/event-stream");
     if is_sse && status.is_success() {
         return Ok(Answer::Streaming { headers, body: byte_stream(resp) });
     }

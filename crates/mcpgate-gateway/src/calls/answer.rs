@@ -4,7 +4,7 @@
 
 use axum::body::Body;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 use futures::StreamExt;
 use mcpgate_protocol::envelope::{Envelope, Needle};
@@ -128,7 +128,7 @@ fn stream_from(first: Bytes, rx: mpsc::Receiver<(Bytes, bool)>) -> Response {
 
 pub(crate) fn json(status: StatusCode, body: Vec<u8>) -> Response {
     let answered = crate::observe::outcome::classify(&body);
-    let mut resp = (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response();
+    let mut resp = crate::reply::json_response(status, body);
     if let Some(a) = answered {
         resp.extensions_mut().insert(a);
     }

@@ -104,7 +104,8 @@ pub async fn request(shared: &Arc<Shared>, session: &Arc<ClientSession>, env: &E
         "prompts/list" => list(ItemKind::Prompt),
         "resources/list" => list(ItemKind::Resource),
         "resources/templates/list" => list(ItemKind::ResourceTemplate),
-        "logging/setLevel" => set_level(shared, session, access, params.as_ref(), &id).await,
+        // Boxed (like the other rare paths below): their states would enlarge every call's future.
+        "logging/setLevel" => Box::pin(set_level(shared, session, access, params.as_ref(), &id)).await,
         "tools/call" | "prompts/get" | "resources/read" | "resources/subscribe" | "resources/unsubscribe" | "completion/complete" => {
             let target = match route(shared, &catalog, method, params.as_ref(), access, &id) {
                 Ok(t) => t,
@@ -119,7 +120,7 @@ pub async fn request(shared: &Arc<Shared>, session: &Arc<ClientSession>, env: &E
                 // with "Method not found").
                 target if target.backend.era().serves_modern() && method.starts_with("resources/") && method.ends_with("subscribe") => {
                     let uri = params.as_ref().and_then(|p| p.str("uri")).unwrap_or_default().into_owned();
-                    super::subscribe::through_listen(shared, session, access, target, &uri, id).await
+                    Box::pin(super::subscribe::through_listen(shared, session, access, target, &uri, id)).await
                 }
                 target if !target.backend.era().serves_legacy() => crate::calls::rounds::for_session(shared, session, access, target, id).await,
                 target => forward(shared, session, access, target, id).await,

@@ -41,7 +41,8 @@ pub fn route(shared: &Shared, catalog: &Catalog, method: &str, params: Option<&E
     let params = params.ok_or_else(|| RpcError::new(ErrorCode::InvalidParams, "params are required"))?;
     // A denied item gets exactly the error an unknown one gets: no existence oracle.
     let _span = crate::stage_span!("authorize", decision = tracing::field::Empty, reason = tracing::field::Empty).entered();
-    let permit = |server: &ServerName, kind: ItemKind, name: &str, annotations: Option<&serde_json::Value>, not_found: RpcError| {
+    // The refusal is made only when it is one (its message is formatted).
+    let permit = |server: &ServerName, kind: ItemKind, name: &str, annotations: Option<&serde_json::Value>, not_found: &dyn Fn() -> RpcError| {
         let verdict = access.decide(server, kind, name, annotations);
         _span.record("decision", if verdict.allowed { "allow" } else { "deny" });
         _span.record("reason", verdict.code);
@@ -60,7 +61,7 @@ pub fn route(shared: &Shared, catalog: &Catalog, method: &str, params: Option<&E
         if access.is_restricted() {
             audit(&shared.audit, access, server.as_str(), kind.as_str(), name, &verdict, request_id);
         }
-        if verdict.allowed { Ok(()) } else { Err(not_found) }
+        if verdict.allowed { Ok(()) } else { Err(not_found()) }
     };
     let mut tool = None;
     let mut param_headers = Vec::new();
@@ -73,7 +74,7 @@ pub fn route(shared: &Shared, catalog: &Catalog, method: &str, params: Option<&E
             let unknown = || RpcError::new(ErrorCode::InvalidParams, format!("Unknown {what}: {name}"));
             // Outside the virtual server's selection: unknown here, like a name nobody has.
             let entry = entry.filter(|e| access.in_scope(kind, e)).ok_or_else(unknown)?;
-            permit(&entry.server, kind, &entry.backend_name, entry.annotations.as_ref(), unknown())?;
+            permit(&entry.server, kind, &entry.backend_name, entry.annotations.as_ref(), &unknown)?;
             if kind == ItemKind::Tool {
                 tool = Some(entry.backend_name.clone());
                 param_headers = entry.param_headers.clone();
@@ -86,7 +87,7 @@ pub fn route(shared: &Shared, catalog: &Catalog, method: &str, params: Option<&E
             let uri = params.str("uri").ok_or_else(|| RpcError::new(ErrorCode::InvalidParams, "params.uri must be a string"))?;
             let (server, original) =
                 resource_owner(shared, &uri).filter(|(s, _)| resource_in_scope(catalog, access, s, &uri)).ok_or_else(|| resource_not_found(&uri))?;
-            permit(&server, ItemKind::Resource, &original, None, resource_not_found(&uri))?;
+            permit(&server, ItemKind::Resource, &original, None, &|| resource_not_found(&uri))?;
             let rewrite = if method == "resources/read" { ResultRewrite::ResourceContents } else { ResultRewrite::None };
             backend_name = Some(original.clone());
             (server, "uri", json_string(&original), rewrite)
@@ -101,14 +102,14 @@ pub fn route(shared: &Shared, catalog: &Catalog, method: &str, params: Option<&E
                     let unknown = || RpcError::new(ErrorCode::InvalidParams, format!("Unknown prompt: {name}"));
                     let e =
                         super::personal::find(catalog, access, ItemKind::Prompt, &name).filter(|e| access.in_scope(ItemKind::Prompt, e)).ok_or_else(unknown)?;
-                    permit(&e.server, ItemKind::Prompt, &e.backend_name, None, unknown())?;
+                    permit(&e.server, ItemKind::Prompt, &e.backend_name, None, &unknown)?;
                     (e.server.clone(), "name", json_string(&e.backend_name))
                 }
                 Some("ref/resource") => {
                     let uri = r.str("uri").unwrap_or_default();
                     let (server, original) =
                         resource_owner(shared, &uri).filter(|(s, _)| resource_in_scope(catalog, access, s, &uri)).ok_or_else(|| resource_not_found(&uri))?;
-                    permit(&server, ItemKind::Resource, &original, None, resource_not_found(&uri))?;
+                    permit(&server, ItemKind::Resource, &original, None, &|| resource_not_found(&uri))?;
                     (server, "uri", json_string(&original))
                 }
                 _ => return Err(RpcError::new(ErrorCode::InvalidParams, "ref.type must be ref/prompt or ref/resource")),

@@ -1,7 +1,7 @@
 //! Header checks shared by the MCP endpoint's methods.
 
 use axum::http::HeaderMap;
-use axum::http::header::{ACCEPT, CONTENT_TYPE, ORIGIN};
+use axum::http::header::{ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue, ORIGIN};
 use axum::response::{IntoResponse, Response};
 use mcpgate_protocol::versions::is_supported_legacy;
 
@@ -16,6 +16,9 @@ use crate::state::Shared;
 
 pub const SESSION_HEADER: &str = "mcp-session-id";
 pub const VERSION_HEADER: &str = "mcp-protocol-version";
+/// The same names, parsed once: a lookup by `&str` validates and lowercases the name first.
+pub const SESSION: HeaderName = HeaderName::from_static(SESSION_HEADER);
+pub const VERSION: HeaderName = HeaderName::from_static(VERSION_HEADER);
 
 impl IntoResponse for Reject {
     fn into_response(self) -> Response {
@@ -42,42 +45,95 @@ fn is_loopback_host(host: &str) -> bool {
 }
 
 pub fn content_type(headers: &HeaderMap) -> Result<(), Reject> {
-    let ok = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")));
+    let ok = headers.get(CONTENT_TYPE).is_some_and(|v| media_type(v.as_bytes()).eq_ignore_ascii_case(b"application/json"));
     if ok { Ok(()) } else { Err(Reject::UnsupportedMediaType) }
 }
 
-/// Whether `Accept` admits `mime` (exact, `type/*` or `*/*`). Read as bytes: every call's
-/// request goes through here twice.
+/// Whether `Accept` admits `mime` (exact, `type/*` or `*/*`). Read as bytes.
 pub fn accepts(headers: &HeaderMap, mime: &str) -> bool {
-    let (mime, top) = (mime.as_bytes(), mime.split('/').next().unwrap_or("").as_bytes());
-    headers.get_all(ACCEPT).iter().any(|v| {
-        v.as_bytes().split(|&b| b == b',').any(|item| {
-            let t = item.split(|&b| b == b';').next().unwrap_or_default().trim_ascii();
-            t.eq_ignore_ascii_case(mime) || t.strip_suffix(b"/*").is_some_and(|ty| ty == b"*" || ty.eq_ignore_ascii_case(top))
-        })
-    })
+    let top = mime.split('/').next().unwrap_or("").as_bytes();
+    accept_items(headers).any(|t| admits(t, mime.as_bytes(), top))
 }
 
+/// The media types `Accept` lists, across every `Accept` header.
+fn accept_items(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
+    headers.get_all(ACCEPT).iter().flat_map(|v| v.as_bytes().split(|&b| b == b',')).map(media_type)
+}
+
+/// A media type without its parameters and the whitespace around it.
+fn media_type(value: &[u8]) -> &[u8] {
+    value.split(|&b| b == b';').next().unwrap_or_default().trim_ascii()
+}
+
+/// Whether one listed media type `t` admits `mime`, whose top-level type is `top`.
+fn admits(t: &[u8], mime: &[u8], top: &[u8]) -> bool {
+    t.eq_ignore_ascii_case(mime) || t.strip_suffix(b"/*").is_some_and(|ty| ty == b"*" || ty.eq_ignore_ascii_case(top))
+}
+
+/// A POST must accept both a JSON answer and a stream (read in one pass: every call's request
+/// comes through here).
 pub fn accept_post(headers: &HeaderMap) -> Result<(), Reject> {
-    if !accepts(headers, "application/json") || !accepts(headers, "text/event-stream") {
-        return Err(Reject::NotAcceptable("application/json and text/event-stream"));
+    // What the SDKs send, compared whole before it is taken apart.
+    if headers.get(ACCEPT).is_some_and(|v| v.as_bytes() == b"application/json, text/event-stream") {
+        return Ok(());
     }
-    Ok(())
+    let (mut json, mut sse) = (false, false);
+    for t in accept_items(headers) {
+        json = json || admits(t, b"application/json", b"application");
+        sse = sse || admits(t, b"text/event-stream", b"text");
+        if json && sse {
+            return Ok(());
+        }
+    }
+    Err(Reject::NotAcceptable("application/json and text/event-stream"))
 }
 
 pub fn protocol_version(headers: &HeaderMap) -> Result<(), Reject> {
-    match headers.get(VERSION_HEADER).map(|v| v.to_str().unwrap_or("")) {
-        None => Ok(()),
-        Some(v) if is_supported_legacy(v) => Ok(()),
-        Some(v) => Err(Reject::UnsupportedVersion(v.chars().take(40).collect())),
-    }
+    McpHeaders::read(headers).protocol_version()
 }
 
 pub fn session_id(headers: &HeaderMap) -> Option<&str> {
-    headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok())
+    McpHeaders::read(headers).session_id()
+}
+
+/// The MCP headers of a request, found in one pass over its headers (a lookup per name hashes
+/// and probes each time). Of a repeated header the first counts, as with `HeaderMap::get`.
+#[derive(Default, Clone, Copy)]
+pub struct McpHeaders<'a> {
+    session: Option<&'a HeaderValue>,
+    version: Option<&'a HeaderValue>,
+}
+
+impl<'a> McpHeaders<'a> {
+    pub fn read(headers: &'a HeaderMap) -> Self {
+        let mut out = Self::default();
+        for (name, value) in headers {
+            if *name == SESSION {
+                out.session.get_or_insert(value);
+            } else if *name == VERSION {
+                out.version.get_or_insert(value);
+            }
+        }
+        out
+    }
+
+    pub fn session_id(&self) -> Option<&'a str> {
+        self.session.and_then(|v| v.to_str().ok())
+    }
+
+    /// `MCP-Protocol-Version`, when it is visible ASCII.
+    pub fn version(&self) -> Option<&'a str> {
+        self.version.and_then(|v| v.to_str().ok())
+    }
+
+    /// A legacy request's version header: absent, or one this gateway speaks.
+    pub fn protocol_version(&self) -> Result<(), Reject> {
+        match self.version.map(|v| v.to_str().unwrap_or("")) {
+            None => Ok(()),
+            Some(v) if is_supported_legacy(v) => Ok(()),
+            Some(v) => Err(Reject::UnsupportedVersion(v.chars().take(40).collect())),
+        }
+    }
 }
 
 /// A failed authentication: why (the metrics' `auth_failures` label) and the challenge to
@@ -137,6 +193,23 @@ mod tests {
         assert!(accept_post(&accept(&["Application/JSON;q=0.9 , text/*", "x/y"])).is_ok());
         assert!(accept_post(&accept(&["*/*"])).is_ok());
         assert!(accepts(&accept(&["x/y", "text/event-stream;charset=utf-8"]), "text/event-stream"));
+    }
+
+    #[test]
+    fn mcp_headers_are_read_in_one_pass_and_the_first_of_a_repeat_counts() {
+        let mut h = accept(&["application/json, text/event-stream"]);
+        h.append(SESSION, HeaderValue::from_static("s1"));
+        h.append(SESSION, HeaderValue::from_static("s2"));
+        h.append(VERSION, HeaderValue::from_static("2025-06-18"));
+        let mcp = McpHeaders::read(&h);
+        assert_eq!((mcp.session_id(), mcp.version()), (Some("s1"), Some("2025-06-18")));
+        assert!(mcp.protocol_version().is_ok());
+        // A version that is not visible ASCII is refused (as an empty one), never skipped.
+        h.insert(VERSION, HeaderValue::from_bytes(b"2025-06-18\xff").expect("obs-text is a valid header value"));
+        let mcp = McpHeaders::read(&h);
+        assert_eq!(mcp.version(), None);
+        assert!(matches!(mcp.protocol_version(), Err(Reject::UnsupportedVersion(v)) if v.is_empty()));
+        assert_eq!(McpHeaders::read(&HeaderMap::new()).session_id(), None);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! compared with the body and with the names the gateway exposes. The body is what the
 //! gateway acts on; headers are only ever checked against it.
 
+use axum::http::header::{AsHeaderName, HeaderName};
 use axum::http::{HeaderMap, StatusCode};
 use mcpgate_protocol::envelope::{Envelope, json_string, raw_str};
 use mcpgate_protocol::modern::{
@@ -31,7 +32,7 @@ impl ModernRequest {
         let id = env.id().map(|i| i.get().to_owned());
         let refuse = |status, code, msg: String| (status, RpcError::new(code, msg), id.clone());
         let method = env.method().ok_or_else(|| refuse(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, "method must be a string".into()))?.into_owned();
-        let header_version = match header(headers, "mcp-protocol-version") {
+        let header_version = match header(headers, crate::front::checks::VERSION) {
             None => return Err(mismatch(&id, "the MCP-Protocol-Version header is required".into())),
             Some(Err(_)) => return Err(mismatch(&id, "the MCP-Protocol-Version header has invalid characters".into())),
             Some(Ok(h)) => h,
@@ -75,7 +76,7 @@ impl ModernRequest {
                     .ok_or_else(|| refuse(StatusCode::BAD_REQUEST, ErrorCode::InvalidParams, format!("_meta[\"{META_LOG_LEVEL}\"] must be a log level")))?,
             ),
         };
-        match header(headers, HEADER_METHOD) {
+        match header(headers, METHOD) {
             None => return Err(mismatch(&id, "the Mcp-Method header is required".into())),
             Some(Err(_)) => return Err(mismatch(&id, "the Mcp-Method header has invalid characters".into())),
             Some(Ok(h)) if h != method => return Err(mismatch(&id, format!("Mcp-Method header {h:?} does not match body method {method:?}"))),
@@ -85,7 +86,7 @@ impl ModernRequest {
         if let Some(member) = name_member(&method) {
             let body_value = params.get(member).and_then(raw_str);
             name = body_value.clone();
-            match (header(headers, HEADER_NAME), body_value) {
+            match (header(headers, NAME), body_value) {
                 (None, _) => return Err(mismatch(&id, "the Mcp-Name header is required".into())),
                 (Some(Err(e)), _) => return Err(mismatch(&id, format!("the Mcp-Name header {}", describe(e)))),
                 (Some(Ok(h)), Some(b)) if h != b => {
@@ -138,7 +139,11 @@ impl ModernRequest {
     }
 }
 
-fn header(headers: &HeaderMap, name: &str) -> Option<Result<String, HeaderValueError>> {
+/// Parsed once: a lookup by `&str` validates and lowercases the name first.
+const METHOD: HeaderName = HeaderName::from_static(HEADER_METHOD);
+const NAME: HeaderName = HeaderName::from_static(HEADER_NAME);
+
+fn header<K: AsHeaderName>(headers: &HeaderMap, name: K) -> Option<Result<String, HeaderValueError>> {
     headers.get(name).map(|v| decode_header_value(v.as_bytes()))
 }
 
