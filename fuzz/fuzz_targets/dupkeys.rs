@@ -4,14 +4,15 @@
 //!
 //! Properties: `check` says `Ok` exactly when the reference parses and finds no repeat; it
 //! names the same duplicate key the reference finds first; a syntax error is reported only for
-//! input serde_json refuses too.
+//! input serde_json refuses too; on what serde_json accepts when it skips a value (how the
+//! gateway's parse reads members), the scan `check_valid` gives `check`'s answer or declines.
 #![no_main]
 
 use std::collections::HashSet;
 use std::fmt;
 
 use libfuzzer_sys::fuzz_target;
-use mcpgate_protocol::dupkeys::{StructureError, check};
+use mcpgate_protocol::dupkeys::{StructureError, check, check_valid};
 use serde::de::{self, Deserializer as _, MapAccess, SeqAccess, Visitor};
 
 /// A JSON value with every object member kept, in order.
@@ -92,6 +93,14 @@ fuzz_target!(|data: &[u8]| {
     let got = check(data);
     let mut de = serde_json::Deserializer::from_slice(data);
     let reference = de.deserialize_any(TreeVisitor).and_then(|t| de.end().map(|()| t));
+    // Valid as far as skipping a value checks (how the gateway's parse reads members): the
+    // scan answers exactly as the check does, or declines.
+    if let Ok(text) = std::str::from_utf8(data)
+        && serde_json::from_str::<&serde_json::value::RawValue>(text).is_ok()
+        && let Some(scanned) = check_valid(text)
+    {
+        assert_eq!(scanned, got, "the scan of valid JSON disagrees with the check");
+    }
     match reference {
         Ok(tree) => match first_duplicate(&tree) {
             None => assert_eq!(got, Ok(()), "reference finds no duplicate"),

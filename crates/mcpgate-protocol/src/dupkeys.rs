@@ -41,9 +41,97 @@ pub fn check(bytes: &[u8]) -> Result<(), StructureError> {
     }
 }
 
+/// [`check`] for text already known to be one valid JSON value (serde_json parsed it, if only
+/// by skipping values): the same answer, from a scan that does not validate again. `None` when
+/// the scan cannot tell alone: an escaped key, an object of many keys, deep nesting, or what
+/// [`check`] refuses but skipping accepts (a `\u` escape of a surrogate, a number that may be
+/// out of range). Then call [`check`].
+pub fn check_valid(text: &str) -> Option<Result<(), StructureError>> {
+    const MAX_DEPTH: usize = 64;
+    let b = text.as_bytes();
+    // Keys of the objects open now, innermost last; each open container: whether it is an
+    // object, where its keys start in `keys`, and (objects) whether a key comes next.
+    let mut keys: SmallVec<[&str; 16]> = SmallVec::new();
+    let mut open: SmallVec<[(bool, usize, bool); 8]> = SmallVec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'{' | b'[' => {
+                if open.len() == MAX_DEPTH {
+                    return None;
+                }
+                open.push((b[i] == b'{', keys.len(), true));
+                i += 1;
+            }
+            b'}' | b']' => {
+                let (_, start, _) = open.pop()?;
+                keys.truncate(start);
+                i += 1;
+            }
+            b',' => {
+                if let Some((true, _, next_is_key)) = open.last_mut() {
+                    *next_is_key = true;
+                }
+                i += 1;
+            }
+            b'"' => {
+                let from = i + 1;
+                let mut end = from;
+                let mut escaped = false;
+                loop {
+                    end += memchr::memchr2(b'"', b'\\', b.get(end..)?)?;
+                    if b[end] == b'"' {
+                        break;
+                    }
+                    escaped = true;
+                    if b.get(end + 1) == Some(&b'u') && is_surrogate_escape(b.get(end + 2..end + 4)?) {
+                        return None;
+                    }
+                    end += 2;
+                }
+                if let Some((true, start, next_is_key)) = open.last_mut()
+                    && *next_is_key
+                {
+                    *next_is_key = false;
+                    let key = &text[from..end];
+                    let mine = &keys[*start..];
+                    if escaped || mine.len() >= SMALL {
+                        return None;
+                    }
+                    if mine.contains(&key) {
+                        return Some(Err(StructureError::DuplicateKey(key.to_owned())));
+                    }
+                    keys.push(key);
+                }
+                i = end + 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let len = b[i..].iter().position(|c| !matches!(c, b'-' | b'+' | b'.' | b'0'..=b'9' | b'e' | b'E')).unwrap_or(b.len() - i);
+                let number = &b[i..i + len];
+                // Only an exponent or a very long mantissa can leave f64's range.
+                if len > 40 || number.iter().any(|c| matches!(c, b'e' | b'E')) {
+                    return None;
+                }
+                i += len;
+            }
+            // Whitespace, `:` and literals: nothing to track.
+            _ => i += 1,
+        }
+    }
+    Some(Ok(()))
+}
+
+/// Whether the first two hex digits of a `\u` escape put it in D800–DFFF.
+fn is_surrogate_escape(hex: &[u8]) -> bool {
+    matches!(hex, [b'd' | b'D', b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F'])
+}
+
 fn walk<'de, R: serde_json::de::Read<'de>>(de: &mut serde_json::Deserializer<R>) -> Result<(), serde_json::Error> {
     Walk.deserialize(&mut *de).and_then(|()| de.end())
 }
+
+/// Up to this many keys, an object's keys are compared by a scan.
+const SMALL: usize = 32;
 
 const DUP_MARKER: &str = "\u{1}dup:";
 const DUP_END: char = '\u{1}';
@@ -94,7 +182,6 @@ impl<'de> Visitor<'de> for Walk {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         // A scan for the few keys of most objects; a set once an object is large, so a body
         // of many keys costs linear time, not quadratic.
-        const SMALL: usize = 32;
         let mut seen: SmallVec<[Cow<'de, str>; 8]> = SmallVec::new();
         let mut set: HashSet<Cow<'de, str>> = HashSet::new();
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
@@ -182,6 +269,41 @@ mod tests {
             k.push(format!(r#""{dup}":0"#));
             assert_eq!(check(format!("{{{}}}", k.join(",")).as_bytes()), Err(StructureError::DuplicateKey(dup.into())));
         }
+    }
+
+    #[test]
+    fn the_scan_of_valid_json_agrees_with_the_check() {
+        for text in [
+            r#"{"a":{"b":1,"c":[{"b":2},{"b":3}]},"b":true}"#,
+            r#"{"name":"safe","name":"evil"}"#,
+            r#"{"a":{"x":1,"y":{"x":2},"x":3}}"#,
+            r#"[{"a":1},{"a":2},{"b":[{"a":1,"a":2}]}]"#,
+            r#" { "s" : "a \" quote, \\ and } ] , : inside" , "t":[1,-2.5,null,false,"x"] , "s" : 0 } "#,
+            r#"{"v":"\"k\":1","k":2,"w":{"k":3}}"#,
+            r#""just a string""#,
+            "12",
+            "{}",
+        ] {
+            assert_eq!(check_valid(text), Some(check(text.as_bytes())), "{text}");
+        }
+    }
+
+    #[test]
+    fn the_scan_leaves_escaped_keys_large_objects_and_deep_nesting_to_the_check() {
+        assert_eq!(check_valid(r#"{"params":{"name":"a","na\u006de":"b"}}"#), None);
+        let many = (0..40).map(|i| format!(r#""k{i}":{i}"#)).collect::<Vec<_>>().join(",");
+        assert_eq!(check_valid(&format!("{{{many}}}")), None);
+        assert_eq!(check_valid(&format!("{}{}", "[".repeat(65), "]".repeat(65))), None);
+        assert_eq!(check_valid(&format!("{}{}", "[".repeat(64), "]".repeat(64))), Some(Ok(())));
+        // What the full check refuses and skipping a value does not: a lone surrogate, a
+        // number out of f64's range.
+        assert!(matches!(check(br#"{"a":"\udc00"}"#), Err(StructureError::Syntax(_))));
+        assert_eq!(check_valid(r#"{"a":"\udc00"}"#), None);
+        assert!(matches!(check(br#"{"a":1e400}"#), Err(StructureError::Syntax(_))));
+        assert_eq!(check_valid(r#"{"a":1e400}"#), None);
+        assert_eq!(check_valid(&format!(r#"{{"a":{}}}"#, "9".repeat(400))), None);
+        // An escaped value is no reason to decline.
+        assert_eq!(check_valid(r#"{"a":"\u0041","b":"\n"}"#), Some(Ok(())));
     }
 
     #[test]

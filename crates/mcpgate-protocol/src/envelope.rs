@@ -52,7 +52,8 @@ impl<'a> Envelope<'a> {
         Self::parse_str(raw.get())
     }
 
-    fn parse_str(text: &'a str) -> Result<Self, NotAnObject> {
+    /// Parses text as an object (what [`Envelope::parse`] does after its UTF-8 check).
+    pub fn parse_str(text: &'a str) -> Result<Self, NotAnObject> {
         let Members(members) = serde_json::from_str(text).map_err(|e| NotAnObject(e.to_string()))?;
         Ok(Self { members })
     }
@@ -252,6 +253,12 @@ pub fn is_valid_id(raw: &RawValue) -> bool {
 
 /// Reads a raw JSON value as a string, borrowing when it has no escapes.
 pub fn raw_str(raw: &RawValue) -> Option<Cow<'_, str>> {
+    // A valid JSON string without a backslash is its own text between the quotes.
+    if let Some(inner) = raw.get().strip_prefix('"').and_then(|t| t.strip_suffix('"'))
+        && !inner.contains('\\')
+    {
+        return Some(Cow::Borrowed(inner));
+    }
     #[derive(Deserialize)]
     struct S<'a>(#[serde(borrow)] Cow<'a, str>);
     serde_json::from_str::<S<'_>>(raw.get()).ok().map(|s| s.0)
@@ -394,6 +401,16 @@ mod tests {
     fn escaped_keys_and_values_are_read() {
         let env = Envelope::parse(br#"{"me\u0074hod":"tools\/list"}"#).expect("object");
         assert_eq!(env.method().as_deref(), Some("tools/list"));
+    }
+
+    #[test]
+    fn a_string_without_escapes_is_borrowed_and_one_with_escapes_decoded() {
+        let env = Envelope::parse(br#"{"a":"plain text","b":"say \"hi\"\n","c":"\\","d":3,"e":"\u00e9"}"#).expect("object");
+        assert!(matches!(env.str("a"), Some(Cow::Borrowed("plain text"))));
+        assert_eq!(env.str("b").as_deref(), Some("say \"hi\"\n"));
+        assert_eq!(env.str("c").as_deref(), Some("\\"));
+        assert_eq!(env.str("d"), None);
+        assert_eq!(env.str("e").as_deref(), Some("é"));
     }
 
     #[test]

@@ -21,7 +21,6 @@ use mcpgate_gateway::front::{checks, post};
 use mcpgate_gateway::reject::Reject;
 use mcpgate_gateway::request::ModernRequest;
 use mcpgate_gateway::session::{AnswerTarget, ClientSession};
-use mcpgate_protocol::dupkeys::{self, StructureError};
 use mcpgate_protocol::envelope::{Envelope, Kind};
 use mcpgate_protocol::modern::{HEADER_NAME, HEADER_PARAM_PREFIX, encode_header_value};
 use mcpgate_protocol::{ErrorCode, RpcError};
@@ -110,7 +109,7 @@ pub async fn plan(shared: &Arc<Shared>, in_flight: &Arc<InFlight>, headers: &Hea
         Err(r) => Plan::Answer(super::refusal(&r)),
         Ok((env, kind)) => {
             let modern = post::modern_parts(body, &env);
-            if modern.is_some() || post::announces_modern(&env, headers) {
+            if modern.is_some() || post::announces_modern(&env, &checks::McpHeaders::read(headers)) {
                 modern_plan(shared, headers, &env, modern, kind, access).await
             } else {
                 legacy_plan(shared, in_flight, headers, &env, body, kind, access).await
@@ -123,14 +122,7 @@ pub async fn plan(shared: &Arc<Shared>, in_flight: &Arc<InFlight>, headers: &Hea
 pub(super) fn parse<'a>(headers: &HeaderMap, body: &'a [u8]) -> Result<(Envelope<'a>, Kind), Reject> {
     checks::content_type(headers)?;
     checks::accept_post(headers)?;
-    dupkeys::check(body).map_err(|e| match e {
-        StructureError::Syntax(s) => Reject::Parse(s),
-        StructureError::DuplicateKey(k) => Reject::DuplicateKey(k),
-    })?;
-    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
-        return Err(Reject::Batch);
-    }
-    let env = Envelope::parse(body).map_err(|_| Reject::Invalid("the body must be a JSON-RPC object".into()))?;
+    let env = post::message(body)?;
     let kind = kind_of(&env)?;
     Ok((env, kind))
 }

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -19,7 +18,7 @@ use crate::clients::legacy as dispatch;
 use crate::clients::modern::ModernParts;
 use crate::governance::VirtualServer;
 use crate::observe::labels::{ERAS, METHOD_INVALID, METHOD_NOTIFICATION, METHOD_RESPONSE, METHODS, OUTCOMES, method_index};
-use crate::observe::outcome::{Answered, End, Watch, classify};
+use crate::observe::outcome::{Answered, End, Watch};
 use crate::observe::{CallError, Era, Outcome, RequestMeter, trace};
 use crate::reject::Reject;
 use crate::reply::Reply;
@@ -143,14 +142,7 @@ async fn handle(
             return Ok(resp);
         }
     };
-    dupkeys::check(&bytes).map_err(|e| match e {
-        StructureError::Syntax(s) => Reject::Parse(s),
-        StructureError::DuplicateKey(k) => Reject::DuplicateKey(k),
-    })?;
-    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
-        return Err(Reject::Batch);
-    }
-    let env = Envelope::parse(&bytes).map_err(|_| Reject::Invalid("the body must be a JSON-RPC object".into()))?;
+    let env = message(&bytes)?;
     let kind = dispatch::kind_of(&env)?;
     let method = env.method();
     seen.method = match (kind, method.as_deref()) {
@@ -159,29 +151,63 @@ async fn handle(
         _ => METHOD_RESPONSE,
     };
     let modern = modern_parts(&bytes, &env);
-    if modern.is_some() || announces_modern(&env, headers) {
+    let mcp = checks::McpHeaders::read(headers);
+    if modern.is_some() || announces_modern(&env, &mcp) {
         seen.era = Era::Modern;
-        return Ok(crate::clients::modern::handle(shared, headers, &env, modern, kind, access).await);
+        return Ok(Box::pin(crate::clients::modern::handle(shared, headers, &env, modern, kind, access)).await);
     }
     seen.era = Era::Legacy;
-    if method.as_deref() == Some("initialize") && checks::session_id(headers).is_none() {
-        let (session, body) = dispatch::initialize(shared, &env, &access).await?;
+    if method.as_deref() == Some("initialize") && mcp.session_id().is_none() {
+        let (session, body) = Box::pin(dispatch::initialize(shared, &env, &access)).await?;
         let mut resp = json(body);
         if let Ok(v) = HeaderValue::from_str(&session.id) {
             resp.headers_mut().insert(checks::SESSION_HEADER, v);
         }
         return Ok(resp);
     }
-    checks::protocol_version(headers)?;
-    let id = checks::session_id(headers).ok_or(Reject::MissingSession)?;
+    mcp.protocol_version()?;
+    let id = mcp.session_id().ok_or(Reject::MissingSession)?;
     let session = checks::session(shared, id, &access).await?;
     checks::same_identity(&session, &access)?;
     let reply = match (kind, method) {
         (Kind::Request, Some(m)) => dispatch::request(shared, &session, &env, &m, &access).await,
-        (Kind::Notification, Some(m)) => dispatch::client_notification(&session, &env, &m).await,
-        _ => dispatch::client_response(shared, &session, &env, &access).await,
+        // Boxed, like the modern era's and `initialize` above: each is a large state that
+        // would otherwise be part of (and copied with) every call's future.
+        (Kind::Notification, Some(m)) => Box::pin(dispatch::client_notification(&session, &env, &m)).await,
+        _ => Box::pin(dispatch::client_response(shared, &session, &env, &access)).await,
     };
     Ok(into_response(reply))
+}
+
+/// The body as one JSON-RPC object: valid JSON, no duplicate key at any depth, no batch.
+pub fn message(bytes: &[u8]) -> Result<Envelope<'_>, Reject> {
+    if let Some(checked) = structure(bytes) {
+        return checked;
+    }
+    // Not one JSON object (or the scan could not tell): the full check says what is wrong,
+    // first the syntax and duplicates, then the shape.
+    dupkeys::check(bytes).map_err(structure_error)?;
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(Reject::Batch);
+    }
+    Envelope::parse(bytes).map_err(|_| Reject::Invalid("the body must be a JSON-RPC object".into()))
+}
+
+/// A body that is one JSON object, read by one validating parse, with its duplicate keys found
+/// by a scan of the text that parse proved valid (not by a second validating walk). `None`
+/// when it is not (or the scan cannot tell): the caller runs the full check, which gives the
+/// same answer for every body this one answers.
+fn structure(bytes: &[u8]) -> Option<Result<Envelope<'_>, Reject>> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let env = Envelope::parse_str(text).ok()?;
+    Some(dupkeys::check_valid(text)?.map(|()| env).map_err(structure_error))
+}
+
+fn structure_error(e: StructureError) -> Reject {
+    match e {
+        StructureError::Syntax(s) => Reject::Parse(s),
+        StructureError::DuplicateKey(k) => Reject::DuplicateKey(k),
+    }
 }
 
 /// A modern-era (2026-07-28) request carries its protocol version in `params._meta`: its params
@@ -200,27 +226,18 @@ pub fn modern_parts<'a>(body: &[u8], env: &Envelope<'a>) -> Option<ModernParts<'
 
 /// A request that announces a non-legacy version in its header, outside any session, is
 /// treated as modern too (so a missing `_meta` gets the modern error, not "initialize first").
-pub fn announces_modern(env: &Envelope<'_>, headers: &HeaderMap) -> bool {
-    let header = headers.get(checks::VERSION_HEADER).and_then(|v| v.to_str().ok());
-    header.is_some_and(|v| !mcpgate_protocol::versions::is_supported_legacy(v))
-        && checks::session_id(headers).is_none()
-        && env.method().as_deref() != Some("initialize")
+pub fn announces_modern(env: &Envelope<'_>, mcp: &checks::McpHeaders<'_>) -> bool {
+    let header = mcp.version();
+    header.is_some_and(|v| !mcpgate_protocol::versions::is_supported_legacy(v)) && mcp.session_id().is_none() && env.method().as_deref() != Some("initialize")
 }
 
 fn json(body: Vec<u8>) -> Response {
-    (StatusCode::OK, [(CONTENT_TYPE, "application/json")], body).into_response()
+    crate::reply::json_response(StatusCode::OK, body)
 }
 
 pub fn into_response(reply: Reply) -> Response {
     match reply {
-        Reply::Json(body) => {
-            let answered = classify(&body);
-            let mut resp = json(body);
-            if let Some(a) = answered {
-                resp.extensions_mut().insert(a);
-            }
-            resp
-        }
+        Reply::Json(body) => crate::calls::answer::json(StatusCode::OK, body),
         Reply::Accepted => StatusCode::ACCEPTED.into_response(),
         Reply::Rejected(r) => r.into_response(),
         Reply::Stream(s) => {
