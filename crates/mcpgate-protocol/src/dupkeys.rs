@@ -49,52 +49,52 @@ pub fn check(bytes: &[u8]) -> Result<(), StructureError> {
 pub fn check_valid(text: &str) -> Option<Result<(), StructureError>> {
     const MAX_DEPTH: usize = 64;
     let b = text.as_bytes();
-    // Keys of the objects open now, innermost last; each open container: whether it is an
-    // object, where its keys start in `keys`, and (objects) whether a key comes next.
+    // Keys of the objects open now, innermost last.
     let mut keys: SmallVec<[&str; 16]> = SmallVec::new();
-    let mut open: SmallVec<[(bool, usize, bool); 8]> = SmallVec::new();
+    // Each open container: where its keys start in `keys` (`NOT_OBJECT` for an array).
+    let mut starts = [0usize; MAX_DEPTH];
+    let mut depth = 0;
+    // Whether the next string is a key (just after `{` or after a `,` in an object).
+    let mut key_next = false;
     let mut i = 0;
     while i < b.len() {
-        match b[i] {
+        let c = b[i];
+        i += 1;
+        match c {
             b'{' | b'[' => {
-                if open.len() == MAX_DEPTH {
+                if depth == MAX_DEPTH {
                     return None;
                 }
-                open.push((b[i] == b'{', keys.len(), true));
-                i += 1;
+                starts[depth] = if c == b'{' { keys.len() } else { NOT_OBJECT };
+                depth += 1;
+                key_next = c == b'{';
             }
             b'}' | b']' => {
-                let (_, start, _) = open.pop()?;
-                keys.truncate(start);
-                i += 1;
-            }
-            b',' => {
-                if let Some((true, _, next_is_key)) = open.last_mut() {
-                    *next_is_key = true;
+                depth = depth.checked_sub(1)?;
+                if starts[depth] != NOT_OBJECT {
+                    keys.truncate(starts[depth]);
                 }
-                i += 1;
+                key_next = false;
             }
+            b',' => key_next = depth > 0 && starts[depth - 1] != NOT_OBJECT,
             b'"' => {
-                let from = i + 1;
-                let mut end = from;
+                let from = i;
                 let mut escaped = false;
                 loop {
-                    end += memchr::memchr2(b'"', b'\\', b.get(end..)?)?;
-                    if b[end] == b'"' {
+                    i += quote_or_backslash(b.get(i..)?)?;
+                    if b[i] == b'"' {
                         break;
                     }
                     escaped = true;
-                    if b.get(end + 1) == Some(&b'u') && is_surrogate_escape(b.get(end + 2..end + 4)?) {
+                    if b.get(i + 1) == Some(&b'u') && is_surrogate_escape(b.get(i + 2..i + 4)?) {
                         return None;
                     }
-                    end += 2;
+                    i += 2;
                 }
-                if let Some((true, start, next_is_key)) = open.last_mut()
-                    && *next_is_key
-                {
-                    *next_is_key = false;
-                    let key = &text[from..end];
-                    let mine = &keys[*start..];
+                if key_next {
+                    key_next = false;
+                    let key = &text[from..i];
+                    let mine = &keys[starts[depth - 1]..];
                     if escaped || mine.len() >= SMALL {
                         return None;
                     }
@@ -103,23 +103,49 @@ pub fn check_valid(text: &str) -> Option<Result<(), StructureError>> {
                     }
                     keys.push(key);
                 }
-                i = end + 1;
+                i += 1;
             }
             b'-' | b'0'..=b'9' => {
-                let len = b[i..].iter().position(|c| !matches!(c, b'-' | b'+' | b'.' | b'0'..=b'9' | b'e' | b'E')).unwrap_or(b.len() - i);
-                let number = &b[i..i + len];
+                let from = i - 1;
+                while i < b.len() && matches!(b[i], b'-' | b'+' | b'.' | b'0'..=b'9' | b'e' | b'E') {
+                    i += 1;
+                }
                 // Only an exponent or a very long mantissa can leave f64's range.
-                if len > 40 || number.iter().any(|c| matches!(c, b'e' | b'E')) {
+                if i - from > 40 || b[from..i].iter().any(|c| matches!(c, b'e' | b'E')) {
                     return None;
                 }
-                i += len;
             }
             // Whitespace, `:` and literals: nothing to track.
-            _ => i += 1,
+            _ => {}
         }
     }
     Some(Ok(()))
 }
+
+/// Where the first `"` or `\` of `s` is. Most strings of a message are short: eight bytes at
+/// a time (a byte equal to either sets its top bit), then a vector search past 64 bytes.
+fn quote_or_backslash(s: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const TOPS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let zero_bytes = |x: u64| x.wrapping_sub(ONES) & !x & TOPS;
+    let mut at = 0;
+    while let Some(chunk) = s.get(at..at + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().ok()?);
+        // The lowest flag marks the first match exactly (a borrow only reaches higher bytes).
+        let found = zero_bytes(word ^ (ONES * u64::from(b'"'))) | zero_bytes(word ^ (ONES * u64::from(b'\\')));
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+        if at >= 64 {
+            return memchr::memchr2(b'"', b'\\', &s[at..]).map(|p| at + p);
+        }
+    }
+    s[at..].iter().position(|&c| c == b'"' || c == b'\\').map(|p| at + p)
+}
+
+/// An open container that is an array, in `check_valid`'s stack.
+const NOT_OBJECT: usize = usize::MAX;
 
 /// Whether the first two hex digits of a `\u` escape put it in D800–DFFF.
 fn is_surrogate_escape(hex: &[u8]) -> bool {
@@ -280,6 +306,8 @@ mod tests {
             r#"[{"a":1},{"a":2},{"b":[{"a":1,"a":2}]}]"#,
             r#" { "s" : "a \" quote, \\ and } ] , : inside" , "t":[1,-2.5,null,false,"x"] , "s" : 0 } "#,
             r#"{"v":"\"k\":1","k":2,"w":{"k":3}}"#,
+            r#"{"a key longer than sixteen bytes":1,"x":"a value longer than sixteen bytes","a key longer than sixteen bytes":2}"#,
+            r#"{"sixteen bytes..":"exactly sixteen!","seventeen bytes..":"\"quoted\" past sixteen bytes"}"#,
             r#""just a string""#,
             "12",
             "{}",
@@ -304,6 +332,23 @@ mod tests {
         assert_eq!(check_valid(&format!(r#"{{"a":{}}}"#, "9".repeat(400))), None);
         // An escaped value is no reason to decline.
         assert_eq!(check_valid(r#"{"a":"\u0041","b":"\n"}"#), Some(Ok(())));
+    }
+
+    #[test]
+    fn the_string_end_is_found_at_every_position_and_length() {
+        for len in 0..150 {
+            for at in 0..=len {
+                for mark in [b'"', b'\\'] {
+                    // Bytes one off either mark and with the top bit set, around the mark.
+                    let mut s: Vec<u8> = (0..len).map(|i| [b'!', b'#', b'[', b']', 0xa2, b'a'][i % 6]).collect();
+                    if at < len {
+                        s[at] = mark;
+                    }
+                    let want = s.iter().position(|&c| c == b'"' || c == b'\\');
+                    assert_eq!(quote_or_backslash(&s), want, "len {len} at {at}");
+                }
+            }
+        }
     }
 
     #[test]
