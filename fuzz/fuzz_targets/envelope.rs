@@ -10,6 +10,9 @@
 //!   removals and appends it yields valid JSON without duplicate keys whose members are the
 //!   expected ones, in the expected order.
 //! - The hot path's `Needle` never says "absent" for a member that is there.
+//! - `Envelope::parse_raw`, which splits a raw value by a scan instead of serde's parse, finds
+//!   the same members as `Envelope::parse_str` of its text (or both refuse it): for the whole
+//!   input and for every member value.
 #![no_main]
 
 use indexmap::IndexMap;
@@ -51,7 +54,11 @@ fuzz_target!(|data: &[u8]| {
     }
 
     check_rewrites(&env, &members, clean);
+    if let Ok(whole) = serde_json::from_slice::<&RawValue>(data) {
+        split_as_serde_parses(whole);
+    }
     for (_, v) in &members {
+        split_as_serde_parses(v);
         if let Ok(inner) = Envelope::parse_raw(v) {
             check_accessors(&inner, v.get().as_bytes());
         }
@@ -125,4 +132,19 @@ fn check_rewrites(env: &Envelope<'_>, members: &[(&str, &RawValue)], clean: bool
     w.string(appended, first).raw("v", first_value.get());
     let built: IndexMap<String, Box<RawValue>> = serde_json::from_slice(&w.finish()).expect("ObjectWriter output is JSON");
     assert_eq!(built.get(appended).and_then(|v| raw_str(v)).as_deref(), Some(*first));
+}
+
+/// `parse_raw` (a scan of text known valid) and `parse_str` (serde) agree on `raw`.
+fn split_as_serde_parses(raw: &RawValue) {
+    match (Envelope::parse_raw(raw), Envelope::parse_str(raw.get())) {
+        (Ok(split), Ok(parsed)) => {
+            assert!(
+                split.members().map(|(k, v)| (k, v.get())).eq(parsed.members().map(|(k, v)| (k, v.get()))),
+                "parse_raw and parse_str disagree on {:?}",
+                raw.get()
+            );
+        }
+        (Err(_), Err(_)) => {}
+        (split, parsed) => panic!("parse_raw ok={} but parse_str ok={} on {:?}", split.is_ok(), parsed.is_ok(), raw.get()),
+    }
 }

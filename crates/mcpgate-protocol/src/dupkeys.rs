@@ -124,7 +124,7 @@ pub fn check_valid(text: &str) -> Option<Result<(), StructureError>> {
 
 /// Where the first `"` or `\` of `s` is. Most strings of a message are short: eight bytes at
 /// a time (a byte equal to either sets its top bit), then a vector search past 64 bytes.
-fn quote_or_backslash(s: &[u8]) -> Option<usize> {
+pub(crate) fn quote_or_backslash(s: &[u8]) -> Option<usize> {
     const ONES: u64 = u64::from_ne_bytes([1; 8]);
     const TOPS: u64 = u64::from_ne_bytes([0x80; 8]);
     let zero_bytes = |x: u64| x.wrapping_sub(ONES) & !x & TOPS;

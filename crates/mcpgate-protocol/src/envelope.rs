@@ -48,8 +48,16 @@ impl<'a> Envelope<'a> {
     }
 
     /// Parses a raw member value that should itself be an object (e.g. `params`).
+    ///
+    /// A `RawValue` holds valid JSON (serde checked it while skipping it), so its members are
+    /// found by a scan that does not validate them again, where serde would walk every nested
+    /// value once more. An object with an escaped key, and anything that is not an object, go
+    /// through [`Envelope::parse_str`], for serde's decoding and its error.
     pub fn parse_raw(raw: &'a RawValue) -> Result<Self, NotAnObject> {
-        Self::parse_str(raw.get())
+        match members_of_valid(raw.get()) {
+            Some(members) => Ok(Self { members }),
+            None => Self::parse_str(raw.get()),
+        }
     }
 
     /// Parses text as an object (what [`Envelope::parse`] does after its UTF-8 check).
@@ -222,6 +230,106 @@ impl<'a> Fields<'a> {
             self.push(f);
         }
     }
+}
+
+/// The members of `text`, which must be valid JSON, when it is an object whose keys have no
+/// escapes (`None` otherwise). Equal keys: the last one wins, as in [`Envelope::parse_str`].
+fn members_of_valid(text: &str) -> Option<Fields<'_>> {
+    let b = text.as_bytes();
+    let mut i = skip_ws(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i = skip_ws(b, i + 1);
+    let mut members = Fields::default();
+    if b.get(i) == Some(&b'}') {
+        return Some(members);
+    }
+    loop {
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let end = i + 1 + crate::dupkeys::quote_or_backslash(&b[i + 1..])?;
+        if b[end] != b'"' {
+            return None;
+        }
+        let key = &text[i + 1..end];
+        i = skip_ws(b, end + 1);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        let from = skip_ws(b, i + 1);
+        let to = value_end(b, from)?;
+        members.insert(Cow::Borrowed(key), raw_of_valid(&text[from..to])?);
+        i = skip_ws(b, to);
+        match b.get(i) {
+            Some(b',') => i = skip_ws(b, i + 1),
+            Some(b'}') => break,
+            _ => return None,
+        }
+    }
+    members.dedupe_large();
+    Some(members)
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        i += 1;
+    }
+    i
+}
+
+/// Where the valid JSON value that starts at `from` ends (exclusive).
+fn value_end(b: &[u8], from: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = from;
+    loop {
+        match *b.get(i)? {
+            b'"' => i = string_end(b, i + 1)? + 1,
+            b'{' | b'[' => {
+                depth += 1;
+                i += 1;
+            }
+            b'}' | b']' => {
+                depth = depth.checked_sub(1)?;
+                i += 1;
+            }
+            // A number or a literal runs to the first delimiter.
+            _ if depth == 0 => {
+                while i < b.len() && !matches!(b[i], b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') {
+                    i += 1;
+                }
+                return Some(i);
+            }
+            _ => i += 1,
+        }
+        if depth == 0 {
+            return Some(i);
+        }
+    }
+}
+
+/// Where the string whose text starts at `from` closes (its `"`).
+fn string_end(b: &[u8], mut from: usize) -> Option<usize> {
+    loop {
+        let at = from + crate::dupkeys::quote_or_backslash(b.get(from..)?)?;
+        if b[at] == b'"' {
+            return Some(at);
+        }
+        // An escape: the byte after the backslash is never the end.
+        from = at + 2;
+    }
+}
+
+/// `text`, which must be one valid JSON value, as a `RawValue` without serde walking it again.
+/// serde_json builds a borrowed `RawValue` from whatever deserializer hands it a borrowed string
+/// under its raw-value name (the way its own `RawValue` deserializes); `None` if it ever stops
+/// doing so, and then the caller parses with serde.
+fn raw_of_valid(text: &str) -> Option<&RawValue> {
+    use serde::de::value::{BorrowedStrDeserializer, Error, MapDeserializer};
+    const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
+    let entry = std::iter::once((RAW_VALUE_TOKEN, BorrowedStrDeserializer::<Error>::new(text)));
+    <&RawValue>::deserialize(MapDeserializer::<_, Error>::new(entry)).ok()
 }
 
 /// One JSON value's bytes, the whitespace around it dropped, with the span `at` (inside the
@@ -426,6 +534,58 @@ mod tests {
         assert_eq!(env.members().count(), 100);
         assert_eq!(env.get("k7").map(RawValue::get), Some(r#""last""#));
         assert_eq!(env.members().nth(7).map(|(k, _)| k), Some("k7"));
+    }
+
+    /// Members as (key, raw text) pairs, for comparing two parses.
+    fn pairs(env: &Envelope<'_>) -> Vec<(String, String)> {
+        env.members().map(|(k, v)| (k.to_owned(), v.get().to_owned())).collect()
+    }
+
+    #[test]
+    fn a_raw_object_is_split_without_serde_into_what_serde_finds() {
+        let mut big = (0..40).map(|i| format!(r#""k{i}" : [{i}, {{"x":"}}"}}]"#)).collect::<Vec<_>>();
+        big.push(r#""k3":null"#.to_owned());
+        let big = format!("{{{}}}", big.join(","));
+        let cases = [
+            "{}",
+            " { } ",
+            CALL,
+            r#"{"a":1,"b":2,"a":3}"#,
+            "{\n \"a\" :\t-1.5e3 ,\r\"b\":true,\"c\":false,\"d\":null,\"e\":\"\"}",
+            r#"{"s":"quote \" brace } bracket ] comma , colon :","t":"\\","u":"\u00e9\n"}"#,
+            r#"{"deep":{"a":[[[{"b":[]}]],{}],"c":{"d":{"e":"}"}}},"after":[1,[2,[3]]]}"#,
+            r#"{"long":"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789\"x"}"#,
+            &big,
+        ];
+        for text in cases {
+            let raw: &RawValue = serde_json::from_str(text).expect("valid JSON");
+            let split = members_of_valid(raw.get()).unwrap_or_else(|| panic!("{text} is split"));
+            let by_serde = Envelope::parse_str(text).expect("object");
+            assert_eq!(pairs(&Envelope { members: split }), pairs(&by_serde), "{text}");
+            assert_eq!(pairs(&Envelope::parse_raw(raw).expect("object")), pairs(&by_serde), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_raw_value_that_is_not_a_plain_object_goes_through_serde() {
+        // An escaped key is decoded by serde; anything else gets serde's error.
+        let raw: &RawValue = serde_json::from_str(r#"{"me\u0074hod":"x"}"#).expect("valid");
+        assert_eq!(members_of_valid(raw.get()).map(|m| m.len), None);
+        assert_eq!(Envelope::parse_raw(raw).expect("object").method().as_deref(), Some("x"));
+        for text in ["[1]", "\"{}\"", "3", "null"] {
+            let raw: &RawValue = serde_json::from_str(text).expect("valid");
+            assert!(members_of_valid(raw.get()).is_none(), "{text}");
+            let e = Envelope::parse_raw(raw).expect_err("not an object");
+            assert!(e.to_string().contains("expected a JSON object"), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_raw_value_of_a_member_is_its_own_text_not_a_copy() {
+        let text = r#"{"a": {"b":[1, 2]} ,"c":"d"}"#;
+        let raw = raw_of_valid(&text[6..18]).expect("serde_json accepts the borrowed text");
+        assert_eq!(raw.get(), r#"{"b":[1, 2]}"#);
+        assert_eq!(raw.get().as_ptr(), text[6..].as_ptr());
     }
 
     #[test]

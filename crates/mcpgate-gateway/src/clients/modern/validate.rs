@@ -100,7 +100,7 @@ impl ModernRequest {
             id: id.clone().unwrap_or_else(|| "null".into()),
             method,
             params: env.params().map_or_else(|| b"{}".to_vec(), |p| p.get().as_bytes().to_vec()),
-            caps: ClientCaps::parse(&capabilities),
+            caps: meta.get(META_CLIENT_CAPABILITIES).map_or_else(ClientCaps::default, ClientCaps::of_raw),
             capabilities,
             client_info,
             log_level,
