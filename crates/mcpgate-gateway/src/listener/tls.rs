@@ -30,11 +30,24 @@ impl TlsStats {
         if !self.enabled.load(Ordering::Relaxed) {
             return serde_json::Value::Null;
         }
+        // Counters and error are read under the lock they are written under: a failed reload
+        // is never counted without its error.
+        let last_error = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
         serde_json::json!({
             "reloads": self.reloads.load(Ordering::Relaxed),
             "failed_reloads": self.failed_reloads.load(Ordering::Relaxed),
-            "last_error": self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            "last_error": last_error.clone(),
         })
+    }
+
+    /// Records one reload's outcome: its error (or none) and its count, together, around `apply`
+    /// (putting a new certificate in use), so that `/status` never shows one without the other.
+    fn record(&self, error: Option<String>, apply: impl FnOnce()) {
+        let mut last_error = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
+        apply();
+        let counter = if error.is_some() { &self.failed_reloads } else { &self.reloads };
+        counter.fetch_add(1, Ordering::Relaxed);
+        *last_error = error;
     }
 }
 
@@ -65,16 +78,13 @@ impl TlsFront {
         let tls = &self.stats.tls;
         match self.config.load() {
             Ok(next) => {
-                self.current.store(next);
-                tls.reloads.fetch_add(1, Ordering::Relaxed);
-                *tls.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                tls.record(None, || self.current.store(next));
                 tracing::info!(trigger = why, "TLS certificate reloaded; new connections use it");
             }
             Err(problems) => {
                 let text = describe(&problems);
-                tls.failed_reloads.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(trigger = why, "TLS certificate reload failed, keeping the previous certificate: {text}");
-                *tls.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(text);
+                tls.record(Some(text), || ());
             }
         }
     }
