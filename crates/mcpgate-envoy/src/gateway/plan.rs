@@ -109,10 +109,11 @@ pub async fn plan(shared: &Arc<Shared>, in_flight: &Arc<InFlight>, headers: &Hea
         Err(r) => Plan::Answer(super::refusal(&r)),
         Ok((env, kind)) => {
             let modern = post::modern_parts(body, &env);
-            if modern.is_some() || post::announces_modern(&env, &checks::McpHeaders::read(headers)) {
+            let mcp = checks::McpHeaders::read(headers);
+            if modern.is_some() || post::announces_modern(&env, &mcp) {
                 modern_plan(shared, headers, &env, modern, kind, access).await
             } else {
-                legacy_plan(shared, in_flight, headers, &env, body, kind, access).await
+                legacy_plan(shared, in_flight, &mcp, &env, body, kind, access).await
             }
         }
     }
@@ -172,17 +173,17 @@ async fn modern_plan(shared: &Arc<Shared>, headers: &HeaderMap, env: &Envelope<'
 async fn legacy_plan(
     shared: &Arc<Shared>,
     in_flight: &Arc<InFlight>,
-    headers: &HeaderMap,
+    mcp: &checks::McpHeaders<'_>,
     env: &Envelope<'_>,
     body: &[u8],
     kind: Kind,
     access: &Access,
 ) -> Plan {
     let method = env.method();
-    if method.as_deref() == Some("initialize") && checks::session_id(headers).is_none() {
+    if method.as_deref() == Some("initialize") && mcp.session_id().is_none() {
         return Plan::FrontDoor;
     }
-    let session = match session_of(shared, headers, access) {
+    let session = match session_of(shared, mcp, access) {
         Ok(s) => s,
         Err(r) => return Plan::Answer(super::refusal(&r)),
     };
@@ -195,9 +196,9 @@ async fn legacy_plan(
 }
 
 /// The session checks standalone runs on every non-initialize legacy message.
-fn session_of(shared: &Shared, headers: &HeaderMap, access: &Access) -> Result<Arc<ClientSession>, Reject> {
-    checks::protocol_version(headers)?;
-    let id = checks::session_id(headers).ok_or(Reject::MissingSession)?;
+fn session_of(shared: &Shared, mcp: &checks::McpHeaders<'_>, access: &Access) -> Result<Arc<ClientSession>, Reject> {
+    mcp.protocol_version()?;
+    let id = mcp.session_id().ok_or(Reject::MissingSession)?;
     let session = shared.sessions.get(id).ok_or(Reject::UnknownSession)?;
     checks::same_identity(&session, access)?;
     Ok(session)

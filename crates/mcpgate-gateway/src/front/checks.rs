@@ -89,11 +89,20 @@ pub fn accept_post(headers: &HeaderMap) -> Result<(), Reject> {
 }
 
 pub fn protocol_version(headers: &HeaderMap) -> Result<(), Reject> {
-    McpHeaders::read(headers).protocol_version()
+    legacy_version(headers.get(VERSION))
+}
+
+/// A legacy request's version header: absent, or one this gateway speaks.
+fn legacy_version(value: Option<&HeaderValue>) -> Result<(), Reject> {
+    match value.map(|v| v.to_str().unwrap_or("")) {
+        None => Ok(()),
+        Some(v) if is_supported_legacy(v) => Ok(()),
+        Some(v) => Err(Reject::UnsupportedVersion(v.chars().take(40).collect())),
+    }
 }
 
 pub fn session_id(headers: &HeaderMap) -> Option<&str> {
-    McpHeaders::read(headers).session_id()
+    headers.get(SESSION).and_then(|v| v.to_str().ok())
 }
 
 /// The MCP headers of a request, found in one pass over its headers (a lookup per name hashes
@@ -128,11 +137,7 @@ impl<'a> McpHeaders<'a> {
 
     /// A legacy request's version header: absent, or one this gateway speaks.
     pub fn protocol_version(&self) -> Result<(), Reject> {
-        match self.version.map(|v| v.to_str().unwrap_or("")) {
-            None => Ok(()),
-            Some(v) if is_supported_legacy(v) => Ok(()),
-            Some(v) => Err(Reject::UnsupportedVersion(v.chars().take(40).collect())),
-        }
+        legacy_version(self.version)
     }
 }
 
