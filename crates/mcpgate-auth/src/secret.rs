@@ -2,14 +2,18 @@
 //! Owns the redaction of bearer tokens and private keys; never compares in a way that leaks
 //! timing to a caller (it is only compared in tests and config equality).
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Deserializer};
 
+/// Shared, not copied, when cloned: a verified caller's token is cloned out of the token
+/// cache on every request.
 #[derive(Clone, PartialEq, Eq, Default)]
-pub struct Secret(String);
+pub struct Secret(Arc<str>);
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
+        Self(Arc::from(value.into()))
     }
 
     /// The value itself, for the one place that must send or parse it.
@@ -26,7 +30,7 @@ impl std::fmt::Debug for Secret {
 
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Secret)
+        String::deserialize(d).map(Secret::new)
     }
 }
 

@@ -207,21 +207,32 @@ impl Policy {
     /// What `identity` may see and call in this request; `headers` carries any wristband
     /// (verified here). Remembered per token and wristband until either expires.
     pub fn caller(&self, identity: Option<&VerifiedIdentity>, headers: &http::HeaderMap) -> Arc<Caller> {
-        let mut parts: Vec<&[u8]> = vec![identity.map_or(&b""[..], |i| i.token().expose().as_bytes())];
-        let mut any_wristband = false;
-        for source in &self.inner.sources {
-            if let Source::Wristband { header, .. } = source {
-                for v in headers.get_all(header) {
-                    parts.push(v.as_bytes());
-                    any_wristband = true;
+        // The token enters the key by its hash, computed once when it was verified. Without
+        // wristband sources that hash is the key; with them, the key hashes it with every
+        // wristband value (the sources are fixed per policy, so the two kinds never meet).
+        let token_key = identity.map(VerifiedIdentity::token_key);
+        let key = if self.inner.sources.iter().any(|s| matches!(s, Source::Wristband { .. })) {
+            let mut parts: Vec<&[u8]> = vec![token_key.map_or(&b""[..], |k| &k[..])];
+            let mut any_wristband = false;
+            for source in &self.inner.sources {
+                if let Source::Wristband { header, .. } = source {
+                    for v in headers.get_all(header) {
+                        parts.push(v.as_bytes());
+                        any_wristband = true;
+                    }
+                    parts.push(b"\0end");
                 }
-                parts.push(b"\0end");
             }
-        }
-        if identity.is_none() && !any_wristband {
-            return Arc::new(Caller::build(&self.inner, identity, headers));
-        }
-        let key = token_hash(&parts);
+            if identity.is_none() && !any_wristband {
+                return Arc::new(Caller::build(&self.inner, identity, headers));
+            }
+            token_hash(&parts)
+        } else {
+            match token_key {
+                Some(key) => *key,
+                None => return Arc::new(Caller::build(&self.inner, identity, headers)),
+            }
+        };
         if let Some(c) = self.inner.callers.get(&key)
             && c.valid_until() >= crate::verify::now()
         {

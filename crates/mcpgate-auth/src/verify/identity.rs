@@ -24,6 +24,8 @@ pub struct VerifiedIdentity {
     /// The token's `exp` (seconds since the epoch).
     pub expires_at: u64,
     token: Secret,
+    /// The SHA-256 of the token: the key callers are remembered by, computed once.
+    token_key: [u8; 32],
 }
 
 impl VerifiedIdentity {
@@ -32,7 +34,13 @@ impl VerifiedIdentity {
         let expires_at = claims.get("exp")?.as_u64()?;
         let username = claims.get(username_claim).and_then(Value::as_str).map(str::to_owned);
         let scopes = scopes_of(&claims);
-        Some(Self { issuer, subject, username, claims: Arc::new(claims), scopes, expires_at, token: Secret::new(token) })
+        let token_key = crate::secret::token_hash(&[token.as_bytes()]);
+        Some(Self { issuer, subject, username, claims: Arc::new(claims), scopes, expires_at, token: Secret::new(token), token_key })
+    }
+
+    /// The SHA-256 of the token (never the token itself): equal for equal tokens.
+    pub(crate) fn token_key(&self) -> &[u8; 32] {
+        &self.token_key
     }
 
     /// The caller's original token, for the one place that exchanges it (RFC 8693).
