@@ -4,9 +4,12 @@
 //! fingerprint (a keyed hash with a per-process random key, so it cannot be brute-forced
 //! offline from a log line).
 
+use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use http::{HeaderName, HeaderValue};
+
+use mcpgate_auth::Secret;
 
 use crate::template::HeaderTemplate;
 
@@ -52,6 +55,25 @@ pub(crate) fn mask(secret: &str) -> String {
     }
 }
 
+/// A secret as a source's cache holds it (a Vault field, an exchanged token), with the
+/// [`Resolved`] first built from it: a warm call clones that instead of rendering the header,
+/// hashing the fingerprint and masking again. Built for one header template; a source with
+/// another template sharing the entry builds its own each time.
+pub(crate) struct CachedSecret {
+    secret: Secret,
+    built: OnceLock<(HeaderTemplate, Option<Resolved>)>,
+}
+
+impl CachedSecret {
+    pub fn new(secret: Secret) -> Self {
+        Self { secret, built: OnceLock::new() }
+    }
+
+    pub fn expose(&self) -> &str {
+        self.secret.expose()
+    }
+}
+
 /// Keyed hashing of credentials into [`Resolved::fingerprint`].
 pub(crate) struct Fingerprinter {
     key: aws_lc_rs::hmac::Key,
@@ -88,6 +110,20 @@ impl Fingerprinter {
         let headers = vec![header.render(secret)?];
         Some(Resolved { fingerprint: self.of(source, &headers), headers, source, expires_at, masked: mask(secret) })
     }
+
+    /// [`Fingerprinter::resolved`] of a cached secret, built once per entry. `source` and
+    /// `expires_at` must be the same on every call for one entry (they are: one cache per
+    /// source kind, and an entry's expiry is its own).
+    pub fn resolved_cached(&self, source: &'static str, header: &HeaderTemplate, cached: &CachedSecret, expires_at: Option<SystemTime>) -> Option<Resolved> {
+        if let Some((built_for, resolved)) = cached.built.get()
+            && built_for == header
+        {
+            return resolved.clone();
+        }
+        let resolved = self.resolved(source, header, cached.expose(), expires_at);
+        let _ = cached.built.set((header.clone(), resolved.clone()));
+        resolved
+    }
 }
 
 #[cfg(test)]
@@ -122,5 +158,28 @@ mod tests {
         let a = fp.resolved("vault", &header, "same", None).expect("a");
         let b = fp.resolved("static", &header, "same", None).expect("b");
         assert_ne!(a.fingerprint, b.fingerprint);
+    }
+
+    #[test]
+    fn a_cached_secret_resolves_as_the_secret_does_for_every_header() {
+        let fp = Fingerprinter::new().expect("rng");
+        let bearer = HeaderTemplate::parse("Authorization", None).expect("ok");
+        let api_key = HeaderTemplate::parse("X-Api-Key", None).expect("ok");
+        let cached = CachedSecret::new(Secret::new("ghp_0123456789abcdefghijklmnop"));
+        let direct = fp.resolved("vault", &bearer, cached.expose(), None).expect("direct");
+        for _ in 0..2 {
+            let warm = fp.resolved_cached("vault", &bearer, &cached, None).expect("cached");
+            assert_eq!((warm.fingerprint, &warm.headers, &warm.masked), (direct.fingerprint, &direct.headers, &direct.masked));
+            assert!(warm.headers[0].1.is_sensitive());
+            // Another template on the same entry gets its own header, not the first one's.
+            let other = fp.resolved_cached("vault", &api_key, &cached, None).expect("other");
+            assert_eq!(other.headers[0].0.as_str(), "x-api-key");
+            assert_eq!(other.headers[0].1, "ghp_0123456789abcdefghijklmnop");
+            assert_ne!(other.fingerprint, warm.fingerprint);
+        }
+        // A secret no header can carry stays refused when cached.
+        let bad = CachedSecret::new(Secret::new("line\nbreak"));
+        assert!(fp.resolved_cached("vault", &bearer, &bad, None).is_none());
+        assert!(fp.resolved_cached("vault", &bearer, &bad, None).is_none());
     }
 }

@@ -43,14 +43,14 @@ impl Var {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {
     Lit(String),
     Var(Var),
 }
 
 /// A string with placeholders, parsed once at load.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Template {
     parts: Vec<Part>,
 }
@@ -154,7 +154,7 @@ impl PathTemplate {
 /// Checks a caller- or config-supplied value before it fills a path segment: 1..=256 chars of
 /// `A-Z a-z 0-9 . _ @ + -`, not `.` and without `..`. `what` names it in the message.
 pub(crate) fn check_identity(what: &str, value: &str) -> Result<(), String> {
-    let shown = value.chars().take(64).collect::<String>().escape_default().to_string();
+    let shown = || value.chars().take(64).collect::<String>().escape_default().to_string();
     if value.is_empty() {
         return Err(format!("{what} is empty"));
     }
@@ -162,10 +162,10 @@ pub(crate) fn check_identity(what: &str, value: &str) -> Result<(), String> {
         return Err(format!("{what} is longer than 256 bytes"));
     }
     if let Some(c) = value.chars().find(|c| !is_path_char(*c)) {
-        return Err(format!("{what} \"{shown}\" contains {}; only A-Z a-z 0-9 . _ @ + - may address a credential", describe(c)));
+        return Err(format!("{what} \"{}\" contains {}; only A-Z a-z 0-9 . _ @ + - may address a credential", shown(), describe(c)));
     }
     if value == "." || value.contains("..") {
-        return Err(format!("{what} \"{shown}\" contains '..' or is '.'"));
+        return Err(format!("{what} \"{}\" contains '..' or is '.'", shown()));
     }
     Ok(())
 }
@@ -206,7 +206,7 @@ const RESERVED_HEADERS: &[&str] =
     &["host", "content-length", "content-type", "transfer-encoding", "connection", "te", "upgrade", "accept", "mcp-session-id", "mcp-protocol-version"];
 
 /// Header name and value template of a credential (`Authorization: Bearer {value}`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct HeaderTemplate {
     name: HeaderName,
     format: Template,

@@ -11,7 +11,6 @@ mod source;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mcpgate_auth::Secret;
 use serde_json::{Map, Value};
 
 pub(crate) use source::ExchangeSource;
@@ -20,6 +19,7 @@ use crate::caller::Caller;
 use crate::config::{ExchangeClientConfig, check_url};
 use crate::memo::Memo;
 use crate::oauth::TokenClient;
+use crate::resolved::CachedSecret;
 use crate::stats::{Counters, bump};
 use crate::wire::{describe, read_json};
 use check::Checker;
@@ -49,7 +49,7 @@ struct Key {
 
 /// A validated exchanged token.
 pub(crate) struct Exchanged {
-    pub token: Secret,
+    pub token: CachedSecret,
     pub expires_at: SystemTime,
     pub claims: Arc<Map<String, Value>>,
 }
@@ -141,7 +141,7 @@ impl Exchanger {
         let lifetime = expires_at.duration_since(now).unwrap_or_default();
         let keep = lifetime.saturating_sub(self.refresh_before.min(lifetime / 2));
         tracing::debug!(subject = %caller.subject, audience = %req.audience, keep_secs = keep.as_secs(), "exchanged the caller's token");
-        Ok((Arc::new(Exchanged { token: issued.token, expires_at, claims: identity.claims.clone() }), keep))
+        Ok((Arc::new(Exchanged { token: CachedSecret::new(issued.token), expires_at, claims: identity.claims.clone() }), keep))
     }
 
     async fn endpoint_for(&self, issuer: &str) -> Result<url::Url, String> {

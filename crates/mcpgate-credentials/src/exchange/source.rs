@@ -72,7 +72,7 @@ impl ExchangeSource {
             return Err(CredentialError::ToolNotPermitted { server: server(), tool: tool.to_owned() });
         }
         call.fingerprints
-            .resolved("token_exchange", &self.header, exchanged.token.expose(), Some(exchanged.expires_at))
+            .resolved_cached("token_exchange", &self.header, &exchanged.token, Some(exchanged.expires_at))
             .ok_or_else(|| CredentialError::BadHeaderValue { server: server(), via: "token_exchange" })
     }
 }

@@ -17,6 +17,7 @@ pub(crate) use source::VaultSource;
 
 use crate::config::{VaultAuth, VaultConfig, check_url, is_loopback};
 use crate::memo::{Memo, count_shared};
+use crate::resolved::CachedSecret;
 use crate::stats::{Counters, bump};
 use crate::wire::{describe, error_message, read_json, send};
 use session::Session;
@@ -61,7 +62,7 @@ impl Endpoint {
 }
 
 /// One secret field as cached: `None` for "no entry".
-type Entry = Option<Secret>;
+type Entry = Option<Arc<CachedSecret>>;
 
 pub(crate) struct VaultClient {
     endpoint: Arc<Endpoint>,
@@ -90,14 +91,23 @@ impl VaultClient {
 
     /// Field `field` of the secret at `<mount>/data/<path>`; `None` when there is no entry.
     /// Errors are phrased for [`crate::CredentialError::Vault`].
-    pub async fn read(&self, mount: &[&str], path: &[String], field: &str) -> Result<Entry, String> {
-        let mut segments: Vec<&str> = mount.to_vec();
-        segments.push("data");
-        segments.extend(path.iter().map(String::as_str));
+    pub async fn read(&self, mount: &[String], path: &[String], field: &str) -> Result<Entry, String> {
         // The key is the exact request (segments can hold no '/', see `template`) and field.
-        let key = format!("{}#{field}", segments.join("/"));
+        let mut key = String::with_capacity(64);
+        for segment in mount.iter().map(String::as_str).chain(["data"]).chain(path.iter().map(String::as_str)) {
+            if !key.is_empty() {
+                key.push('/');
+            }
+            key.push_str(segment);
+        }
+        key.push('#');
+        key.push_str(field);
         let counters = &self.endpoint.counters;
-        let (result, answer) = self.cache.get_or_fetch(&key, || self.fetch(&segments, field)).await;
+        let fetch = || {
+            let segments: Vec<&str> = mount.iter().map(String::as_str).chain(["data"]).chain(path.iter().map(String::as_str)).collect();
+            async move { self.fetch(&segments, field).await }
+        };
+        let (result, answer) = self.cache.get_or_fetch(&key, fetch).await;
         count_shared(counters, answer, &counters.vault_cache_hits);
         result
     }
@@ -145,7 +155,7 @@ impl VaultClient {
         // A lease on the secret (KV v1 style `ttl`, or a dynamic lease) shortens the cache.
         let lease = body.get("lease_duration").and_then(Value::as_u64).filter(|s| *s > 0).map(Duration::from_secs);
         let ttl = lease.map_or(self.cache_ttl, |l| l.min(self.cache_ttl));
-        Ok((Some(Secret::new(value.clone())), ttl))
+        Ok((Some(Arc::new(CachedSecret::new(Secret::new(value.as_str())))), ttl))
     }
 }
 

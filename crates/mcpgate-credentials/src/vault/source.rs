@@ -21,6 +21,8 @@ pub(crate) struct VaultSource {
     field: String,
     header: HeaderTemplate,
     username_claim: String,
+    /// How a refused username is named: `username (<claim>)`.
+    username_label: String,
     pub on_missing: OnMissing,
     pub on_error: OnError,
 }
@@ -54,6 +56,7 @@ impl VaultSource {
             field: cfg.field.clone(),
             header,
             username_claim: cfg.username_claim.clone(),
+            username_label: format!("username ({})", cfg.username_claim),
             on_missing: cfg.on_missing,
             on_error: cfg.on_error,
         })
@@ -62,27 +65,31 @@ impl VaultSource {
     /// The caller's secret; `None` when Vault has no entry for them.
     pub async fn resolve(&self, call: &Call<'_>, target: &Target) -> Result<Option<Resolved>, CredentialError> {
         let invalid = |reason: String| CredentialError::InvalidIdentity { server: target.name.clone(), via: "vault", reason };
-        let mut values = vec![(Var::Server, target.name.as_str())];
+        // At most four values: server, host, username, subject.
+        let mut values = [(Var::Server, target.name.as_str()); 4];
+        let mut filled = 1;
         if let Some(host) = &target.host {
-            values.push((Var::Host, host.as_str()));
+            values[filled] = (Var::Host, host.as_str());
+            filled += 1;
         }
         if self.path.uses(Var::Username) {
             let claim = &self.username_claim;
             let username = call.caller.claims.get(claim).and_then(Value::as_str);
             let username = username.ok_or_else(|| invalid(format!("the token has no string claim {claim:?}")))?;
-            check_identity(&format!("username ({claim})"), username).map_err(invalid)?;
-            values.push((Var::Username, username));
+            check_identity(&self.username_label, username).map_err(invalid)?;
+            values[filled] = (Var::Username, username);
+            filled += 1;
         }
         if self.path.uses(Var::Subject) {
             check_identity("subject", call.caller.subject).map_err(invalid)?;
-            values.push((Var::Subject, call.caller.subject));
+            values[filled] = (Var::Subject, call.caller.subject);
+            filled += 1;
         }
-        let segments = self.path.render(&values).map_err(invalid)?;
-        let mount: Vec<&str> = self.mount.iter().map(String::as_str).collect();
-        match self.client.read(&mount, &segments, &self.field).await {
+        let segments = self.path.render(&values[..filled]).map_err(invalid)?;
+        match self.client.read(&self.mount, &segments, &self.field).await {
             Ok(Some(secret)) => call
                 .fingerprints
-                .resolved("vault", &self.header, secret.expose(), None)
+                .resolved_cached("vault", &self.header, &secret, None)
                 .map(Some)
                 .ok_or_else(|| CredentialError::BadHeaderValue { server: target.name.clone(), via: "vault" }),
             Ok(None) => Ok(None),
