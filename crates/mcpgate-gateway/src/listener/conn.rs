@@ -81,11 +81,12 @@ impl ConnState {
     }
 
     pub fn is_evicted(&self) -> bool {
-        self.evicted.load(Ordering::Relaxed)
+        self.evicted.load(Ordering::Acquire)
     }
 
     pub fn evict(&self) {
-        self.evicted.store(true, Ordering::Relaxed);
+        // The flag first: the connection woken by the token looks at the flag.
+        self.evicted.store(true, Ordering::Release);
         self.evict.cancel();
     }
 
@@ -287,6 +288,27 @@ pub(crate) enum Ending {
     Closed(Closed),
 }
 
+/// The listener's "close every connection" signal: a token to be woken by, and a flag to look
+/// at on every poll (tokio-util's `is_cancelled` takes the token's lock, and every poll of
+/// every connection on every worker would look).
+#[derive(Default)]
+pub(crate) struct CloseAll {
+    fired: AtomicBool,
+    token: CancellationToken,
+}
+
+impl CloseAll {
+    pub fn fire(&self) {
+        // The flag first: a connection woken by the token looks at the flag.
+        self.fired.store(true, Ordering::Release);
+        self.token.cancel();
+    }
+
+    fn fired(&self) -> bool {
+        self.fired.load(Ordering::Acquire)
+    }
+}
+
 /// Time a connection asked to close (idle, evicted) gets before it is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
@@ -298,12 +320,12 @@ const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// moved only when it must fire earlier. A request on a kept-alive connection thus costs no
 /// wake-up of the connection's task and no new timer. Wake-ups the connection causes itself
 /// while polled are handled in the same poll ([`Inline`]).
-pub(crate) async fn watch<C>(conn: C, state: &ConnState, limits: &ConnLimits, stop: &CancellationToken) -> Ending
+pub(crate) async fn watch<C>(conn: C, state: &ConnState, limits: &ConnLimits, stop: &CloseAll) -> Ending
 where
     C: Future + GracefulShutdown,
 {
     let mut conn = std::pin::pin!(conn);
-    let mut stopped = std::pin::pin!(stop.cancelled());
+    let mut stopped = std::pin::pin!(stop.token.cancelled());
     let mut evicted = std::pin::pin!(state.evict.cancelled());
     let mut ending: Option<Ending> = None;
     let mut hard_stop: Option<Instant> = None;
@@ -328,12 +350,12 @@ where
                     let _ = (stopped.as_mut().poll(cx), evicted.as_mut().poll(cx));
                     registered = true;
                 }
-                if stop.is_cancelled() {
+                if stop.fired() {
                     conn.as_mut().graceful();
                     ending = Some(Ending::Normal);
                     continue;
                 }
-                if state.evict.is_cancelled() {
+                if state.is_evicted() {
                     conn.as_mut().graceful();
                     ending = Some(Ending::Closed(Closed::Evicted));
                     hard_stop = Some(Instant::now() + CLOSE_GRACE);

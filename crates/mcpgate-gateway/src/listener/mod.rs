@@ -69,7 +69,7 @@ struct DoorShared {
     table: Table,
     limits: LimitsSource,
     stop_accepting: CancellationToken,
-    close: CancellationToken,
+    close: conn::CloseAll,
     tasks: TaskTracker,
 }
 
@@ -88,7 +88,7 @@ impl Handle {
     /// Every open connection is asked to finish its in-flight requests and close (HTTP/2:
     /// GOAWAY; HTTP/1.1: close after the current response).
     pub fn close_connections(&self) {
-        self.shared.close.cancel();
+        self.shared.close.fire();
     }
 
     /// Waits until the accept loop has stopped and every connection has closed.
@@ -116,7 +116,7 @@ impl FrontDoor {
             table: Table::new(stats),
             limits,
             stop_accepting: CancellationToken::new(),
-            close: CancellationToken::new(),
+            close: conn::CloseAll::default(),
             tasks: TaskTracker::new(),
         });
         Ok(Self { tcp, tls, shared })
@@ -192,7 +192,7 @@ async fn serve_one(
     tls: Option<&TlsFront>,
     app: App,
     builder: &auto::Builder<TokioExecutor>,
-    close: &CancellationToken,
+    close: &conn::CloseAll,
 ) -> Ending {
     let service = Tracked { app, state: state.clone() };
     match tls {
