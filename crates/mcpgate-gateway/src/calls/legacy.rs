@@ -117,31 +117,41 @@ impl BackendCall {
             return Err(UpstreamError::Closed);
         }
         loop {
-            let got = match &mut self.phase {
-                Phase::Sending(send) => tokio::select! {
-                    sent = send => match sent {
-                        Ok(ex) => {
-                            self.phase = Phase::Receiving(ex);
-                            continue;
-                        }
-                        Err(UpstreamError::SessionExpired | UpstreamError::Closed) if self.retry.is_some() => {
-                            self.reopen().await?;
-                            continue;
-                        }
-                        Err(e) => Err(e),
+            // Looked at first: with the biased selects below, a backend that always has another
+            // message ready would otherwise never let the deadline be seen.
+            let got = if Instant::now() >= deadline {
+                Err(UpstreamError::Timeout)
+            } else {
+                match &mut self.phase {
+                    // Biased: messages first (related ones before the answer they came before), and
+                    // the deadline last, so a call whose answer is ready never arms the timer.
+                    Phase::Sending(send) => tokio::select! {
+                        biased;
+                        Some(bytes) = self.inbox.recv() => Ok(Inbound::related(bytes)),
+                        sent = send => match sent {
+                            Ok(ex) => {
+                                self.phase = Phase::Receiving(ex);
+                                continue;
+                            }
+                            Err(UpstreamError::SessionExpired | UpstreamError::Closed) if self.retry.is_some() => {
+                                self.reopen().await?;
+                                continue;
+                            }
+                            Err(e) => Err(e),
+                        },
+                        () = sleep_until(deadline) => Err(UpstreamError::Timeout),
                     },
-                    Some(bytes) = self.inbox.recv() => Ok(Inbound::related(bytes)),
-                    () = sleep_until(deadline) => Err(UpstreamError::Timeout),
-                },
-                Phase::Receiving(ex) => tokio::select! {
-                    next = ex.next() => match next {
-                        Ok(Some(m)) => Ok(m),
-                        Ok(None) => Err(UpstreamError::Closed),
-                        Err(e) => Err(e),
+                    Phase::Receiving(ex) => tokio::select! {
+                        biased;
+                        Some(bytes) = self.inbox.recv() => Ok(Inbound::related(bytes)),
+                        next = ex.next() => match next {
+                            Ok(Some(m)) => Ok(m),
+                            Ok(None) => Err(UpstreamError::Closed),
+                            Err(e) => Err(e),
+                        },
+                        () = sleep_until(deadline) => Err(UpstreamError::Timeout),
                     },
-                    Some(bytes) = self.inbox.recv() => Ok(Inbound::related(bytes)),
-                    () = sleep_until(deadline) => Err(UpstreamError::Timeout),
-                },
+                }
             };
             match &got {
                 Ok(m) if m.is_final => self.finish(),

@@ -115,9 +115,12 @@ async fn relay_modern(
     let work = Box::pin(async move {
         loop {
             let next = tokio::select! {
+                // Biased: a message already there is taken without arming the deadline's timer
+                // or waiting on the client's side of the channel.
+                biased;
+                n = timeout_at(deadline, ex.next()) => n,
                 // Closing the client's stream cancels: dropping the exchange closes ours.
                 () = tx.closed() => return,
-                n = timeout_at(deadline, ex.next()) => n,
             };
             match next_step(&backend, rewrite, &client_id, &map_final, &meter, next) {
                 Step::Final(out) => return send_final(&tx, out).await,
