@@ -341,16 +341,23 @@ class Bench:
             ),
         }
         rate = 500 if self.smoke else 2000
+        # The floor proxy is measured at c=16 right before each variant's c=16: the ratio of two
+        # measurements seconds apart, not of one minutes away (this machine's speed drifts).
+        floor, floor_url = self.floor(backend)
         for name, cfg in configs.items():
             gw, url = self.gateway(cfg, name="pipeline")
             kw = {"tool": "b_echo", "token": token}
             c1 = self.measured(gw, url, 1, **kw)
             # Closed loop at c=16: CPU per call without the idle wake-ups of the other two.
+            fl = self.measured(floor, floor_url, 16, tool="b_echo")
             c16 = self.measured(gw, url, 16, **kw)
             open_loop = self.measured(gw, url, 16, rate=rate, **kw)
-            self.record("2 full pipeline", name, c1=c1, c16=c16, open_loop=open_loop)
+            self.record("2 full pipeline", name, c1=c1, c16=c16, open_loop=open_loop, floor_c16=fl,
+                        cpu_vs_floor=round(c16["gateway_cpu_us_per_call"] / max(fl["gateway_cpu_us_per_call"], 0.1), 2))
             gw.terminate()
             gw.wait(5)
+        floor.terminate()
+        floor.wait(5)
         stop_all()
 
     def list_scale(self) -> None:
@@ -703,7 +710,10 @@ def write_report(b: Bench, out: Path) -> None:
             for key, label in labels.items():
                 if (g := r.get(key)) is None:
                     continue
-                lines.append(f"| {r['scenario']} | {r['variant']} ({label}) | | {g['p50_us']}/{g['p99_us']} | {g['throughput']:.0f} | {g['gateway_cpu_us_per_call']} | {g['gateway_rss_mib']} |")
+                cpu = g["gateway_cpu_us_per_call"]
+                if key == "c16" and (fl := r.get("floor_c16")):
+                    cpu = f"{cpu} (floor {fl['gateway_cpu_us_per_call']}: {r['cpu_vs_floor']}×)"
+                lines.append(f"| {r['scenario']} | {r['variant']} ({label}) | | {g['p50_us']}/{g['p99_us']} | {g['throughput']:.0f} | {cpu} | {g['gateway_rss_mib']} |")
             continue
         if g is None:
             extra = ", ".join(f"{k}={v}" for k, v in r.items() if k not in ("scenario", "variant"))
