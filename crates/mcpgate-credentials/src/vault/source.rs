@@ -65,27 +65,24 @@ impl VaultSource {
     /// The caller's secret; `None` when Vault has no entry for them.
     pub async fn resolve(&self, call: &Call<'_>, target: &Target) -> Result<Option<Resolved>, CredentialError> {
         let invalid = |reason: String| CredentialError::InvalidIdentity { server: target.name.clone(), via: "vault", reason };
-        // At most four values: server, host, username, subject.
-        let mut values = [(Var::Server, target.name.as_str()); 4];
-        let mut filled = 1;
+        // At most four: server, host, username, subject.
+        let mut values = Vec::with_capacity(4);
+        values.push((Var::Server, target.name.as_str()));
         if let Some(host) = &target.host {
-            values[filled] = (Var::Host, host.as_str());
-            filled += 1;
+            values.push((Var::Host, host.as_str()));
         }
         if self.path.uses(Var::Username) {
             let claim = &self.username_claim;
             let username = call.caller.claims.get(claim).and_then(Value::as_str);
             let username = username.ok_or_else(|| invalid(format!("the token has no string claim {claim:?}")))?;
             check_identity(&self.username_label, username).map_err(invalid)?;
-            values[filled] = (Var::Username, username);
-            filled += 1;
+            values.push((Var::Username, username));
         }
         if self.path.uses(Var::Subject) {
             check_identity("subject", call.caller.subject).map_err(invalid)?;
-            values[filled] = (Var::Subject, call.caller.subject);
-            filled += 1;
+            values.push((Var::Subject, call.caller.subject));
         }
-        let segments = self.path.render(&values[..filled]).map_err(invalid)?;
+        let segments = self.path.render(&values).map_err(invalid)?;
         match self.client.read(&self.mount, &segments, &self.field).await {
             Ok(Some(secret)) => call
                 .fingerprints
