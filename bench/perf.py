@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import free_port, pipeline_setup, wait_http, wait_port  # noqa: E402
+from run import free_port, pipeline_setup, start, stop_all, wait_http, wait_port  # noqa: E402
 
 FREQUENCY = 4000
 
@@ -78,13 +78,6 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="mcpgate-perf-"))
     keep = args.keep or work
     keep.mkdir(parents=True, exist_ok=True)
-    procs: list[subprocess.Popen] = []
-
-    def spawn(argv: list[str], stdout=subprocess.DEVNULL, **kw) -> subprocess.Popen:
-        p = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.DEVNULL, start_new_session=True, **kw)
-        procs.append(p)
-        return p
-
     def sampled(name: str, proc: subprocess.Popen, port: int, token: str | None) -> dict:
         load = [str(args.bin_dir / "mcpgate-load"), "--url", f"http://127.0.0.1:{port}/mcp", "--concurrency", "16", "--op", "call", "--tool", "b_echo"]
         load += ["--token", token] if token else []
@@ -107,15 +100,15 @@ def main() -> None:
 
     try:
         bport = free_port()
-        spawn([str(args.bin_dir / "mcpgate-bench-backend"), "--listen", f"127.0.0.1:{bport}", "--legacy-only"])
+        start([str(args.bin_dir / "mcpgate-bench-backend"), "--listen", f"127.0.0.1:{bport}", "--legacy-only"])
         wait_port(bport)
         backend = f"http://127.0.0.1:{bport}/mcp"
-        ready = pipeline_setup(work, spawn, backend, head="listen: LISTEN\ncatalog: {health_interval: 1h, refresh_interval: 1h}\n")
+        ready = pipeline_setup(work, start, backend, head="listen: LISTEN\ncatalog: {health_interval: 1h, refresh_interval: 1h}\n")
         if ready is None:
             sys.exit("needs the OpenID provider fixture and OpenBao (scripts/test.sh installs them)")
         token, configs = ready
         fport = free_port()
-        floor = spawn([str(args.bin_dir / "mcpgate-bench-floor"), "--listen", f"127.0.0.1:{fport}", "--backend", backend])
+        floor = start([str(args.bin_dir / "mcpgate-bench-floor"), "--listen", f"127.0.0.1:{fport}", "--backend", backend])
         wait_port(fport)
         lines = [sampled("floor proxy", floor, fport, None)]
         os.killpg(floor.pid, signal.SIGTERM)
@@ -123,7 +116,7 @@ def main() -> None:
             port = free_port()
             path = work / f"gw{i}.yaml"
             path.write_text(cfg.replace("LISTEN", f"127.0.0.1:{port}"))
-            gw = spawn([str(args.bin_dir / "mcpgate"), "serve", "--config", str(path)], env={**os.environ, "RUST_LOG": "warn"})
+            gw = start([str(args.bin_dir / "mcpgate"), "serve", "--config", str(path)], env={"RUST_LOG": "warn"})
             wait_http(f"http://127.0.0.1:{port}/readyz")
             lines.append(sampled(name, gw, port, None if name == "no auth" else token))
             os.killpg(gw.pid, signal.SIGTERM)
@@ -135,11 +128,7 @@ def main() -> None:
         for c in cats:
             print(f"| {c} | " + " | ".join(str(l["by_category_us"].get(c, 0)) for l in lines) + " |")
     finally:
-        for p in procs:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        stop_all()
 
 
 if __name__ == "__main__":
