@@ -437,6 +437,23 @@ impl ObjectWriter {
         self
     }
 
+    /// Appends `"key": <n>`, written in place (without the formatting machinery).
+    pub fn number(&mut self, key: &str, mut n: u64) -> &mut Self {
+        self.key(key);
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.buf.extend_from_slice(&digits[at..]);
+        self
+    }
+
     fn key(&mut self, key: &str) {
         if self.buf.len() > 1 {
             self.buf.push(b',');
@@ -466,6 +483,18 @@ mod tests {
         let at = 24..26;
         assert_eq!(&body[at.clone()], b"42");
         assert_eq!(splice(body, at, r#""client-7""#), br#"{"jsonrpc":"2.0","id":"client-7","result":{"id":42}}"#);
+    }
+
+    #[test]
+    fn a_written_request_id_is_the_number_in_decimal() {
+        for (n, text) in [(0, "0"), (7, "7"), (10, "10"), (1_000_000_007, "1000000007"), (u64::MAX, "18446744073709551615")] {
+            let mut w = ObjectWriter::with_capacity(8);
+            w.string("jsonrpc", "2.0").number("id", n).string("method", "ping");
+            let written = String::from_utf8(w.finish()).expect("UTF-8");
+            assert_eq!(written, format!(r#"{{"jsonrpc":"2.0","id":{text},"method":"ping"}}"#));
+            let env = Envelope::parse(written.as_bytes()).expect("parses");
+            assert_eq!(env.get("id").map(RawValue::get), Some(text));
+        }
     }
 
     #[test]

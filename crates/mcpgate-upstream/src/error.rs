@@ -99,10 +99,9 @@ fn connect_cause(e: &reqwest::Error) -> String {
 /// Whether the `Content-Type` of an answer starts with `prefix` (lowercase; ASCII case ignored),
 /// read without allocating: every answer is classified by it.
 pub(crate) fn content_type_starts(headers: &http::HeaderMap, prefix: &str) -> bool {
-    headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.as_bytes().get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(prefix.as_bytes())))
+    // Bytes compared as they are: an ASCII prefix matches only ASCII, so the value need not be
+    // checked as text first (that would read all of it, on every call).
+    headers.get(http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(prefix.as_bytes())))
 }
 
 /// The `Content-Type` of an answer as shown in an error (lowercased).

@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use http::HeaderMap;
 use mcpgate_protocol::ObjectWriter;
-use mcpgate_protocol::envelope::{Envelope, json_string, raw_str};
+use mcpgate_protocol::envelope::{Envelope, raw_str};
 use serde_json::value::RawValue;
 use tokio::sync::{Mutex, mpsc};
 
@@ -67,6 +67,14 @@ impl InitResult {
 enum Link {
     Http(streamable::HttpLink),
     Mux(mux::MuxLink),
+}
+
+/// A request written for one backend session ([`Connection::prepare`]).
+pub struct Prepared {
+    id: u64,
+    body: Vec<u8>,
+    /// `params._meta.progressToken`, which a multiplexed link routes progress by.
+    progress_token: Option<String>,
 }
 
 /// One initialised session with a backend.
@@ -160,15 +168,30 @@ impl Connection {
     /// request (a call's W3C trace context; Streamable HTTP only: the other transports have no
     /// per-request headers).
     pub async fn request_with_id(&self, id: u64, method: &str, params: Option<&str>, extra: Option<&HeaderMap>) -> Result<Exchange, UpstreamError> {
-        let mut w = ObjectWriter::with_capacity(params.map_or(0, str::len) + method.len() + 48);
-        w.string("jsonrpc", "2.0").raw("id", &id.to_string()).raw("method", &json_string(method));
+        self.send(self.prepare(id, method, params), extra).await
+    }
+
+    /// A request under an id from [`Self::allocate_id`], written and ready for [`Self::send`]:
+    /// a caller that sends it later need not keep its method and params.
+    pub fn prepare(&self, id: u64, method: &str, params: Option<&str>) -> Prepared {
+        let mut w = ObjectWriter::with_capacity(params.map_or(0, str::len) + method.len() + 72);
+        w.string("jsonrpc", "2.0").number("id", id).string("method", method);
         if let Some(p) = params {
             w.raw("params", p);
         }
-        let body = w.finish();
+        let progress_token = match &self.link {
+            Link::Mux(_) => mux::progress_token(params),
+            Link::Http(_) => None,
+        };
+        Prepared { id, body: w.finish(), progress_token }
+    }
+
+    /// Sends a request from [`Self::prepare`], with `extra` headers as for
+    /// [`Self::request_with_id`].
+    pub async fn send(&self, req: Prepared, extra: Option<&HeaderMap>) -> Result<Exchange, UpstreamError> {
         match &self.link {
-            Link::Http(h) => h.request(id, body, extra).await,
-            Link::Mux(m) => m.request(id, body, params).await,
+            Link::Http(h) => h.request(req.id, req.body, extra).await,
+            Link::Mux(m) => m.request(req.id, req.body, req.progress_token).await,
         }
     }
 

@@ -163,8 +163,8 @@ impl MuxLink {
         }
     }
 
-    pub(crate) async fn request(&self, id: u64, body: Vec<u8>, params: Option<&str>) -> Result<Exchange, UpstreamError> {
-        let (rx, guard) = self.mux.register(id, progress_token(params))?;
+    pub(crate) async fn request(&self, id: u64, body: Vec<u8>, progress_token: Option<String>) -> Result<Exchange, UpstreamError> {
+        let (rx, guard) = self.mux.register(id, progress_token)?;
         self.send(body).await?;
         Ok(Exchange::channel(id, rx, guard))
     }
@@ -192,7 +192,7 @@ impl Drop for MuxLink {
     }
 }
 
-fn progress_token(params: Option<&str>) -> Option<String> {
+pub(crate) fn progress_token(params: Option<&str>) -> Option<String> {
     let params = Envelope::parse(params?.as_bytes()).ok()?;
     let meta = Envelope::parse_raw(params.get("_meta")?).ok()?;
     meta.get("progressToken").map(|t| t.get().to_owned())

@@ -16,7 +16,6 @@ use mcpgate_credentials::Resolved;
 use mcpgate_protocol::envelope::{Envelope, Kind, json_string, splice};
 use mcpgate_protocol::errors::notification;
 use mcpgate_upstream::{Connection, Exchange, Inbound, UpstreamError};
-use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until, timeout_at};
 use tracing::Instrument;
 
@@ -26,7 +25,7 @@ use crate::core::{ResultRewrite, Target, credential};
 use crate::identity::Access;
 use crate::observe::{RequestMeter, trace};
 use crate::reply::Reply;
-use crate::session::ClientSession;
+use crate::session::{ClientSession, Inbox};
 use crate::state::Shared;
 
 pub async fn forward(shared: &Arc<Shared>, session: &Arc<ClientSession>, access: &Access, target: Target, client_id: String) -> Reply {
@@ -82,7 +81,7 @@ pub(crate) struct BackendCall {
     backend_id: u64,
     phase: Phase,
     /// Messages for this call that arrived on the backend session's GET stream.
-    inbox: mpsc::UnboundedReceiver<Bytes>,
+    inbox: Inbox,
     finished: bool,
     /// To send it again once on a fresh backend session when the backend lost the old one.
     retry: Option<Retry>,
@@ -116,6 +115,9 @@ impl BackendCall {
         if self.finished {
             return Err(UpstreamError::Closed);
         }
+        // One timer for both phases: armed (registered with the runtime) once per call at most.
+        let timer = sleep_until(deadline);
+        let mut timer = std::pin::pin!(timer);
         loop {
             // Looked at first: with the biased selects below, a backend that always has another
             // message ready would otherwise never let the deadline be seen.
@@ -127,7 +129,7 @@ impl BackendCall {
                     // the deadline last, so a call whose answer is ready never arms the timer.
                     Phase::Sending(send) => tokio::select! {
                         biased;
-                        Some(bytes) = self.inbox.recv() => Ok(Inbound::related(bytes)),
+                        bytes = self.inbox.recv() => Ok(Inbound::related(bytes)),
                         sent = send => match sent {
                             Ok(ex) => {
                                 self.phase = Phase::Receiving(ex);
@@ -139,17 +141,17 @@ impl BackendCall {
                             }
                             Err(e) => Err(e),
                         },
-                        () = sleep_until(deadline) => Err(UpstreamError::Timeout),
+                        () = timer.as_mut() => Err(UpstreamError::Timeout),
                     },
                     Phase::Receiving(ex) => tokio::select! {
                         biased;
-                        Some(bytes) = self.inbox.recv() => Ok(Inbound::related(bytes)),
+                        bytes = self.inbox.recv() => Ok(Inbound::related(bytes)),
                         next = ex.next() => match next {
                             Ok(Some(m)) => Ok(m),
                             Ok(None) => Err(UpstreamError::Closed),
                             Err(e) => Err(e),
                         },
-                        () = sleep_until(deadline) => Err(UpstreamError::Timeout),
+                        () = timer.as_mut() => Err(UpstreamError::Timeout),
                     },
                 }
             };
@@ -207,20 +209,15 @@ impl Drop for BackendCall {
 }
 
 /// Registers the call under a fresh backend id and starts sending it.
-fn start(
-    session: &ClientSession,
-    backend: &Backend,
-    conn: &Arc<Connection>,
-    client_id: &str,
-    method: &str,
-    params: &str,
-) -> (u64, mpsc::UnboundedReceiver<Bytes>, Phase) {
+fn start(session: &ClientSession, backend: &Backend, conn: &Arc<Connection>, client_id: &str, method: &str, params: &str) -> (u64, Inbox, Phase) {
     let backend_id = conn.allocate_id();
     let inbox = session.start_call(client_id, &backend.name, conn, backend_id);
-    let (conn, method, params) = (conn.clone(), method.to_owned(), params.to_owned());
+    // Written now: the sending future owns the body, not copies of the method and params.
+    let request = conn.prepare(backend_id, method, Some(params));
     let span = crate::stage_span!("upstream", otel.kind = "client", mcp.server = %backend.name, mcp.method.name = %method);
     let trace = span.in_scope(trace::outbound);
-    let send: Sending = Box::pin(async move { conn.request_with_id(backend_id, &method, Some(&params), trace.as_ref()).await }.instrument(span));
+    let conn = conn.clone();
+    let send: Sending = Box::pin(async move { conn.send(request, trace.as_ref()).await }.instrument(span));
     (backend_id, inbox, Phase::Sending(send))
 }
 

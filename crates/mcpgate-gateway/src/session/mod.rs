@@ -25,7 +25,7 @@ mod requests;
 pub mod seal;
 pub mod tasks;
 
-pub use calls::Cancelled;
+pub use calls::{Cancelled, Inbox};
 pub use caps::{ClientCaps, capability_of};
 pub use events::refuse;
 pub use registry::{Evicted, Refused, SessionLimits, Sessions, short};
@@ -263,7 +263,7 @@ impl ClientSession {
     /// Registers a call sent on `conn` under `backend_id`, before it is sent: from now on the
     /// client can cancel it, and a server request the backend sends for it on its GET stream
     /// arrives on the returned inbox (raw, as the backend sent it).
-    pub fn start_call(&self, client_id: &str, server: &ServerName, conn: &Arc<Connection>, backend_id: u64) -> mpsc::UnboundedReceiver<Bytes> {
+    pub fn start_call(&self, client_id: &str, server: &ServerName, conn: &Arc<Connection>, backend_id: u64) -> Inbox {
         self.calls.start_backend(client_id, server, conn, backend_id)
     }
 
