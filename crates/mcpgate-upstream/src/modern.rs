@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use mcpgate_protocol::ObjectWriter;
-use mcpgate_protocol::envelope::{Envelope, Needle, json_string, raw_str};
+use mcpgate_protocol::envelope::{Envelope, Needle, raw_str};
 use mcpgate_protocol::modern::{HEADER_METHOD, HEADER_NAME, HEADER_PARAM_PREFIX, encode_header_value, request_meta, with_meta};
 use mcpgate_protocol::versions::MODERN_VERSION;
 use serde_json::value::RawValue;
@@ -62,8 +62,8 @@ impl ModernLink {
         extra: &[(HeaderName, HeaderValue)],
     ) -> Result<Exchange, UpstreamError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let mut w = ObjectWriter::with_capacity(params.len() + method.len() + 48);
-        w.string("jsonrpc", "2.0").raw("id", &id.to_string()).raw("method", &json_string(method)).raw("params", params);
+        let mut w = ObjectWriter::with_capacity(params.len() + method.len() + 72);
+        w.string("jsonrpc", "2.0").number("id", id).string("method", method).raw("params", params);
         let mut headers = self.headers.clone();
         for (name, value) in extra {
             headers.insert(name.clone(), value.clone());

@@ -49,7 +49,7 @@ impl InitOptions {
         params.raw("protocolVersion", &json_string(&self.protocol_version)).raw("capabilities", &self.capabilities).raw("clientInfo", &self.client_info);
         let params = String::from_utf8(params.finish()).unwrap_or_default();
         let mut w = ObjectWriter::new();
-        w.string("jsonrpc", "2.0").raw("id", &id.to_string()).string("method", "initialize").raw("params", &params);
+        w.string("jsonrpc", "2.0").number("id", id).string("method", "initialize").raw("params", &params);
         w.finish()
     }
 }

@@ -131,7 +131,7 @@ async fn legacy_rounds(
             }
             let (id, answer) = session.register_bridged_request();
             let mut w = ObjectWriter::new();
-            w.string("jsonrpc", "2.0").raw("id", &id).raw("method", &json_string(&method));
+            w.string("jsonrpc", "2.0").raw("id", &id).string("method", &method);
             if let Some(p) = r.get("params") {
                 w.raw("params", p.get());
             }
