@@ -1,6 +1,8 @@
 //! Wire details of the stateless (2026-07-28) era: the per-request `_meta` keys and the
 //! request-metadata headers of SEP-2243 with their Base64 sentinel encoding.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
@@ -39,14 +41,15 @@ const SENTINEL_END: &str = "?=";
 
 /// A header value for `value`: as-is when it is plain visible ASCII (spaces inside allowed),
 /// else (or when it looks like the sentinel itself) the `=?base64?…?=` form.
-pub fn encode_header_value(value: &str) -> String {
+pub fn encode_header_value(value: &str) -> Cow<'_, str> {
     let looks_encoded = value.starts_with(SENTINEL_START) && value.ends_with(SENTINEL_END);
-    let plain = !value.is_empty()
-        && value.bytes().all(|b| b == b' ' || b == b'\t' || (0x21..=0x7e).contains(&b))
-        && !value.starts_with([' ', '\t'])
-        && !value.ends_with([' ', '\t'])
-        && !looks_encoded;
-    if plain { value.to_owned() } else { format!("{SENTINEL_START}{}{SENTINEL_END}", STANDARD.encode(value.as_bytes())) }
+    let plain = !value.is_empty() && value.bytes().all(is_header_text) && !value.starts_with([' ', '\t']) && !value.ends_with([' ', '\t']) && !looks_encoded;
+    if plain { Cow::Borrowed(value) } else { Cow::Owned(format!("{SENTINEL_START}{}{SENTINEL_END}", STANDARD.encode(value.as_bytes()))) }
+}
+
+/// Visible ASCII, space or tab: what a header value may carry as it is.
+fn is_header_text(b: u8) -> bool {
+    b == b'\t' || (b' '..=b'~').contains(&b)
 }
 
 /// Why a header value could not be read.
@@ -59,17 +62,17 @@ pub enum HeaderValueError {
 }
 
 /// The value a header carries, sentinel-decoded.
-pub fn decode_header_value(raw: &[u8]) -> Result<String, HeaderValueError> {
-    if !raw.iter().all(|b| *b == b' ' || *b == b'\t' || (0x21..=0x7e).contains(b)) {
+pub fn decode_header_value(raw: &[u8]) -> Result<Cow<'_, str>, HeaderValueError> {
+    if !raw.iter().copied().all(is_header_text) {
         return Err(HeaderValueError::InvalidCharacters);
     }
     let s = std::str::from_utf8(raw).map_err(|_| HeaderValueError::InvalidCharacters)?;
     match s.strip_prefix(SENTINEL_START).and_then(|r| r.strip_suffix(SENTINEL_END)) {
         Some(b64) => {
             let bytes = STANDARD.decode(b64).map_err(|_| HeaderValueError::BadBase64)?;
-            String::from_utf8(bytes).map_err(|_| HeaderValueError::BadBase64)
+            String::from_utf8(bytes).map(Cow::Owned).map_err(|_| HeaderValueError::BadBase64)
         }
-        None => Ok(s.to_owned()),
+        None => Ok(Cow::Borrowed(s)),
     }
 }
 

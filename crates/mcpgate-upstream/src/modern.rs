@@ -31,9 +31,9 @@ pub struct ModernLink {
 
 /// The request-metadata headers of one call, computed from the body the backend will see.
 #[derive(Debug, Default, Clone)]
-pub struct RequestHeaders {
+pub struct RequestHeaders<'a> {
     /// The `Mcp-Name` source value (tool or prompt name, resource URI, task id).
-    pub name: Option<String>,
+    pub name: Option<&'a str>,
     /// `Mcp-Param-{name}` values, unencoded.
     pub params: Vec<(String, String)>,
 }
@@ -43,12 +43,15 @@ impl ModernLink {
         headers.insert(ACCEPT, HeaderValue::from_static("application/json, text/event-stream"));
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(VERSION_HEADER, HeaderValue::from_static(MODERN_VERSION));
+        // A clone keeps this map's table size: room now for each request's own headers (method,
+        // name, a credential, trace context, `Host`, `Content-Length`) spares a regrow per call.
+        headers.reserve(8);
         let fast = crate::h1::pool_for(&url).map(|p| (p, crate::h1::target_of(&url)));
         Self { client, url, fast, headers, next_id: AtomicU64::new(1) }
     }
 
     /// Sends `method` with `params` (which must already carry the modern `_meta`).
-    pub async fn request(&self, method: &str, params: &str, meta_headers: &RequestHeaders) -> Result<Exchange, UpstreamError> {
+    pub async fn request(&self, method: &str, params: &str, meta_headers: &RequestHeaders<'_>) -> Result<Exchange, UpstreamError> {
         self.request_with(method, params, meta_headers, &[]).await
     }
 
@@ -58,7 +61,7 @@ impl ModernLink {
         &self,
         method: &str,
         params: &str,
-        meta_headers: &RequestHeaders,
+        meta_headers: &RequestHeaders<'_>,
         extra: &[(HeaderName, HeaderValue)],
     ) -> Result<Exchange, UpstreamError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -71,7 +74,7 @@ impl ModernLink {
         if let Ok(v) = HeaderValue::from_str(method) {
             headers.insert(HeaderName::from_static(HEADER_METHOD), v);
         }
-        if let Some(Ok(v)) = meta_headers.name.as_ref().map(|n| HeaderValue::from_str(&encode_header_value(n))) {
+        if let Some(Ok(v)) = meta_headers.name.map(|n| HeaderValue::from_str(&encode_header_value(n))) {
             headers.insert(HeaderName::from_static(HEADER_NAME), v);
         }
         for (name, value) in &meta_headers.params {

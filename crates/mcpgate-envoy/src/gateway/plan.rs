@@ -108,8 +108,8 @@ pub async fn plan(shared: &Arc<Shared>, in_flight: &Arc<InFlight>, headers: &Hea
     match parse(headers, body) {
         Err(r) => Plan::Answer(super::refusal(&r)),
         Ok((env, kind)) => {
-            let modern = post::modern_parts(body, &env);
             let mcp = checks::McpHeaders::read(headers);
+            let modern = post::modern_parts(body, &env, &mcp);
             if modern.is_some() || post::announces_modern(&env, &mcp) {
                 modern_plan(shared, headers, &env, modern, kind, access).await
             } else {

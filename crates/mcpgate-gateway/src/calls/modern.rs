@@ -27,8 +27,8 @@ use crate::state::Shared;
 use tracing::Instrument;
 
 /// `Mcp-Name` and `Mcp-Param-*` for the request as the backend will see it.
-pub fn request_headers(target: &Target) -> RequestHeaders {
-    let mut out = RequestHeaders { name: target.name.clone(), params: Vec::new() };
+pub fn request_headers(target: &Target) -> RequestHeaders<'_> {
+    let mut out = RequestHeaders { name: target.name.as_deref(), params: Vec::new() };
     if !target.param_headers.is_empty() {
         let params: serde_json::Value = serde_json::from_str(&target.params).unwrap_or_default();
         for h in &target.param_headers {

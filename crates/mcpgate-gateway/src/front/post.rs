@@ -150,8 +150,8 @@ async fn handle(
         (Kind::Notification, _) => METHOD_NOTIFICATION,
         _ => METHOD_RESPONSE,
     };
-    let modern = modern_parts(&bytes, &env);
     let mcp = checks::McpHeaders::read(headers);
+    let modern = modern_parts(&bytes, &env, &mcp);
     if modern.is_some() || announces_modern(&env, &mcp) {
         seen.era = Era::Modern;
         return Ok(Box::pin(crate::clients::modern::handle(shared, headers, &env, modern, kind, access)).await);
@@ -211,12 +211,14 @@ fn structure_error(e: StructureError) -> Reject {
 }
 
 /// A modern-era (2026-07-28) request carries its protocol version in `params._meta`: its params
-/// and `_meta`, parsed, when it does.
-pub fn modern_parts<'a>(body: &[u8], env: &Envelope<'a>) -> Option<ModernParts<'a>> {
+/// and `_meta`, parsed, when it does. The headers only decide how to look: the body decides.
+pub fn modern_parts<'a>(body: &[u8], env: &Envelope<'a>, mcp: &checks::McpHeaders<'_>) -> Option<ModernParts<'a>> {
     // Without escapes in the body, the key is there only if its bytes are: most legacy
-    // requests are told apart without parsing params.
+    // requests are told apart without parsing params. A request whose version header is not a
+    // legacy one is almost always modern, so the search would only find what the parse finds.
     static VERSION_KEY: Needle = Needle::new(META_PROTOCOL_VERSION.as_bytes());
-    if !VERSION_KEY.may_be_in(body) {
+    let likely_modern = mcp.version().is_some_and(|v| !mcpgate_protocol::versions::is_supported_legacy(v));
+    if !likely_modern && !VERSION_KEY.may_be_in(body) {
         return None;
     }
     let params = env.params_object().ok().flatten()?;

@@ -49,9 +49,10 @@ pub async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, env: &Envelope<'_
         Some(attached) => attached,
         None => access,
     };
-    let catalog = shared.catalog.load_full();
-    let page_size = shared.config.load().catalog.page_size;
+    // Only lists read the catalog and page size here: a call's routing takes its own snapshot.
     let list = |kind| {
+        let catalog = shared.catalog.load_full();
+        let page_size = shared.config.load().catalog.page_size;
         let (ttl, scope) = cache_hints(shared, &access);
         let scope = json_string(scope);
         let extra = [("resultType", r#""complete""#), ("ttlMs", ttl.as_str()), ("cacheScope", scope.as_str())];

@@ -2,6 +2,8 @@
 //! compared with the body and with the names the gateway exposes. The body is what the
 //! gateway acts on; headers are only ever checked against it.
 
+use std::borrow::Cow;
+
 use axum::http::header::{AsHeaderName, HeaderName};
 use axum::http::{HeaderMap, StatusCode};
 use mcpgate_protocol::envelope::{Envelope, json_string, raw_str};
@@ -55,7 +57,8 @@ impl ModernRequest {
         let Some(version) = meta.get(META_PROTOCOL_VERSION).and_then(raw_str) else {
             return Err(refuse(StatusCode::BAD_REQUEST, ErrorCode::InvalidParams, format!("_meta[\"{META_PROTOCOL_VERSION}\"] must be a string")));
         };
-        if meta.get(META_CLIENT_CAPABILITIES).is_none_or(|c| !c.get().starts_with('{')) {
+        let client_caps = meta.get(META_CLIENT_CAPABILITIES);
+        if client_caps.is_none_or(|c| !c.get().starts_with('{')) {
             return Err(refuse(StatusCode::BAD_REQUEST, ErrorCode::InvalidParams, format!("_meta[\"{META_CLIENT_CAPABILITIES}\"] must be an object")));
         }
         if header_version != version {
@@ -66,7 +69,7 @@ impl ModernRequest {
             let e = RpcError::new(ErrorCode::UnsupportedVersion, format!("Unsupported protocol version: {version}")).with_data(data);
             return Err((StatusCode::BAD_REQUEST, e, id));
         }
-        let capabilities = meta.get(META_CLIENT_CAPABILITIES).map_or_else(|| "{}".to_owned(), |c| c.get().to_owned());
+        let capabilities = client_caps.map_or_else(|| "{}".to_owned(), |c| c.get().to_owned());
         let client_info = meta.get(META_CLIENT_INFO).map_or_else(|| r#"{"name":"unknown-client","version":"0"}"#.to_owned(), |c| c.get().to_owned());
         let log_level = match meta.get(META_LOG_LEVEL) {
             None => None,
@@ -96,17 +99,18 @@ impl ModernRequest {
                 (Some(Ok(_)), Some(_)) => {}
             }
         }
+        let checked_name = if method == "tools/call" { name } else { None };
         let req = Self {
-            id: id.clone().unwrap_or_else(|| "null".into()),
+            id: id.unwrap_or_else(|| "null".into()),
             method,
             params: env.params().map_or_else(|| b"{}".to_vec(), |p| p.get().as_bytes().to_vec()),
-            caps: meta.get(META_CLIENT_CAPABILITIES).map_or_else(ClientCaps::default, ClientCaps::of_raw),
+            caps: client_caps.map_or_else(ClientCaps::default, ClientCaps::of_raw),
             capabilities,
             client_info,
             log_level,
         };
-        if let (true, Some(name)) = (req.method == "tools/call", name) {
-            req.check_param_headers(shared, headers, &name).map_err(|m| mismatch(&id, m))?;
+        if let Some(name) = checked_name {
+            req.check_param_headers(shared, headers, &name).map_err(|m| mismatch(&Some(req.id.clone()), m))?;
         }
         Ok((req, params))
     }
@@ -143,7 +147,7 @@ impl ModernRequest {
 const METHOD: HeaderName = HeaderName::from_static(HEADER_METHOD);
 const NAME: HeaderName = HeaderName::from_static(HEADER_NAME);
 
-fn header<K: AsHeaderName>(headers: &HeaderMap, name: K) -> Option<Result<String, HeaderValueError>> {
+fn header<K: AsHeaderName>(headers: &HeaderMap, name: K) -> Option<Result<Cow<'_, str>, HeaderValueError>> {
     headers.get(name).map(|v| decode_header_value(v.as_bytes()))
 }
 
