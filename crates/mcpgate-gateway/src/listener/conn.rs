@@ -316,9 +316,10 @@ const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// on eviction, or gracefully when `stop` fires.
 ///
 /// One hand-written poll instead of a `select!` loop: after each poll of the connection (which
-/// is where a request's first bytes are seen) the deadline is looked at again, and the timer is
-/// moved only when it must fire earlier. A request on a kept-alive connection thus costs no
-/// wake-up of the connection's task and no new timer. Wake-ups the connection causes itself
+/// is where a request's first bytes are seen) the deadline of an idle connection is looked at
+/// again, the timer is moved only when it must fire earlier, and polled only when it may have
+/// fired or was moved. A request on a kept-alive connection thus costs no wake-up of the
+/// connection's task, no new timer, and no clock read here. Wake-ups the connection causes itself
 /// while polled are handled in the same poll ([`Inline`]).
 pub(crate) async fn watch<C>(conn: C, state: &ConnState, limits: &ConnLimits, stop: &CloseAll) -> Ending
 where
@@ -330,6 +331,9 @@ where
     let mut ending: Option<Ending> = None;
     let mut hard_stop: Option<Instant> = None;
     let mut registered = false;
+    // Whether the timer was polled (holding the waker, which stays the same for the
+    // connection's life) and not moved since.
+    let mut waiting = false;
     // When the connection is busy, when to look again (the end of a request does not wake us).
     let busy_check = limits.idle_timeout.min(limits.header_read_timeout);
     let next = |hard_stop: Option<Instant>| match hard_stop {
@@ -362,17 +366,36 @@ where
                     continue;
                 }
             }
-            let (deadline, why) = next(hard_stop);
-            if deadline < armed {
+            // While busy (and not stopping) nothing can be due: the timer already looks again
+            // later, so there is no deadline to compute and no clock to read.
+            let due = match hard_stop {
+                Some(at) => Some((at, None)),
+                None => state.deadline(limits).map(|(at, why)| (at, Some(why))),
+            };
+            if let Some((deadline, _)) = due
+                && deadline < armed
+            {
                 armed = deadline;
                 timer.as_mut().reset(armed);
+                waiting = false;
             }
-            if timer.as_mut().poll(cx).is_pending() {
+            // A timer that holds our waker needs no poll until it has fired: looking at its
+            // state is cheaper than polling it after every poll of the connection.
+            if waiting && !timer.is_elapsed() {
                 return Poll::Pending;
             }
+            // Out of budget, the timer answers `Pending` without taking the waker.
+            let budget = tokio::task::coop::has_budget_remaining();
+            if timer.as_mut().poll(cx).is_pending() {
+                waiting = budget;
+                return Poll::Pending;
+            }
+            waiting = false;
             // The timer fired: act when the deadline as it is now has passed.
             let now = Instant::now();
-            if deadline <= now {
+            if let Some((deadline, why)) = due
+                && deadline <= now
+            {
                 if hard_stop.is_some() {
                     return Poll::Ready(ending.take().unwrap_or(Ending::Normal));
                 }
