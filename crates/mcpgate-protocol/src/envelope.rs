@@ -424,6 +424,14 @@ impl ObjectWriter {
         Self::with_capacity(128)
     }
 
+    /// A JSON-RPC message: `"jsonrpc":"2.0"` written as one piece (every message starts so).
+    pub fn jsonrpc(capacity: usize) -> Self {
+        const START: &[u8] = br#"{"jsonrpc":"2.0""#;
+        let mut buf = Vec::with_capacity(capacity.max(START.len() + 1));
+        buf.extend_from_slice(START);
+        Self { buf }
+    }
+
     /// Appends `"key": <raw>`; `raw` must already be valid JSON.
     pub fn raw(&mut self, key: &str, raw: &str) -> &mut Self {
         self.key(key);
@@ -488,8 +496,8 @@ mod tests {
     #[test]
     fn a_written_request_id_is_the_number_in_decimal() {
         for (n, text) in [(0, "0"), (7, "7"), (10, "10"), (1_000_000_007, "1000000007"), (u64::MAX, "18446744073709551615")] {
-            let mut w = ObjectWriter::with_capacity(8);
-            w.string("jsonrpc", "2.0").number("id", n).string("method", "ping");
+            let mut w = ObjectWriter::jsonrpc(8);
+            w.number("id", n).string("method", "ping");
             let written = String::from_utf8(w.finish()).expect("UTF-8");
             assert_eq!(written, format!(r#"{{"jsonrpc":"2.0","id":{text},"method":"ping"}}"#));
             let env = Envelope::parse(written.as_bytes()).expect("parses");

@@ -71,23 +71,23 @@ impl RpcError {
 
     /// A whole error response for request `id` (raw JSON, `null` when unknown).
     pub fn response(&self, id: Option<&str>) -> Vec<u8> {
-        let mut w = ObjectWriter::new();
-        w.string("jsonrpc", "2.0").raw("id", id.unwrap_or("null")).raw("error", &self.object());
+        let mut w = ObjectWriter::jsonrpc(128);
+        w.raw("id", id.unwrap_or("null")).raw("error", &self.object());
         w.finish()
     }
 }
 
 /// A success response for request `id` with a raw `result`.
 pub fn result_response(id: &str, result: &str) -> Vec<u8> {
-    let mut w = ObjectWriter::with_capacity(result.len() + id.len() + 32);
-    w.string("jsonrpc", "2.0").raw("id", id).raw("result", result);
+    let mut w = ObjectWriter::jsonrpc(result.len() + id.len() + 32);
+    w.raw("id", id).raw("result", result);
     w.finish()
 }
 
 /// A notification with raw `params`.
 pub fn notification(method: &str, params: Option<&str>) -> Vec<u8> {
-    let mut w = ObjectWriter::new();
-    w.string("jsonrpc", "2.0").raw("method", &json_string(method));
+    let mut w = ObjectWriter::jsonrpc(128);
+    w.raw("method", &json_string(method));
     if let Some(p) = params {
         w.raw("params", p);
     }

@@ -174,8 +174,8 @@ impl Connection {
     /// A request under an id from [`Self::allocate_id`], written and ready for [`Self::send`]:
     /// a caller that sends it later need not keep its method and params.
     pub fn prepare(&self, id: u64, method: &str, params: Option<&str>) -> Prepared {
-        let mut w = ObjectWriter::with_capacity(params.map_or(0, str::len) + method.len() + 72);
-        w.string("jsonrpc", "2.0").number("id", id).string("method", method);
+        let mut w = ObjectWriter::jsonrpc(params.map_or(0, str::len) + method.len() + 72);
+        w.number("id", id).string("method", method);
         if let Some(p) = params {
             w.raw("params", p);
         }

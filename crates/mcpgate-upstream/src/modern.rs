@@ -65,8 +65,8 @@ impl ModernLink {
         extra: &[(HeaderName, HeaderValue)],
     ) -> Result<Exchange, UpstreamError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let mut w = ObjectWriter::with_capacity(params.len() + method.len() + 72);
-        w.string("jsonrpc", "2.0").number("id", id).string("method", method).raw("params", params);
+        let mut w = ObjectWriter::jsonrpc(params.len() + method.len() + 72);
+        w.number("id", id).string("method", method).raw("params", params);
         let mut headers = self.headers.clone();
         for (name, value) in extra {
             headers.insert(name.clone(), value.clone());

@@ -48,8 +48,8 @@ impl InitOptions {
         let mut params = ObjectWriter::new();
         params.raw("protocolVersion", &json_string(&self.protocol_version)).raw("capabilities", &self.capabilities).raw("clientInfo", &self.client_info);
         let params = String::from_utf8(params.finish()).unwrap_or_default();
-        let mut w = ObjectWriter::new();
-        w.string("jsonrpc", "2.0").number("id", id).string("method", "initialize").raw("params", &params);
+        let mut w = ObjectWriter::jsonrpc(params.len() + 64);
+        w.number("id", id).string("method", "initialize").raw("params", &params);
         w.finish()
     }
 }

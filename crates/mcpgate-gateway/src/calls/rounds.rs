@@ -130,8 +130,8 @@ async fn legacy_rounds(
                 return send_final(tx, e.response(Some(client_id))).await;
             }
             let (id, answer) = session.register_bridged_request();
-            let mut w = ObjectWriter::new();
-            w.string("jsonrpc", "2.0").raw("id", &id).string("method", &method);
+            let mut w = ObjectWriter::jsonrpc(128);
+            w.raw("id", &id).string("method", &method);
             if let Some(p) = r.get("params") {
                 w.raw("params", p.get());
             }
