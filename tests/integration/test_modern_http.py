@@ -26,6 +26,7 @@ import base64
 import json
 import socket
 import sys
+import time
 from typing import Any
 from urllib.parse import urlparse
 
@@ -1277,6 +1278,28 @@ if __name__ == "__main__":  # pragma: no cover
 # ---------------------------------------------------------------------------------------------
 # The per-server era setting
 # ---------------------------------------------------------------------------------------------
+
+
+def test_a_modern_backend_call_past_its_timeout_fails_naming_the_server_and_is_cancelled(backends, own):
+    """The call's deadline while the gateway waits on a modern backend's answer: the client gets
+    the backend-unavailable error (not a hang until the tool ends), and the backend sees its
+    request stream closed, which cancels the tool."""
+    mod = backends.v2("mod")
+    gw = own([mod], entries=[mod.config(timeouts={"connect": "2s", "call": "2s", "discovery": "3s"})])
+    client = Modern(gw.url)
+    mark = mod.log.mark()
+
+    started = time.monotonic()
+    r = client.call("mod_sleep", {"seconds": 30})
+    elapsed = time.monotonic() - started
+
+    assert r.status_code == 200, r.text
+    err = message(r)["error"]
+    assert err["code"] == -32603 and "mod" in err["message"], err
+    assert elapsed < 10, f"the call timeout is 2 s; the answer took {elapsed:.1f} s"
+    mod.log.wait_for(since=mark, event="tool_cancelled", name="sleep")
+    assert "result" in message(client.call("mod_echo", {"text": "after"})), "the backend still serves"
+    client.close()
 
 
 def test_era_legacy_keeps_a_dual_era_backend_on_sessions(backends, own):

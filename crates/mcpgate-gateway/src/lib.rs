@@ -32,6 +32,7 @@ pub mod reply;
 pub mod request;
 pub mod session;
 pub mod state;
+mod timer;
 pub mod visible;
 
 pub use state::Shared;

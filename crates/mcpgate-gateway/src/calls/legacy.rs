@@ -115,9 +115,11 @@ impl BackendCall {
         if self.finished {
             return Err(UpstreamError::Closed);
         }
-        // One timer for both phases: armed (registered with the runtime) once per call at most.
+        // One timer for both phases: armed (registered with the runtime) once per call at most,
+        // and polled again only when it may have fired.
         let timer = sleep_until(deadline);
         let mut timer = std::pin::pin!(timer);
+        let mut holder = None;
         loop {
             // Looked at first: with the biased selects below, a backend that always has another
             // message ready would otherwise never let the deadline be seen.
@@ -141,7 +143,7 @@ impl BackendCall {
                             }
                             Err(e) => Err(e),
                         },
-                        () = timer.as_mut() => Err(UpstreamError::Timeout),
+                        () = std::future::poll_fn(|cx| crate::timer::poll_deadline(timer.as_mut(), &mut holder, cx)) => Err(UpstreamError::Timeout),
                     },
                     Phase::Receiving(ex) => tokio::select! {
                         biased;
@@ -151,7 +153,7 @@ impl BackendCall {
                             Ok(None) => Err(UpstreamError::Closed),
                             Err(e) => Err(e),
                         },
-                        () = timer.as_mut() => Err(UpstreamError::Timeout),
+                        () = std::future::poll_fn(|cx| crate::timer::poll_deadline(timer.as_mut(), &mut holder, cx)) => Err(UpstreamError::Timeout),
                     },
                 }
             };

@@ -56,7 +56,8 @@ pub(crate) async fn send_modern(shared: &Shared, access: &Access, target: &Targe
         extra.extend(t.into_iter().filter_map(|(k, v)| Some((k?, v))));
     }
     access.meter.upstream_sent();
-    match timeout_at(deadline, link.request_with(&target.method, params, &request_headers(target), &extra).instrument(span)).await {
+    // Pending until the backend answers: its deadline timer is polled only when it may have fired.
+    match crate::timer::within(deadline, link.request_with(&target.method, params, &request_headers(target), &extra).instrument(span)).await {
         Ok(Ok(ex)) => Ok(ex),
         Ok(Err(e)) => Err(unavailable(&target.backend, &e)),
         Err(_) => Err(unavailable(&target.backend, &UpstreamError::Timeout)),

@@ -331,9 +331,8 @@ where
     let mut ending: Option<Ending> = None;
     let mut hard_stop: Option<Instant> = None;
     let mut registered = false;
-    // Whether the timer was polled (holding the waker, which stays the same for the
-    // connection's life) and not moved since.
-    let mut waiting = false;
+    // The waker the timer holds (the same for the connection's life), until it fires or moves.
+    let mut holder = None;
     // When the connection is busy, when to look again (the end of a request does not wake us).
     let busy_check = limits.idle_timeout.min(limits.header_read_timeout);
     let next = |hard_stop: Option<Instant>| match hard_stop {
@@ -377,20 +376,12 @@ where
             {
                 armed = deadline;
                 timer.as_mut().reset(armed);
-                waiting = false;
+                holder = None;
             }
-            // A timer that holds our waker needs no poll until it has fired: looking at its
-            // state is cheaper than polling it after every poll of the connection.
-            if waiting && !timer.is_elapsed() {
+            // Not polled after every poll of the connection: only once it may have fired.
+            if crate::timer::poll_deadline(timer.as_mut(), &mut holder, cx).is_pending() {
                 return Poll::Pending;
             }
-            // Out of budget, the timer answers `Pending` without taking the waker.
-            let budget = tokio::task::coop::has_budget_remaining();
-            if timer.as_mut().poll(cx).is_pending() {
-                waiting = budget;
-                return Poll::Pending;
-            }
-            waiting = false;
             // The timer fired: act when the deadline as it is now has passed.
             let now = Instant::now();
             if let Some((deadline, why)) = due
@@ -412,6 +403,7 @@ where
             }
             armed = next(hard_stop).0;
             timer.as_mut().reset(armed);
+            holder = None;
         }
     }))
     .await
