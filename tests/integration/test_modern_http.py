@@ -1271,15 +1271,6 @@ def test_closing_the_connection_of_a_modern_backend_call_cancels_it_at_the_backe
     assert cancelled[0]["protocol_version"] == MODERN_VERSION
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(pytest.main([__file__, "-v"]))
-
-
-# ---------------------------------------------------------------------------------------------
-# The per-server era setting
-# ---------------------------------------------------------------------------------------------
-
-
 def test_a_modern_backend_call_past_its_timeout_fails_naming_the_server_and_is_cancelled(backends, own):
     """The call's deadline while the gateway waits on a modern backend's answer: the client gets
     the backend-unavailable error (not a hang until the tool ends), and the backend sees its
@@ -1287,19 +1278,30 @@ def test_a_modern_backend_call_past_its_timeout_fails_naming_the_server_and_is_c
     mod = backends.v2("mod")
     gw = own([mod], entries=[mod.config(timeouts={"connect": "2s", "call": "2s", "discovery": "3s"})])
     client = Modern(gw.url)
-    mark = mod.log.mark()
+    try:
+        mark = mod.log.mark()
 
-    started = time.monotonic()
-    r = client.call("mod_sleep", {"seconds": 30})
-    elapsed = time.monotonic() - started
+        started = time.monotonic()
+        r = client.call("mod_sleep", {"seconds": 30})
+        elapsed = time.monotonic() - started
 
-    assert r.status_code == 200, r.text
-    err = message(r)["error"]
-    assert err["code"] == -32603 and "mod" in err["message"], err
-    assert elapsed < 10, f"the call timeout is 2 s; the answer took {elapsed:.1f} s"
-    mod.log.wait_for(since=mark, event="tool_cancelled", name="sleep")
-    assert "result" in message(client.call("mod_echo", {"text": "after"})), "the backend still serves"
-    client.close()
+        assert r.status_code == 200, r.text
+        err = message(r)["error"]
+        assert err["code"] == -32603 and "mod" in err["message"], err
+        assert elapsed < 10, f"the call timeout is 2 s; the answer took {elapsed:.1f} s"
+        mod.log.wait_for(since=mark, event="tool_cancelled", name="sleep")
+        assert "result" in message(client.call("mod_echo", {"text": "after"})), "the backend still serves"
+    finally:
+        client.close()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__, "-v"]))
+
+
+# ---------------------------------------------------------------------------------------------
+# The per-server era setting
+# ---------------------------------------------------------------------------------------------
 
 
 def test_era_legacy_keeps_a_dual_era_backend_on_sessions(backends, own):

@@ -60,13 +60,17 @@ mod tests {
         }
     }
 
+    /// A waker that counts its wake-ups, and the count.
+    fn counting_waker() -> (Arc<Counting>, Waker) {
+        let count = Arc::new(Counting(AtomicUsize::new(0)));
+        (count.clone(), Waker::from(count))
+    }
+
     #[tokio::test]
     async fn the_timer_wakes_the_task_that_polls_it_last_even_when_the_task_changes() {
-        let timer = tokio::time::sleep(Duration::from_millis(20));
-        let mut timer = std::pin::pin!(timer);
+        let mut timer = std::pin::pin!(tokio::time::sleep(Duration::from_millis(20)));
         let mut holder = None;
-        let first = Arc::new(Counting(AtomicUsize::new(0)));
-        let waker = Waker::from(first.clone());
+        let (first, waker) = counting_waker();
         let mut cx = Context::from_waker(&waker);
         assert!(poll_deadline(timer.as_mut(), &mut holder, &mut cx).is_pending());
         assert!(poll_deadline(timer.as_mut(), &mut holder, &mut cx).is_pending(), "looked at, not fired");
@@ -81,11 +85,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_moved_timer_fires_at_its_new_deadline() {
-        let timer = tokio::time::sleep(Duration::from_secs(3600));
-        let mut timer = std::pin::pin!(timer);
+        let mut timer = std::pin::pin!(tokio::time::sleep(Duration::from_secs(3600)));
         let mut holder = None;
-        let first = Arc::new(Counting(AtomicUsize::new(0)));
-        let waker = Waker::from(first.clone());
+        let (_, waker) = counting_waker();
         assert!(poll_deadline(timer.as_mut(), &mut holder, &mut Context::from_waker(&waker)).is_pending());
         timer.as_mut().reset(tokio::time::Instant::now() + Duration::from_millis(10));
         holder = None;
