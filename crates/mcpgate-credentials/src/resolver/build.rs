@@ -3,7 +3,6 @@
 //! every problem reported as `servers[i].credentials[j]: …` or `credentials.…: …`.
 //! Reads configured secrets; never contacts Vault or an IdP (that happens on first use).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::{Chain, Source, Target};
@@ -39,14 +38,14 @@ struct Clients {
     gateway_tokens: Option<Arc<GatewayTokens>>,
 }
 
-type Built = (HashMap<String, Chain>, Arc<Counters>, Fingerprinter);
+type Built = (foldhash::HashMap<String, Chain>, Arc<Counters>, Fingerprinter);
 
 pub(super) fn build(cfg: &CredentialsConfig, servers: &[ServerInfo], http: &reqwest::Client, counters: Arc<Counters>) -> Result<Built, Vec<String>> {
     cfg.validate()?;
     let fingerprints = Fingerprinter::new().map_err(|e| vec![e])?;
     let mut errors = Vec::new();
     let clients = clients(cfg, servers, http, &counters, &mut errors);
-    let mut chains = HashMap::new();
+    let mut chains = foldhash::HashMap::default();
     for (i, server) in servers.iter().enumerate() {
         let target = Target { name: server.name.clone(), host: server.host.clone() };
         let mut sources = Vec::new();

@@ -6,7 +6,6 @@
 
 mod build;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use build::ServerInfo;
@@ -99,7 +98,8 @@ pub struct Resolver {
 }
 
 struct Inner {
-    chains: HashMap<String, Chain>,
+    /// Keyed by configured server names, so a fast hash.
+    chains: foldhash::HashMap<String, Chain>,
     counters: Arc<Counters>,
     fingerprints: Fingerprinter,
 }

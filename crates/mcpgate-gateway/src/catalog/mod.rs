@@ -152,8 +152,9 @@ pub struct Catalog {
     pub pin_report: PinReport,
     /// Each reachable server's instructions (virtual servers combine only their servers').
     pub server_instructions: Vec<(ServerName, String)>,
-    tool_index: HashMap<String, usize>,
-    prompt_index: HashMap<String, usize>,
+    /// Exposed names, which the operator's servers and configuration chose: a fast hash.
+    tool_index: foldhash::HashMap<String, usize>,
+    prompt_index: foldhash::HashMap<String, usize>,
 }
 
 impl Catalog {

@@ -79,7 +79,8 @@ pub struct ClientSession {
     /// Whether the session lives in the shared store (client sessions of a cluster; the
     /// gateway's own internal sessions never do).
     stored: bool,
-    backends: Mutex<HashMap<ServerName, backends::Slot>>,
+    /// Keyed by configured server names, so a fast hash.
+    backends: Mutex<foldhash::HashMap<ServerName, backends::Slot>>,
     /// Backend sessions other replicas opened, as the store last told us: resumed on first use.
     known: Mutex<BTreeMap<(String, u64), BackendSession>>,
     /// Backend sessions that failed here (the backend lost them): never resumed again.

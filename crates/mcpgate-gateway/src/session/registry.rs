@@ -46,15 +46,16 @@ const CACHE_IDLE: Duration = Duration::from_secs(120);
 /// All live client sessions (of this process, or cached from the store).
 #[derive(Default)]
 pub struct Sessions {
-    map: RwLock<HashMap<String, Arc<ClientSession>>>,
+    /// Keyed by ids the gateway drew at random (a client only looks them up), so a fast hash.
+    map: RwLock<foldhash::HashMap<String, Arc<ClientSession>>>,
 }
 
 impl Sessions {
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<ClientSession>>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, foldhash::HashMap<String, Arc<ClientSession>>> {
         self.map.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<ClientSession>>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, foldhash::HashMap<String, Arc<ClientSession>>> {
         self.map.write().unwrap_or_else(|p| p.into_inner())
     }
 
