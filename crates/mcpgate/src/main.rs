@@ -11,9 +11,10 @@ use clap::Parser;
 
 /// mimalloc: every call allocates and frees a few dozen small blocks, often on another worker
 /// thread than the one that allocated them; glibc's arenas spend far more per block on that
-/// (docs/benchmarks.md, "Where the time goes").
+/// (docs/benchmarks.md, "Where the time goes"). Entered through its plain `malloc` for ordinary
+/// alignments (`mcpgate-alloc`).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: mcpgate_alloc::Allocator = mcpgate_alloc::Allocator;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
