@@ -4,16 +4,20 @@
 //!
 //! Properties: `check` says `Ok` exactly when the reference parses and finds no repeat; it
 //! names the same duplicate key the reference finds first; a syntax error is reported only for
-//! input serde_json refuses too; on what serde_json accepts when it skips a value (how the
-//! gateway's parse reads members), the scan `check_valid` gives `check`'s answer or declines.
+//! input serde_json refuses too; the gateway's one-pass parse of a body
+//! (`Envelope::parse_checked`) gives `check`'s answer or declines, and the members it reads are
+//! serde_json's.
 #![no_main]
 
 use std::collections::HashSet;
 use std::fmt;
 
 use libfuzzer_sys::fuzz_target;
-use mcpgate_protocol::dupkeys::{StructureError, check, check_valid};
+use indexmap::IndexMap;
+use mcpgate_protocol::Envelope;
+use mcpgate_protocol::dupkeys::{StructureError, check};
 use serde::de::{self, Deserializer as _, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 
 /// A JSON value with every object member kept, in order.
 enum Tree {
@@ -93,13 +97,18 @@ fuzz_target!(|data: &[u8]| {
     let got = check(data);
     let mut de = serde_json::Deserializer::from_slice(data);
     let reference = de.deserialize_any(TreeVisitor).and_then(|t| de.end().map(|()| t));
-    // Valid as far as skipping a value checks (how the gateway's parse reads members): the
-    // scan answers exactly as the check does, or declines.
+    // The one-pass parse answers exactly as the check does, or declines; what it accepts,
+    // serde_json reads as the same members.
     if let Ok(text) = std::str::from_utf8(data)
-        && serde_json::from_str::<&serde_json::value::RawValue>(text).is_ok()
-        && let Some(scanned) = check_valid(text)
+        && let Some(parsed) = Envelope::parse_checked(text)
     {
-        assert_eq!(scanned, got, "the scan of valid JSON disagrees with the check");
+        assert_eq!(parsed.as_ref().map(drop).map_err(Clone::clone), got, "the one-pass parse disagrees with the check");
+        if let Ok(env) = parsed {
+            // Read as values too: the strictest reading (numbers in range, surrogates paired).
+            serde_json::from_str::<serde_json::Value>(text).expect("serde_json reads what the one-pass parse accepts");
+            let reference: IndexMap<String, Box<RawValue>> = serde_json::from_str(text).expect("an object");
+            assert!(env.members().map(|(k, v)| (k, v.get())).eq(reference.iter().map(|(k, v)| (k.as_str(), v.get()))), "members differ from serde_json's");
+        }
     }
     match reference {
         Ok(tree) => match first_duplicate(&tree) {

@@ -13,6 +13,8 @@
 //! - `Envelope::parse_raw`, which splits a raw value by a scan instead of serde's parse, finds
 //!   the same members as `Envelope::parse_str` of its text (or both refuse it): for the whole
 //!   input and for every member value.
+//! - What a parse splits ahead (`params`, and in them `_meta`) has the members `parse_raw`
+//!   finds in its text.
 #![no_main]
 
 use indexmap::IndexMap;
@@ -40,6 +42,7 @@ fuzz_target!(|data: &[u8]| {
     }
 
     check_accessors(&env, data);
+    same_as_split_on_demand(&env, 0);
     if env.has("error") {
         assert!(ERROR.may_be_in(data), "Needle missed an \"error\" member");
     }
@@ -132,6 +135,24 @@ fn check_rewrites(env: &Envelope<'_>, members: &[(&str, &RawValue)], clean: bool
     w.string(appended, first).raw("v", first_value.get());
     let built: IndexMap<String, Box<RawValue>> = serde_json::from_slice(&w.finish()).expect("ObjectWriter output is JSON");
     assert_eq!(built.get(appended).and_then(|v| raw_str(v)).as_deref(), Some(*first));
+}
+
+/// The object members a parse split ahead (a message's `params`, and their `_meta`) have the
+/// members a scan of their text finds when asked for later, at every level.
+fn same_as_split_on_demand(env: &Envelope<'_>, depth: usize) {
+    for key in ["params", "_meta"] {
+        let (Some(object), Some(raw)) = (env.object(key), env.get(key)) else { continue };
+        match (object, Envelope::parse_raw(raw)) {
+            (Ok(object), Ok(scanned)) => {
+                assert!(object.members().map(|(k, v)| (k, v.get())).eq(scanned.members().map(|(k, v)| (k, v.get()))), "{key} split ahead differs from its scan");
+                if depth < 3 {
+                    same_as_split_on_demand(&object, depth + 1);
+                }
+            }
+            (Err(_), Err(_)) => {}
+            (o, s) => panic!("{key}: split ahead ok={} scan ok={}", o.is_ok(), s.is_ok()),
+        }
+    }
 }
 
 /// `parse_raw` (a scan of text known valid) and `parse_str` (serde) agree on `raw`.

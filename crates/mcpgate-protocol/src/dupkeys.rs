@@ -12,7 +12,7 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use smallvec::SmallVec;
 
 /// Why a body failed the structural check.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum StructureError {
     #[error("invalid JSON: {0}")]
     Syntax(String),
@@ -41,87 +41,6 @@ pub fn check(bytes: &[u8]) -> Result<(), StructureError> {
     }
 }
 
-/// [`check`] for text already known to be one valid JSON value (serde_json parsed it, if only
-/// by skipping values): the same answer, from a scan that does not validate again. `None` when
-/// the scan cannot tell alone: an escaped key, an object of many keys, deep nesting, or what
-/// [`check`] refuses but skipping accepts (a `\u` escape of a surrogate, a number that may be
-/// out of range). Then call [`check`].
-pub fn check_valid(text: &str) -> Option<Result<(), StructureError>> {
-    const MAX_DEPTH: usize = 64;
-    let b = text.as_bytes();
-    // Keys of the objects open now, innermost last.
-    let mut keys: SmallVec<[&str; 16]> = SmallVec::new();
-    // Each open container: where its keys start in `keys` (`NOT_OBJECT` for an array).
-    let mut starts = [0usize; MAX_DEPTH];
-    let mut depth = 0;
-    // Whether the next string is a key (just after `{` or after a `,` in an object).
-    let mut key_next = false;
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        i += 1;
-        match c {
-            b'{' | b'[' => {
-                if depth == MAX_DEPTH {
-                    return None;
-                }
-                starts[depth] = if c == b'{' { keys.len() } else { NOT_OBJECT };
-                depth += 1;
-                key_next = c == b'{';
-            }
-            b'}' | b']' => {
-                depth = depth.checked_sub(1)?;
-                if starts[depth] != NOT_OBJECT {
-                    keys.truncate(starts[depth]);
-                }
-                key_next = false;
-            }
-            b',' => key_next = depth > 0 && starts[depth - 1] != NOT_OBJECT,
-            b'"' => {
-                let from = i;
-                let mut escaped = false;
-                loop {
-                    i += quote_or_backslash(b.get(i..)?)?;
-                    if b[i] == b'"' {
-                        break;
-                    }
-                    escaped = true;
-                    if b.get(i + 1) == Some(&b'u') && is_surrogate_escape(b.get(i + 2..i + 4)?) {
-                        return None;
-                    }
-                    i += 2;
-                }
-                if key_next {
-                    key_next = false;
-                    let key = &text[from..i];
-                    let mine = &keys[starts[depth - 1]..];
-                    if escaped || mine.len() >= SMALL {
-                        return None;
-                    }
-                    if mine.contains(&key) {
-                        return Some(Err(StructureError::DuplicateKey(key.to_owned())));
-                    }
-                    keys.push(key);
-                }
-                i += 1;
-            }
-            b'-' | b'0'..=b'9' => {
-                let from = i - 1;
-                while i < b.len() && matches!(b[i], b'-' | b'+' | b'.' | b'0'..=b'9' | b'e' | b'E') {
-                    i += 1;
-                }
-                // Only an exponent or a very long mantissa can leave f64's range.
-                if i - from > 40 || b[from..i].iter().any(|c| matches!(c, b'e' | b'E')) {
-                    return None;
-                }
-            }
-            // Whitespace, `:` and literals: nothing to track.
-            _ => {}
-        }
-    }
-    Some(Ok(()))
-}
-
 /// Where the first `"` or `\` of `s` is. Most strings of a message are short: eight bytes at
 /// a time (a byte equal to either sets its top bit), then a vector search past 64 bytes.
 pub(crate) fn quote_or_backslash(s: &[u8]) -> Option<usize> {
@@ -142,14 +61,6 @@ pub(crate) fn quote_or_backslash(s: &[u8]) -> Option<usize> {
         }
     }
     s[at..].iter().position(|&c| c == b'"' || c == b'\\').map(|p| at + p)
-}
-
-/// An open container that is an array, in `check_valid`'s stack.
-const NOT_OBJECT: usize = usize::MAX;
-
-/// Whether the first two hex digits of a `\u` escape put it in D800–DFFF.
-fn is_surrogate_escape(hex: &[u8]) -> bool {
-    matches!(hex, [b'd' | b'D', b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F'])
 }
 
 fn walk<'de, R: serde_json::de::Read<'de>>(de: &mut serde_json::Deserializer<R>) -> Result<(), serde_json::Error> {
@@ -297,41 +208,49 @@ mod tests {
         }
     }
 
+    /// The gateway's one-pass parse of a body, as `check` would answer it (`None`: declined).
+    fn one_pass(text: &str) -> Option<Result<(), StructureError>> {
+        crate::Envelope::parse_checked(text).map(|r| r.map(drop))
+    }
+
     #[test]
-    fn the_scan_of_valid_json_agrees_with_the_check() {
+    fn the_one_pass_parse_agrees_with_the_check() {
         for text in [
             r#"{"a":{"b":1,"c":[{"b":2},{"b":3}]},"b":true}"#,
             r#"{"name":"safe","name":"evil"}"#,
             r#"{"a":{"x":1,"y":{"x":2},"x":3}}"#,
-            r#"[{"a":1},{"a":2},{"b":[{"a":1,"a":2}]}]"#,
+            r#"{"l":[{"a":1},{"a":2},{"b":[{"a":1,"a":2}]}]}"#,
             r#" { "s" : "a \" quote, \\ and } ] , : inside" , "t":[1,-2.5,null,false,"x"] , "s" : 0 } "#,
             r#"{"v":"\"k\":1","k":2,"w":{"k":3}}"#,
             r#"{"a key longer than sixteen bytes":1,"x":"a value longer than sixteen bytes","a key longer than sixteen bytes":2}"#,
             r#"{"sixteen bytes..":"exactly sixteen!","seventeen bytes..":"\"quoted\" past sixteen bytes"}"#,
-            r#""just a string""#,
-            "12",
+            // A duplicate before a syntax error is the answer, as in the check.
+            r#"{"a":1,"a":2,}"#,
             "{}",
         ] {
-            assert_eq!(check_valid(text), Some(check(text.as_bytes())), "{text}");
+            assert_eq!(one_pass(text), Some(check(text.as_bytes())), "{text}");
         }
     }
 
     #[test]
-    fn the_scan_leaves_escaped_keys_large_objects_and_deep_nesting_to_the_check() {
-        assert_eq!(check_valid(r#"{"params":{"name":"a","na\u006de":"b"}}"#), None);
+    fn the_one_pass_parse_leaves_what_it_cannot_decide_to_the_check() {
+        assert_eq!(one_pass(r#"{"params":{"name":"a","na\u006de":"b"}}"#), None);
         let many = (0..40).map(|i| format!(r#""k{i}":{i}"#)).collect::<Vec<_>>().join(",");
-        assert_eq!(check_valid(&format!("{{{many}}}")), None);
-        assert_eq!(check_valid(&format!("{}{}", "[".repeat(65), "]".repeat(65))), None);
-        assert_eq!(check_valid(&format!("{}{}", "[".repeat(64), "]".repeat(64))), Some(Ok(())));
+        assert_eq!(one_pass(&format!("{{{many}}}")), None);
+        assert_eq!(one_pass(&format!(r#"{{"a":{}{}}}"#, "[".repeat(64), "]".repeat(64))), None);
         // What the full check refuses and skipping a value does not: a lone surrogate, a
         // number out of f64's range.
         assert!(matches!(check(br#"{"a":"\udc00"}"#), Err(StructureError::Syntax(_))));
-        assert_eq!(check_valid(r#"{"a":"\udc00"}"#), None);
+        assert_eq!(one_pass(r#"{"a":"\udc00"}"#), None);
         assert!(matches!(check(br#"{"a":1e400}"#), Err(StructureError::Syntax(_))));
-        assert_eq!(check_valid(r#"{"a":1e400}"#), None);
-        assert_eq!(check_valid(&format!(r#"{{"a":{}}}"#, "9".repeat(400))), None);
+        assert_eq!(one_pass(r#"{"a":1e400}"#), None);
+        assert_eq!(one_pass(&format!(r#"{{"a":{}}}"#, "9".repeat(400))), None);
+        // Not one object, or not JSON: the check and the envelope say which.
+        for text in [r#""just a string""#, "12", r#"[{"a":1}]"#, r#"{"a":}"#] {
+            assert_eq!(one_pass(text), None, "{text}");
+        }
         // An escaped value is no reason to decline.
-        assert_eq!(check_valid(r#"{"a":"\u0041","b":"\n"}"#), Some(Ok(())));
+        assert_eq!(one_pass(r#"{"a":"\u0041","b":"\n"}"#), Some(Ok(())));
     }
 
     #[test]

@@ -7,13 +7,15 @@
 //! reach the other side unchanged.
 
 use std::borrow::Cow;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use serde::Deserialize;
 use serde::de::{self, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use crate::dupkeys::Key;
+use crate::dupkeys::{Key, StructureError};
+
+mod strict;
 
 /// What a JSON-RPC message is, judged by its members.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,9 +29,12 @@ pub enum Kind {
 ///
 /// Messages have a handful of members: they are kept in order (the first few inline) and found
 /// by a scan, cheaper than hashing every key (a message is parsed more than once per call).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Envelope<'a> {
     members: Fields<'a>,
+    /// The object member that the pass which read this object split too (a message's
+    /// `params`, and in those `_meta`), so that reading it costs no second scan.
+    split: Option<Arc<(&'static str, Envelope<'a>)>>,
 }
 
 /// The body is not a JSON object (or not JSON at all).
@@ -55,15 +60,31 @@ impl<'a> Envelope<'a> {
     /// through [`Envelope::parse_str`], for serde's decoding and its error.
     pub fn parse_raw(raw: &'a RawValue) -> Result<Self, NotAnObject> {
         match members_of_valid(raw.get()) {
-            Some(members) => Ok(Self { members }),
+            Some(members) => Ok(Self { members, split: None }),
             None => Self::parse_str(raw.get()),
         }
     }
 
     /// Parses text as an object (what [`Envelope::parse`] does after its UTF-8 check).
     pub fn parse_str(text: &'a str) -> Result<Self, NotAnObject> {
+        // The one-pass reader takes the common message; serde whatever it declines (and an
+        // object with equal keys, of which serde keeps the last value).
+        if let Ok(env) = strict::parse(text) {
+            return Ok(env);
+        }
         let Members(members) = serde_json::from_str(text).map_err(|e| NotAnObject(e.to_string()))?;
-        Ok(Self { members })
+        Ok(Self { members, split: None })
+    }
+
+    /// Parses untrusted text as one object, refusing a duplicate key at any depth, in one
+    /// validating pass. `None` when that pass cannot decide (see `strict`'s list): then call
+    /// [`crate::dupkeys::check`] and [`Envelope::parse_str`], which answer for every text.
+    pub fn parse_checked(text: &'a str) -> Option<Result<Self, StructureError>> {
+        match strict::parse(text) {
+            Ok(env) => Some(Ok(env)),
+            Err(strict::Stop::Duplicate(key)) => Some(Err(StructureError::DuplicateKey(key.to_owned()))),
+            Err(strict::Stop::Decline) => None,
+        }
     }
 
     pub fn get(&self, key: &str) -> Option<&'a RawValue> {
@@ -89,7 +110,18 @@ impl<'a> Envelope<'a> {
 
     /// Parses `params` as an envelope; `Ok(None)` when there are no params.
     pub fn params_object(&self) -> Result<Option<Envelope<'a>>, NotAnObject> {
-        self.params().map(Envelope::parse_raw).transpose()
+        self.object("params").map(|o| o.map(Cow::into_owned)).transpose()
+    }
+
+    /// The member `key` parsed as an object (`None` when absent): borrowed when the pass that
+    /// read this object split it already.
+    pub fn object(&self, key: &str) -> Option<Result<Cow<'_, Envelope<'a>>, NotAnObject>> {
+        if let Some(split) = &self.split
+            && split.0 == key
+        {
+            return Some(Ok(Cow::Borrowed(&split.1)));
+        }
+        self.get(key).map(|raw| Envelope::parse_raw(raw).map(Cow::Owned))
     }
 
     pub fn kind(&self) -> Option<Kind> {
@@ -168,7 +200,7 @@ type Field<'a> = (Cow<'a, str>, &'a RawValue);
 
 /// Members, the first four inline: parsing a typical message allocates nothing. (No `Drop`
 /// of its own, so an envelope's borrow of its bytes ends where it is last used.)
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Fields<'a> {
     len: usize,
     inline: [Option<Field<'a>>; INLINE],
@@ -598,7 +630,7 @@ mod tests {
             let raw: &RawValue = serde_json::from_str(text).expect("valid JSON");
             let split = members_of_valid(raw.get()).unwrap_or_else(|| panic!("{text} is split"));
             let by_serde = Envelope::parse_str(text).expect("object");
-            assert_eq!(pairs(&Envelope { members: split }), pairs(&by_serde), "{text}");
+            assert_eq!(pairs(&Envelope { members: split, split: None }), pairs(&by_serde), "{text}");
             assert_eq!(pairs(&Envelope::parse_raw(raw).expect("object")), pairs(&by_serde), "{text}");
         }
     }

@@ -110,7 +110,7 @@ async fn decide_body(
     let (env, kind) = super::plan::parse(headers, body).map_err(|r| super::refusal(&r))?;
     let method = env.method().map(|m| m.into_owned());
     granted.method = method.clone();
-    let modern = mcpgate_gateway::front::post::modern_parts(body, &env, &mcpgate_gateway::front::checks::McpHeaders::read(headers)).is_some();
+    let modern = mcpgate_gateway::front::post::is_modern(body, &env, &mcpgate_gateway::front::checks::McpHeaders::read(headers));
     let id = env.id().map_or_else(|| "null".to_owned(), |i| i.get().to_owned());
     let deny = |e: RpcError| Answer::rpc_error(Some(&id), &if modern { modern_error(e) } else { e });
     let catalog = shared.catalog.load_full();

@@ -15,7 +15,7 @@ use mcpgate_gateway::backend::Era;
 use mcpgate_gateway::calls::modern::request_headers;
 use mcpgate_gateway::calls::unavailable;
 use mcpgate_gateway::clients::legacy::kind_of;
-use mcpgate_gateway::clients::modern::{ModernParts, modern_error};
+use mcpgate_gateway::clients::modern::modern_error;
 use mcpgate_gateway::core::{self, ResultRewrite};
 use mcpgate_gateway::front::{checks, post};
 use mcpgate_gateway::reject::Reject;
@@ -109,9 +109,8 @@ pub async fn plan(shared: &Arc<Shared>, in_flight: &Arc<InFlight>, headers: &Hea
         Err(r) => Plan::Answer(super::refusal(&r)),
         Ok((env, kind)) => {
             let mcp = checks::McpHeaders::read(headers);
-            let modern = post::modern_parts(body, &env, &mcp);
-            if modern.is_some() || post::announces_modern(&env, &mcp) {
-                modern_plan(shared, headers, &env, modern, kind, access).await
+            if post::is_modern(body, &env, &mcp) || post::announces_modern(&env, &mcp) {
+                modern_plan(shared, headers, &env, kind, access).await
             } else {
                 legacy_plan(shared, in_flight, &mcp, &env, body, kind, access).await
             }
@@ -128,7 +127,7 @@ pub(super) fn parse<'a>(headers: &HeaderMap, body: &'a [u8]) -> Result<(Envelope
     Ok((env, kind))
 }
 
-async fn modern_plan(shared: &Arc<Shared>, headers: &HeaderMap, env: &Envelope<'_>, parts: Option<ModernParts<'_>>, kind: Kind, access: &Access) -> Plan {
+async fn modern_plan(shared: &Arc<Shared>, headers: &HeaderMap, env: &Envelope<'_>, kind: Kind, access: &Access) -> Plan {
     let method = env.method().unwrap_or_default();
     if kind == Kind::Request && method == "subscriptions/listen" {
         // A long-lived stream cannot be an immediate response, and no single backend has it.
@@ -139,7 +138,7 @@ async fn modern_plan(shared: &Arc<Shared>, headers: &HeaderMap, env: &Envelope<'
     if kind != Kind::Request || !MODERN_CALLS.contains(&method.as_ref()) {
         return Plan::FrontDoor;
     }
-    let (req, params) = match ModernRequest::parse(shared, headers, env, parts) {
+    let (req, params) = match ModernRequest::parse(shared, headers, env) {
         Ok(r) => r,
         Err((status, e, id)) => return Plan::Answer(Answer::json(status, e.response(id.as_deref()))),
     };

@@ -15,7 +15,6 @@ use mcpgate_protocol::versions::META_PROTOCOL_VERSION;
 
 use super::checks;
 use crate::clients::legacy as dispatch;
-use crate::clients::modern::ModernParts;
 use crate::governance::VirtualServer;
 use crate::observe::labels::{ERAS, METHOD_INVALID, METHOD_NOTIFICATION, METHOD_RESPONSE, METHODS, OUTCOMES, method_index};
 use crate::observe::outcome::{Answered, End, Watch};
@@ -151,10 +150,9 @@ async fn handle(
         _ => METHOD_RESPONSE,
     };
     let mcp = checks::McpHeaders::read(headers);
-    let modern = modern_parts(&bytes, &env, &mcp);
-    if modern.is_some() || announces_modern(&env, &mcp) {
+    if is_modern(&bytes, &env, &mcp) || announces_modern(&env, &mcp) {
         seen.era = Era::Modern;
-        return Ok(Box::pin(crate::clients::modern::handle(shared, headers, &env, modern, kind, access)).await);
+        return Ok(Box::pin(crate::clients::modern::handle(shared, headers, &env, kind, access)).await);
     }
     seen.era = Era::Legacy;
     if method.as_deref() == Some("initialize") && mcp.session_id().is_none() {
@@ -193,14 +191,12 @@ pub fn message(bytes: &[u8]) -> Result<Envelope<'_>, Reject> {
     Envelope::parse(bytes).map_err(|_| Reject::Invalid("the body must be a JSON-RPC object".into()))
 }
 
-/// A body that is one JSON object, read by one validating parse, with its duplicate keys found
-/// by a scan of the text that parse proved valid (not by a second validating walk). `None`
-/// when it is not (or the scan cannot tell): the caller runs the full check, which gives the
-/// same answer for every body this one answers.
+/// A body that is one JSON object, validated, checked for duplicate keys and split into its
+/// members by one pass over the text. `None` when it is not (or the pass cannot tell): the
+/// caller runs the full check, which gives the same answer for every body this one answers.
 fn structure(bytes: &[u8]) -> Option<Result<Envelope<'_>, Reject>> {
     let text = std::str::from_utf8(bytes).ok()?;
-    let env = Envelope::parse_str(text).ok()?;
-    Some(dupkeys::check_valid(text)?.map(|()| env).map_err(structure_error))
+    Envelope::parse_checked(text).map(|checked| checked.map_err(structure_error))
 }
 
 fn structure_error(e: StructureError) -> Reject {
@@ -210,20 +206,20 @@ fn structure_error(e: StructureError) -> Reject {
     }
 }
 
-/// A modern-era (2026-07-28) request carries its protocol version in `params._meta`: its params
-/// and `_meta`, parsed, when it does. The headers only decide how to look: the body decides.
-pub fn modern_parts<'a>(body: &[u8], env: &Envelope<'a>, mcp: &checks::McpHeaders<'_>) -> Option<ModernParts<'a>> {
+/// Whether this is a modern-era (2026-07-28) request: one that carries its protocol version in
+/// `params._meta`. The headers only decide how to look: the body decides.
+pub fn is_modern(body: &[u8], env: &Envelope<'_>, mcp: &checks::McpHeaders<'_>) -> bool {
     // Without escapes in the body, the key is there only if its bytes are: most legacy
     // requests are told apart without parsing params. A request whose version header is not a
     // legacy one is almost always modern, so the search would only find what the parse finds.
     static VERSION_KEY: Needle = Needle::new(META_PROTOCOL_VERSION.as_bytes());
     let likely_modern = mcp.version().is_some_and(|v| !mcpgate_protocol::versions::is_supported_legacy(v));
     if !likely_modern && !VERSION_KEY.may_be_in(body) {
-        return None;
+        return false;
     }
-    let params = env.params_object().ok().flatten()?;
-    let meta = params.get("_meta").and_then(|m| Envelope::parse_raw(m).ok())?;
-    meta.has(META_PROTOCOL_VERSION).then_some(ModernParts { params, meta })
+    // Split already by the parse of the body, in the common case: no second scan.
+    let Some(Ok(params)) = env.object("params") else { return false };
+    params.object("_meta").is_some_and(|meta| meta.is_ok_and(|m| m.has(META_PROTOCOL_VERSION)))
 }
 
 /// A request that announces a non-legacy version in its header, outside any session, is

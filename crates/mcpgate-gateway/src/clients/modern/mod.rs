@@ -26,10 +26,8 @@ use crate::identity::Access;
 use crate::request::ModernRequest;
 use crate::state::Shared;
 
-pub use validate::ModernParts;
-
 /// Answers one modern-era message.
-pub async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, env: &Envelope<'_>, parts: Option<ModernParts<'_>>, kind: Kind, access: Access) -> Response {
+pub async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, env: &Envelope<'_>, kind: Kind, access: Access) -> Response {
     match kind {
         // This revision defines no client notifications over HTTP; accepting them is harmless.
         Kind::Notification => return StatusCode::ACCEPTED.into_response(),
@@ -40,7 +38,7 @@ pub async fn handle(shared: &Arc<Shared>, headers: &HeaderMap, env: &Envelope<'_
         }
         Kind::Request => {}
     }
-    let (req, params) = match ModernRequest::parse(shared, headers, env, parts) {
+    let (req, params) = match ModernRequest::parse(shared, headers, env) {
         Ok(r) => r,
         Err((status, e, id)) => return error(status, id.as_deref(), &e),
     };

@@ -18,19 +18,12 @@ use crate::request::ModernRequest;
 use crate::session::ClientCaps;
 use crate::state::Shared;
 
-/// A modern request's params and their `_meta`, when the caller has parsed them already.
-pub struct ModernParts<'a> {
-    pub params: Envelope<'a>,
-    pub meta: Envelope<'a>,
-}
-
 type Refusal = (StatusCode, RpcError, Option<String>);
 
 impl ModernRequest {
-    /// Checks `env` (whose params and `_meta` come parsed in `parts` when the caller has read
-    /// them) against its headers.
+    /// Checks `env` against its headers.
     /// The params come back parsed too, for the caller to route on without parsing them again.
-    pub fn parse<'a>(shared: &Shared, headers: &HeaderMap, env: &Envelope<'a>, parts: Option<ModernParts<'a>>) -> Result<(Self, Envelope<'a>), Refusal> {
+    pub fn parse<'a>(shared: &Shared, headers: &HeaderMap, env: &Envelope<'a>) -> Result<(Self, Envelope<'a>), Refusal> {
         let id = env.id().map(|i| i.get().to_owned());
         let refuse = |status, code, msg: String| (status, RpcError::new(code, msg), id.clone());
         let method = env.method().ok_or_else(|| refuse(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, "method must be a string".into()))?.into_owned();
@@ -39,21 +32,13 @@ impl ModernRequest {
             Some(Err(_)) => return Err(mismatch(&id, "the MCP-Protocol-Version header has invalid characters".into())),
             Some(Ok(h)) => h,
         };
-        let (params, meta) = match parts {
-            Some(ModernParts { params, meta }) => (params, meta),
-            None => {
-                let params = env
-                    .params_object()
-                    .ok()
-                    .flatten()
-                    .ok_or_else(|| refuse(StatusCode::BAD_REQUEST, ErrorCode::InvalidParams, "params must be an object".into()))?;
-                let meta = params
-                    .get("_meta")
-                    .and_then(|m| Envelope::parse_raw(m).ok())
-                    .ok_or_else(|| refuse(StatusCode::BAD_REQUEST, ErrorCode::InvalidParams, "params._meta must be an object".into()))?;
-                (params, meta)
-            }
-        };
+        // Both split already by the parse of the body, in the common case.
+        let params =
+            env.params_object().ok().flatten().ok_or_else(|| refuse(StatusCode::BAD_REQUEST, ErrorCode::InvalidParams, "params must be an object".into()))?;
+        let meta = params
+            .object("_meta")
+            .and_then(Result::ok)
+            .ok_or_else(|| refuse(StatusCode::BAD_REQUEST, ErrorCode::InvalidParams, "params._meta must be an object".into()))?;
         let Some(version) = meta.get(META_PROTOCOL_VERSION).and_then(raw_str) else {
             return Err(refuse(StatusCode::BAD_REQUEST, ErrorCode::InvalidParams, format!("_meta[\"{META_PROTOCOL_VERSION}\"] must be a string")));
         };
