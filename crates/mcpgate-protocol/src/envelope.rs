@@ -28,7 +28,7 @@ pub enum Kind {
 /// A JSON object parsed one level deep, members in their original order.
 ///
 /// Messages have a handful of members: they are kept in order (the first few inline) and found
-/// by a scan, cheaper than hashing every key (a message is parsed more than once per call).
+/// by a scan, cheaper than hashing every key (a call reads several members of each message).
 #[derive(Debug, Default, Clone)]
 pub struct Envelope<'a> {
     members: Fields<'a>,
@@ -43,8 +43,8 @@ pub struct Envelope<'a> {
 pub struct NotAnObject(String);
 
 impl<'a> Envelope<'a> {
-    /// Parses `bytes` as an object. Duplicate keys are not detected here: call
-    /// [`crate::dupkeys::check`] first on untrusted input.
+    /// Parses `bytes` as an object. Duplicate keys are not refused here: parse untrusted input
+    /// with [`Envelope::parse_checked`] (or [`crate::dupkeys::check`] first).
     pub fn parse(bytes: &'a [u8]) -> Result<Self, NotAnObject> {
         // UTF-8 is checked once here, not again for every string and member value (what
         // parsing from bytes does); members parsed later (`parse_raw`) are not checked again.
@@ -281,7 +281,7 @@ fn members_of_valid(text: &str) -> Option<Fields<'_>> {
         if b.get(i) != Some(&b'"') {
             return None;
         }
-        let end = i + 1 + crate::dupkeys::quote_or_backslash(&b[i + 1..])?;
+        let end = i + 1 + strict::special(&b[i + 1..])?;
         if b[end] != b'"' {
             return None;
         }
@@ -344,7 +344,7 @@ fn value_end(b: &[u8], from: usize) -> Option<usize> {
 /// Where the string whose text starts at `from` closes (its `"`).
 fn string_end(b: &[u8], mut from: usize) -> Option<usize> {
     loop {
-        let at = from + crate::dupkeys::quote_or_backslash(b.get(from..)?)?;
+        let at = from + strict::special(b.get(from..)?)?;
         if b[at] == b'"' {
             return Some(at);
         }

@@ -125,17 +125,8 @@ impl<'a> Reader<'a> {
             if let Some((_, env)) = keep.as_mut() {
                 env.members.push((Cow::Borrowed(key), raw_of_valid(&self.text[from..self.i]).ok_or(Stop::Decline)?));
             }
-            self.ws();
-            match self.b.get(self.i) {
-                Some(b',') => {
-                    self.i += 1;
-                    self.ws();
-                }
-                Some(b'}') => {
-                    self.i += 1;
-                    return Ok(());
-                }
-                _ => return Err(Stop::Decline),
+            if self.next_or_close(b'}')? {
+                return Ok(());
             }
         }
     }
@@ -149,18 +140,27 @@ impl<'a> Reader<'a> {
         }
         loop {
             self.value(depth)?;
-            self.ws();
-            match self.b.get(self.i) {
-                Some(b',') => {
-                    self.i += 1;
-                    self.ws();
-                }
-                Some(b']') => {
-                    self.i += 1;
-                    return Ok(());
-                }
-                _ => return Err(Stop::Decline),
+            if self.next_or_close(b']')? {
+                return Ok(());
             }
+        }
+    }
+
+    /// After a member or an element: past a `,` (`false`) or past the container's `close`
+    /// (`true`); anything else declines.
+    fn next_or_close(&mut self, close: u8) -> Result<bool, Stop<'a>> {
+        self.ws();
+        match self.b.get(self.i) {
+            Some(b',') => {
+                self.i += 1;
+                self.ws();
+                Ok(false)
+            }
+            Some(&c) if c == close => {
+                self.i += 1;
+                Ok(true)
+            }
+            _ => Err(Stop::Decline),
         }
     }
 
@@ -260,9 +260,10 @@ impl<'a> Reader<'a> {
 }
 
 /// Where the first byte of `s` that ends a string's plain run is: `"`, `\` or a control
-/// character. Eight bytes at a time (the lowest flag marks the first match exactly: a borrow
-/// only reaches higher bytes), then a vector search for the end past 64 bytes.
-fn special(s: &[u8]) -> Option<usize> {
+/// character (in text already known valid, only the first two occur). Eight bytes at a time
+/// (the lowest flag marks the first match exactly: a borrow only reaches higher bytes), then a
+/// vector search for the end past 64 bytes.
+pub(super) fn special(s: &[u8]) -> Option<usize> {
     const ONES: u64 = u64::from_ne_bytes([1; 8]);
     const TOPS: u64 = u64::from_ne_bytes([0x80; 8]);
     // Flags the bytes below `n` (for `n` up to 0x80).
@@ -368,6 +369,23 @@ y"}"#,
         // Just inside each limit, it reads.
         assert!(members(&format!(r#"{{"n":{}}}"#, "1".repeat(40))).is_ok());
         assert!(members(&format!(r#"{{"a":{}1{}}}"#, "[".repeat(63), "]".repeat(63))).is_ok());
+    }
+
+    #[test]
+    fn the_string_end_is_found_at_every_position_and_length() {
+        for len in 0..150 {
+            for at in 0..=len {
+                for mark in [b'"', b'\\'] {
+                    // Bytes one off either mark and with the top bit set, around the mark.
+                    let mut s: Vec<u8> = (0..len).map(|i| [b'!', b'#', b'[', b']', 0xa2, b'a'][i % 6]).collect();
+                    if at < len {
+                        s[at] = mark;
+                    }
+                    let want = s.iter().position(|&c| c == b'"' || c == b'\\');
+                    assert_eq!(special(&s), want, "len {len} at {at}");
+                }
+            }
+        }
     }
 
     #[test]
