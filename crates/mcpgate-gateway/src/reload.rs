@@ -69,9 +69,9 @@ pub async fn reload(path: &Path, shared: &Shared, why: &str) {
                 }
                 return;
             }
-            if old.listen != new.listen || old.mcp_path != new.mcp_path || old.tls != new.tls {
+            if old.listen != new.listen || old.mcp_path != new.mcp_path || old.tls != new.tls || old.lanes != new.lanes {
                 // The TLS files themselves are reloaded by the listener; the section's paths are not.
-                tracing::warn!("listen, mcp_path and tls changes take effect only after a restart");
+                tracing::warn!("listen, lanes, mcp_path and tls changes take effect only after a restart");
             }
             match shared.apply(new).await {
                 Ok(()) => {

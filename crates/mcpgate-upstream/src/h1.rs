@@ -4,9 +4,10 @@
 //! to that task and the response handed back, two cross-task wake-ups per call on top of the
 //! socket's own. Here the calling task drives the connection itself while it waits for the
 //! response and reads a JSON body; only a streamed (SSE) response hands the connection to a
-//! task of its own. Idle connections are shared per backend address (`host:port`) and checked
-//! for a close by the backend before reuse. Used for `http://` backends; `https://` goes
-//! through reqwest.
+//! task of its own. Idle connections are kept per backend address (`host:port`) and per lane
+//! (a socket wakes the runtime it is registered with, so a lane reuses only its own: see
+//! [`enter_lane`]), and checked for a close by the backend before reuse. Used for `http://`
+//! backends; `https://` goes through reqwest.
 
 use std::collections::HashMap;
 use std::future::poll_fn;
@@ -40,8 +41,26 @@ struct Idle {
 pub(crate) struct Pool {
     authority: String,
     host: HeaderValue,
+    /// One list per lane (slot 0: threads outside the lanes), so that a lane's calls reuse
+    /// connections registered with its own runtime.
     #[expect(clippy::vec_box, reason = "boxed so that taking a connection out moves a pointer, not the connection")]
-    idle: Mutex<Vec<Box<Idle>>>,
+    idle: [Mutex<Vec<Box<Idle>>>; SLOTS],
+}
+
+/// Idle lists per pool: lanes beyond this share them (round robin by lane number).
+const SLOTS: usize = 16;
+
+thread_local! {
+    static LANE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Marks this thread as lane `lane` (from 1): its calls keep their own idle connections.
+pub fn enter_lane(lane: usize) {
+    LANE.with(|l| l.set(lane));
+}
+
+fn slot() -> usize {
+    LANE.with(|l| l.get()) % SLOTS
 }
 
 const MAX_IDLE: usize = 256;
@@ -59,7 +78,7 @@ pub(crate) fn pool_for(url: &url::Url) -> Option<Arc<Pool>> {
     })
     .ok()?;
     let mut pools = POOLS.get_or_init(Mutex::default).lock().unwrap_or_else(|p| p.into_inner());
-    Some(pools.entry(authority.clone()).or_insert_with(|| Arc::new(Pool { authority, host, idle: Mutex::default() })).clone())
+    Some(pools.entry(authority.clone()).or_insert_with(|| Arc::new(Pool { authority, host, idle: Default::default() })).clone())
 }
 
 /// The request target (path and query) of `url`.
@@ -78,7 +97,7 @@ pub(crate) enum Answer {
 
 impl Pool {
     fn checkout(&self) -> Option<Box<Idle>> {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = self.idle[slot()].lock().unwrap_or_else(|p| p.into_inner());
         while let Some(mut c) = idle.pop() {
             // Let the connection notice a close the backend sent while it was idle.
             let mut cx = Context::from_waker(Waker::noop());
@@ -90,7 +109,7 @@ impl Pool {
     }
 
     fn checkin(&self, c: Box<Idle>) {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = self.idle[slot()].lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < MAX_IDLE {
             idle.push(c);
         }
@@ -196,5 +215,91 @@ fn from_hyper(e: &hyper::Error) -> UpstreamError {
         UpstreamError::Timeout
     } else {
         UpstreamError::Protocol(format!("HTTP: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A keep-alive HTTP/1.1 server answering every request with `{}`; counts the connections
+    /// it accepted.
+    fn server() -> (url::Url, Arc<AtomicUsize>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = url::Url::parse(&format!("http://{}/mcp", listener.local_addr().expect("addr"))).expect("url");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                counter.fetch_add(1, Ordering::SeqCst);
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                    let mut writer = stream;
+                    loop {
+                        let mut length = 0;
+                        loop {
+                            let mut line = String::new();
+                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                                length = v.trim().parse().expect("length");
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        reader.read_exact(&mut body).expect("body");
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
+                        if writer.write_all(answer).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (url, accepted)
+    }
+
+    /// Runs `calls` POSTs one after the other on a thread marked as lane `lane`, and keeps
+    /// that lane's runtime (with which its idle connections are registered) alive until the
+    /// returned sender is dropped.
+    fn calls_on_lane(lane: usize, url: &url::Url, calls: usize) -> std::sync::mpsc::Sender<()> {
+        let url = url.clone();
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let (keep, end) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            enter_lane(lane);
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async {
+                let pool = pool_for(&url).expect("http");
+                for _ in 0..calls {
+                    match pool.post(&target_of(&url), HeaderMap::new(), b"{}".to_vec()).await.expect("post") {
+                        Answer::Full { status, body, .. } => assert_eq!((status, &body[..]), (StatusCode::OK, &b"{}"[..])),
+                        Answer::Streaming { .. } => panic!("not a stream"),
+                    }
+                }
+            });
+            done_tx.send(()).expect("done");
+            let _ = end.recv();
+        });
+        done.recv_timeout(std::time::Duration::from_secs(30)).expect("the lane's calls");
+        keep
+    }
+
+    #[test]
+    fn each_lane_reuses_its_own_idle_connections_and_not_another_lanes() {
+        let (url, accepted) = server();
+
+        let _one = calls_on_lane(1, &url, 3);
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "lane 1's calls share one kept-alive connection");
+
+        // Lane 1's connection is idle and healthy, but registered with lane 1's runtime.
+        let _two = calls_on_lane(2, &url, 3);
+        assert_eq!(accepted.load(Ordering::SeqCst), 2, "lane 2 opens its own rather than take lane 1's");
     }
 }

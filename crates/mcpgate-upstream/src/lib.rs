@@ -21,6 +21,7 @@ mod streamable;
 
 pub use error::{InvalidResponse, UpstreamError};
 pub use exchange::{Exchange, Inbound};
+pub use h1::enter_lane;
 pub use modern::{Discovered, ModernLink, RequestHeaders, probe};
 pub use spec::{BackendSpec, InitOptions, StdioSpec, TransportSpec, gateway_client_info};
 

@@ -9,7 +9,7 @@ use mcpgate_gateway::config::{ConfigError, GatewayConfig, ServerConfig, Transpor
 use std::time::Duration;
 
 use mcpgate_gateway::cluster::Cluster;
-use mcpgate_gateway::listener::{ConnLimits, FrontDoor, LimitsSource};
+use mcpgate_gateway::listener::{ConnLimits, FrontDoor, Lanes, LimitsSource};
 use mcpgate_gateway::{Shared, front, reload, replicas};
 
 use mcpgate_gateway::observe::Series;
@@ -121,7 +121,12 @@ pub async fn run(shared: Arc<Shared>, config: &GatewayConfig) -> Result<(), Stri
     raise_open_file_limit(config.limits.max_connections);
     tracing::info!("listening on {}://{addr}{}", door.scheme(), config.mcp_path);
     let handle = door.handle();
-    let serving = tokio::spawn(door.serve(front::app(shared.clone())));
+    let lanes = Lanes::start(config.lane_count()).map_err(|e| format!("cannot start the lanes: {e}"))?;
+    match lanes.len() {
+        0 => tracing::info!("serving connections on one work-stealing pool (lanes: 0)"),
+        n => tracing::info!("serving connections on {n} lane(s)"),
+    }
+    let serving = tokio::spawn(door.serve(front::app(shared.clone()), lanes));
     shutdown().await;
     let settings = config.shutdown;
     shared.draining.store(true, std::sync::atomic::Ordering::Relaxed);

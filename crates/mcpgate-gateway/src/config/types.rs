@@ -20,6 +20,11 @@ pub struct GatewayConfig {
     /// optionally require client certificates (mTLS).
     #[serde(default)]
     pub tls: Option<mcpgate_tls::ServerTls>,
+    /// Threads serving client connections, each a single-threaded runtime; new connections
+    /// go to them in turn. Absent: one per CPU the process may use. 0: one work-stealing pool
+    /// instead (see docs/configuration.md, "Lanes").
+    #[serde(default)]
+    pub lanes: Option<usize>,
     /// Path of the MCP endpoint.
     #[serde(default = "default_mcp_path")]
     pub mcp_path: String,
@@ -126,6 +131,11 @@ impl GatewayConfig {
                 mcpgate_credentials::ServerInfo::new(&s.name, s.url.as_deref(), chain)
             })
             .collect()
+    }
+
+    /// How many lanes serve client connections (0: none, one work-stealing pool).
+    pub fn lane_count(&self) -> usize {
+        self.lanes.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_LANES))
     }
 
     pub fn resource_url(&self) -> String {
@@ -352,6 +362,9 @@ impl Default for Timeouts {
         Self { connect: Duration::from_secs(5), call: Duration::from_secs(30), discovery: Duration::from_secs(10) }
     }
 }
+
+/// The most lanes a config may ask for.
+pub const MAX_LANES: usize = 256;
 
 fn default_listen() -> String {
     "127.0.0.1:8080".to_owned()

@@ -34,6 +34,9 @@ pub fn validate(c: &GatewayConfig) -> Result<(), Vec<Problem>> {
     if c.listen.parse::<SocketAddr>().is_err() {
         p.push(Problem::new("listen", format!("{:?} is not an address", c.listen), "write host:port, e.g. 127.0.0.1:8080"));
     }
+    if c.lanes.is_some_and(|n| n > super::MAX_LANES) {
+        p.push(Problem::new("lanes", format!("must be at most {}", super::MAX_LANES), "leave it out for one lane per CPU, or 0 for one work-stealing pool"));
+    }
     if !c.mcp_path.starts_with('/') || c.mcp_path.len() < 2 || super::validate_governance::RESERVED_PATHS.contains(&c.mcp_path.as_str()) {
         p.push(Problem::new("mcp_path", format!("{:?} cannot be the MCP path", c.mcp_path), "use a path like /mcp"));
     }

@@ -12,6 +12,7 @@
 
 mod conn;
 mod inline;
+mod lanes;
 mod table;
 mod tls;
 
@@ -29,6 +30,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{GatewayConfig, Limits};
 pub use conn::{App, Shortcut};
 use conn::{ConnState, Ending, GracefulShutdown, Tracked, Watched};
+pub use lanes::{Lanes, alive_tasks, lane_count};
 pub use table::FrontDoorStats;
 use table::Table;
 use tls::TlsFront;
@@ -134,8 +136,9 @@ impl FrontDoor {
         Handle { shared: self.shared.clone() }
     }
 
-    /// Accepts until [`Handle::stop_accepting`]; each connection runs in its own task.
-    pub async fn serve(self, app: impl Into<App>) {
+    /// Accepts until [`Handle::stop_accepting`]; each connection runs in its own task, on the
+    /// next of `lanes` (or here, without lanes).
+    pub async fn serve(self, app: impl Into<App>, lanes: Lanes) {
         let app: App = app.into();
         if let Some(tls) = &self.tls {
             tls.watch();
@@ -171,17 +174,56 @@ impl FrontDoor {
                 }
             };
             let _ = stream.set_nodelay(true);
+            let lane = lanes.pick();
+            // A socket wakes the runtime it is registered with: on a lane it moves to the
+            // lane's own reactor, or each of its reads would be a wake-up from this thread.
+            let stream = match lane {
+                None => Accepted::Here(stream),
+                Some(_) => match stream.into_std() {
+                    Ok(moved) => Accepted::Moved(moved),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot hand a connection to a lane");
+                        self.shared.table.remove(&state);
+                        continue;
+                    }
+                },
+            };
             let (shared, app, builder, tls) = (self.shared.clone(), app.clone(), builder.clone(), self.tls.clone());
-            self.shared.tasks.spawn(async move {
-                let ending = serve_one(stream, &state, &limits, tls.as_deref(), app, &builder, &shared.close).await;
-                if let Ending::Closed(why) = ending {
-                    shared.table.stats.closed(why);
-                    tracing::debug!(peer = %state.ip, reason = ?why, "connection closed by the gateway");
+            let connection = async move {
+                match stream.register() {
+                    Ok(stream) => {
+                        let ending = serve_one(stream, &state, &limits, tls.as_deref(), app, &builder, &shared.close).await;
+                        if let Ending::Closed(why) = ending {
+                            shared.table.stats.closed(why);
+                            tracing::debug!(peer = %state.ip, reason = ?why, "connection closed by the gateway");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot register a connection on its lane"),
                 }
                 shared.table.remove(&state);
-            });
+            };
+            match lane {
+                Some(lane) => drop(self.shared.tasks.spawn_on(connection, lane)),
+                None => drop(self.shared.tasks.spawn(connection)),
+            }
         }
         drop(token);
+    }
+}
+
+/// An accepted socket: registered here, or on its way to a lane.
+enum Accepted {
+    Here(TcpStream),
+    Moved(std::net::TcpStream),
+}
+
+impl Accepted {
+    /// The socket, registered with the runtime this runs on.
+    fn register(self) -> std::io::Result<TcpStream> {
+        match self {
+            Self::Here(s) => Ok(s),
+            Self::Moved(s) => TcpStream::from_std(s),
+        }
     }
 }
 
