@@ -2,7 +2,7 @@
 //! hands each new connection to the next lane in turn, and everything that connection's
 //! requests do (their backend calls on the lane's own pooled connections, their timers, the
 //! tasks they spawn) stays on that thread: no work stealing, no wake-ups of another worker,
-//! and memory freed on the thread that allocated it (docs/benchmarks.md, "tenth round").
+//! and memory freed on the thread that allocated it (docs/benchmarks.md, "Issue 16, tenth round").
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
