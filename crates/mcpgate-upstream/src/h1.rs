@@ -47,7 +47,8 @@ pub(crate) struct Pool {
     idle: [Mutex<Vec<Box<Idle>>>; SLOTS],
 }
 
-/// Idle lists per pool: lanes beyond this share them (round robin by lane number).
+/// Idle lists per pool: slot 0 for threads outside the lanes, the rest for lanes (lane n in
+/// slot 1 + (n - 1) mod 15, so lanes past 15 share a slot with another lane, never with slot 0).
 const SLOTS: usize = 16;
 
 thread_local! {
@@ -60,7 +61,10 @@ pub fn enter_lane(lane: usize) {
 }
 
 fn slot() -> usize {
-    LANE.with(|l| l.get()) % SLOTS
+    match LANE.with(|l| l.get()) {
+        0 => 0,
+        lane => 1 + (lane - 1) % (SLOTS - 1),
+    }
 }
 
 const MAX_IDLE: usize = 256;
@@ -289,6 +293,20 @@ mod tests {
         });
         done.recv_timeout(std::time::Duration::from_secs(30)).expect("the lane's calls");
         keep
+    }
+
+    #[test]
+    fn lanes_never_share_a_slot_with_threads_outside_them() {
+        let slot_of = |lane| {
+            enter_lane(lane);
+            slot()
+        };
+        let slots: Vec<usize> = (0..=16).map(slot_of).collect();
+        enter_lane(0);
+        assert_eq!(slots[0], 0);
+        assert!(slots[1..].iter().all(|&s| s != 0), "{slots:?}");
+        assert_eq!(slots[1..16].iter().collect::<std::collections::HashSet<_>>().len(), 15, "the first 15 lanes each have their own");
+        assert_eq!(slots[16], slots[1], "lane 16 shares lane 1's");
     }
 
     #[test]

@@ -89,7 +89,7 @@ pub async fn status(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value
         })),
         "virtual_servers": shared.governance.load().virtual_servers.iter().map(|v| json!({"name": &*v.name, "path": v.path})).collect::<Vec<_>>(),
         // Tasks alive in the runtimes (cheap: an atomic read each); bench/soak.sh watches it for leaks.
-        "runtime": {"tasks": crate::listener::alive_tasks(), "lanes": crate::listener::lane_count()},
+        "runtime": {"tasks": crate::listener::alive_tasks(), "lanes": crate::listener::lanes_running()},
         "connections": shared.front_door.to_json(&(&config.limits).into()),
     }))
 }

@@ -64,8 +64,9 @@ pub fn alive_tasks() -> usize {
     }
 }
 
-/// Lanes started in this process.
-pub fn lane_count() -> usize {
+/// Lanes started in this process (what `/status` reports; the config asks for
+/// `GatewayConfig::lane_count`).
+pub fn lanes_running() -> usize {
     RUNTIMES.get().map_or(0, |all| all.len().saturating_sub(1))
 }
 

@@ -30,7 +30,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{GatewayConfig, Limits};
 pub use conn::{App, Shortcut};
 use conn::{ConnState, Ending, GracefulShutdown, Tracked, Watched};
-pub use lanes::{Lanes, alive_tasks, lane_count};
+pub use lanes::{Lanes, alive_tasks, lanes_running};
 pub use table::FrontDoorStats;
 use table::Table;
 use tls::TlsFront;
