@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import resource
+import signal
 import socket
 import subprocess
 import time
@@ -117,6 +118,42 @@ def test_two_thousand_stalled_connections_neither_starve_a_caller_nor_outlive_th
     assert conns["open"] <= 3, f"only the caller's and this status request's connections remain: {conns}"
     assert caller.tool_names() == names, "the caller is still served after the attack"
     close_all(attack)
+
+
+@pytest.mark.timeout(120)
+def test_a_burst_of_connections_while_the_gateway_cannot_accept_waits_in_the_queue_not_on_a_retransmit(backends, start_gateway):
+    """The kernel holds connections the gateway has not accepted yet in the listener's queue;
+    one that finds the queue full loses its SYN and waits a second for the retransmit. With the
+    runtime's default queue (128) a reconnect storm stalls callers; the gateway asks for the
+    kernel's maximum. The gateway is stopped (SIGSTOP) so nothing is accepted meanwhile."""
+    a = backends.v2("a")
+    limits = {"max_connections": 4000, "max_connections_per_ip": 0, "header_read_timeout": "60s"}
+    gw = start_gateway([a.config(era="legacy")], limits=limits)
+    somaxconn = int(open("/proc/sys/net/core/somaxconn").read())
+    burst = min(1000, somaxconn)
+
+    gw.proc.send_signal(signal.SIGSTOP)
+    try:
+        queued, lost = [], 0
+        for _ in range(burst):
+            try:
+                # Two seconds spans the first retransmit (at one second), which a stopped
+                # gateway would not answer either: a dropped SYN is a timeout here.
+                queued.append(socket.create_connection(("127.0.0.1", gw.port), timeout=2, source_address=("127.0.0.4", 0)))
+            except OSError:
+                lost += 1
+                if lost > 3:
+                    break
+    finally:
+        gw.proc.send_signal(signal.SIGCONT)
+
+    assert lost == 0, f"{lost} connection(s) dropped after {len(queued)} queued: the listener's queue is too short"
+    assert len(queued) == burst
+    wait_until(lambda: gw.status()["connections"]["open"] >= burst, 30, what=f"{burst} queued connections accepted")
+    caller = McpHttp(gw.url)
+    caller.initialize()
+    assert "a_echo" in caller.tool_names(), "a caller is served once the burst is accepted"
+    close_all(queued)
 
 
 @pytest.mark.timeout(120)

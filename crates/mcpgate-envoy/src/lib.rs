@@ -41,10 +41,10 @@ pub async fn start(shared: Arc<Shared>) -> std::io::Result<Option<Listening>> {
     if config.shared_secret.is_none() && config.allow_without_secret {
         tracing::warn!(target: "mcpgate::envoy", "envoy.allow_without_secret: anyone who can reach the Envoy services can ask for backend credentials; restrict the network");
     }
-    let grpc = tokio::net::TcpListener::bind(&config.grpc_listen).await?;
+    let grpc = mcpgate_gateway::listener::bind_tcp(&config.grpc_listen).await?;
     let grpc_addr = grpc.local_addr()?;
     let http_authz = match &config.http_authz_listen {
-        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),
+        Some(addr) => Some(mcpgate_gateway::listener::bind_tcp(addr).await?),
         None => None,
     };
     let http_addr = http_authz.as_ref().map(|l| l.local_addr()).transpose()?;

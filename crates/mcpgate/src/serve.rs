@@ -103,7 +103,7 @@ const STORE_PATIENCE: Duration = Duration::from_secs(30);
 /// clients reconnect to another replica.
 pub async fn run(shared: Arc<Shared>, config: &GatewayConfig) -> Result<(), String> {
     if let Some(admin) = &config.admin {
-        let listener = tokio::net::TcpListener::bind(&admin.listen).await.map_err(|e| format!("admin.listen {}: {e}", admin.listen))?;
+        let listener = mcpgate_gateway::listener::bind_tcp(&admin.listen).await.map_err(|e| format!("admin.listen {}: {e}", admin.listen))?;
         tracing::info!("admin listener on http://{} (/metrics, /admin/pins)", listener.local_addr().map_err(|e| e.to_string())?);
         let router = front::admin::admin_router(shared.clone());
         // Up until the listener closes: metrics stay readable while the replica drains.

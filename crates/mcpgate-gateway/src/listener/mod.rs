@@ -60,6 +60,28 @@ impl From<&Limits> for ConnLimits {
 /// Where the limits come from (the live config).
 pub type LimitsSource = Arc<dyn Fn() -> ConnLimits + Send + Sync>;
 
+/// The accept queue asked of the kernel, which caps it at `net.core.somaxconn` (4096 by
+/// default since Linux 5.4). The runtime's own default is 128: a burst of new connections
+/// past that (a reconnect storm after a restart, a load balancer's health checks and traffic
+/// arriving together) loses SYNs, and each lost one costs its client a one-second retransmit.
+const LISTEN_BACKLOG: u32 = 65_535;
+
+/// A TCP listener on `addr` (`host:port`; every address it resolves to is tried in turn)
+/// with the full accept queue the kernel allows. For every listener that takes callers'
+/// connections: the front door, the admin listener, the Envoy services.
+pub async fn bind_tcp(addr: &str) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host(addr).await? {
+        let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr).and_then(|()| socket.listen(LISTEN_BACKLOG)) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "the address resolves to nothing")))
+}
+
 /// A bound listener, not yet serving.
 pub struct FrontDoor {
     tcp: TcpListener,
@@ -113,7 +135,7 @@ impl FrontDoor {
             Some(t) => Some(TlsFront::load(t, stats.clone())?),
             None => None,
         };
-        let tcp = TcpListener::bind(&config.listen).await.map_err(|e| format!("listen {}: {e}", config.listen))?;
+        let tcp = bind_tcp(&config.listen).await.map_err(|e| format!("listen {}: {e}", config.listen))?;
         let shared = Arc::new(DoorShared {
             table: Table::new(stats),
             limits,
