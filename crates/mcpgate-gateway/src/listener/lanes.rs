@@ -9,8 +9,14 @@ use std::sync::{Arc, OnceLock};
 
 use tokio::runtime::Handle;
 
-/// Every runtime serving once lanes started: the one that started them, then the lanes.
-static RUNTIMES: OnceLock<Box<[Handle]>> = OnceLock::new();
+/// Every runtime serving once lanes started (the one that started them, if any, and the
+/// lanes), and how many of them are lanes.
+static RUNTIMES: OnceLock<Serving> = OnceLock::new();
+
+struct Serving {
+    all: Box<[Handle]>,
+    lanes: usize,
+}
 
 /// The lanes connections are spread over; none: a connection runs where it was accepted.
 #[derive(Clone, Default)]
@@ -34,7 +40,7 @@ impl Lanes {
         }
         if n > 0 {
             let all = Handle::try_current().into_iter().chain(handles.iter().cloned()).collect();
-            let _ = RUNTIMES.set(all);
+            let _ = RUNTIMES.set(Serving { all, lanes: n });
         }
         Ok(Self { handles: handles.into(), next: Arc::default() })
     }
@@ -59,7 +65,7 @@ impl Lanes {
 /// Tasks alive in every runtime serving (without lanes: the current one).
 pub fn alive_tasks() -> usize {
     match RUNTIMES.get() {
-        Some(all) => all.iter().map(|h| h.metrics().num_alive_tasks()).sum(),
+        Some(serving) => serving.all.iter().map(|h| h.metrics().num_alive_tasks()).sum(),
         None => Handle::try_current().map_or(0, |h| h.metrics().num_alive_tasks()),
     }
 }
@@ -67,7 +73,7 @@ pub fn alive_tasks() -> usize {
 /// Lanes started in this process (what `/status` reports; the config asks for
 /// `GatewayConfig::lane_count`).
 pub fn lanes_running() -> usize {
-    RUNTIMES.get().map_or(0, |all| all.len().saturating_sub(1))
+    RUNTIMES.get().map_or(0, |serving| serving.lanes)
 }
 
 #[cfg(test)]

@@ -68,7 +68,7 @@ const LISTEN_BACKLOG: u32 = 65_535;
 
 /// A TCP listener on `addr` (`host:port`; every address it resolves to is tried in turn)
 /// with the full accept queue the kernel allows. For every listener that takes callers'
-/// connections: the front door, the admin listener, the Envoy services.
+/// connections: the front door, the admin listener, the Envoy services, the demo.
 pub async fn bind_tcp(addr: &str) -> std::io::Result<TcpListener> {
     let mut last = None;
     for addr in tokio::net::lookup_host(addr).await? {

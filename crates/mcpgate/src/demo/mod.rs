@@ -40,7 +40,7 @@ pub async fn run(args: DemoArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let listener = match tokio::net::TcpListener::bind(&config.listen).await {
+    let listener = match mcpgate_gateway::listener::bind_tcp(&config.listen).await {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: cannot listen on {}: {e} (fix: pass --listen 127.0.0.1:PORT)", config.listen);
