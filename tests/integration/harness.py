@@ -501,19 +501,25 @@ class Backends:
         path = NODE_DIR / "node_modules" / "@modelcontextprotocol" / "sdk" / "dist" / "esm" / "examples" / "server" / script
         if not path.exists():
             pytest.skip(f"TypeScript SDK example {script} not installed")
-        port = free_port()
-        backend = Backend(self.registry, name, "ts-example", "streamable-http", port, ["env", f"PORT={port}", "node", str(path)], self._log(name))
-        backend.launch()
-        proc = backend.proc
-        assert proc is not None
-
-        def ready() -> bool:
-            if not proc.alive():
+        for attempt in range(3):
+            port = free_port()
+            backend = Backend(self.registry, name, "ts-example", "streamable-http", port, ["env", f"PORT={port}", "node", str(path)], self._log(name))
+            backend.launch()
+            proc = backend.proc
+            assert proc is not None
+            # Up: "listening"; exited: "exited" (both end the wait at once).
+            state = wait_until(
+                lambda proc=proc, port=port: "exited" if not proc.alive() else "listening" if port_open(port) else None,
+                30,
+                what=f"example server {script} on port {port}",
+            )
+            if state == "listening":
+                return backend
+            # free_port() only picked a free port: another socket may have taken it before the
+            # example bound it (as for the gateway). Try again on a new one.
+            if attempt == 2 or "EADDRINUSE" not in proc.stderr():
                 raise AssertionError(f"example server {script} exited:\n{proc.stderr()[-3000:]}")
-            return port_open(port)
-
-        wait_until(ready, 30, what=f"example server {script} on port {port}")
-        return backend
+        raise AssertionError("unreachable")
 
     def dead_url(self) -> str:
         """A loopback URL nothing listens on."""
